@@ -1,0 +1,53 @@
+# One-command entry points. Every target creates or reuses the virtual environment in .venv/.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK := $(PY) -m local_stack
+export PYTHONPATH := $(CURDIR)/include:$(CURDIR)
+SCENARIO ?=
+PYTEST_ARGS ?=
+
+.PHONY: help venv demo test lint up stop warehouse warehouse-url clean
+
+help:
+	@echo "make demo           run the main job end to end on embedded defaults"
+	@echo "make test           run the whole test suite (unit and integration) and ruff"
+	@echo "make up             Airflow UI with our DAGs on http://127.0.0.1:8080"
+	@echo "make stop           stop everything this project started"
+	@echo "make warehouse-url  print a libpq connection string of the warehouse"
+
+$(VENV)/.installed: requirements.txt constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
+	@# put include/ (the packages) and the project root on the venv's path, as Airflow images do
+	$(PY) -c "import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'returns_recon_project.pth').write_text('$(CURDIR)/include\n$(CURDIR)\n')"
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(STACK) demo --scenario "$(SCENARIO)"
+
+test: venv lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check dags plugins include tests
+	$(VENV)/bin/ruff format --check --quiet dags plugins include tests
+
+up: venv
+	$(STACK) up
+
+stop: venv
+	$(STACK) stop
+
+warehouse: venv
+	$(STACK) warehouse
+
+warehouse-url: venv
+	@$(STACK) warehouse-url
+
+clean: stop
+	rm -rf .local

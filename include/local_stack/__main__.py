@@ -1,0 +1,98 @@
+"""``python -m local_stack <command>``: what the Makefile targets run."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import urllib.request
+
+from local_stack import stack
+from local_stack.env import ROOT, project_env
+from local_stack.settings import api_url, warehouse_conn
+
+DAGS = ("returns_recon_hourly", "returns_recon_daily")
+
+
+def cmd_warehouse(env: dict[str, str], _: argparse.Namespace) -> int:
+    stack.start_warehouse(env)
+    return 0
+
+
+def cmd_warehouse_url(env: dict[str, str], _: argparse.Namespace) -> int:
+    print(warehouse_conn(env).libpq_url())
+    return 0
+
+
+def cmd_demo(env: dict[str, str], args: argparse.Namespace) -> int:
+    from local_stack.summary import print_summary
+
+    conn = stack.start_warehouse(env)
+    stack.ensure_airflow_db(env)
+    outcomes: dict[str, bool] = {}
+    for dag_id in DAGS:
+        print(f"\n=== airflow dags test {dag_id} ===", flush=True)
+        outcomes[dag_id] = stack.airflow(["dags", "test", dag_id], env).returncode == 0
+    print_summary(conn, outcomes)
+    return 0 if all(outcomes.values()) else 1
+
+
+def cmd_up(env: dict[str, str], _: argparse.Namespace) -> int:
+    stack.start_warehouse(env)
+    stack.ensure_airflow_db(env)
+    stack.stop_background(env, "airflow")
+    stack.start_background("airflow", [str(stack.BIN / "airflow"), "standalone"], env)
+    url = api_url(env)
+    log = stack.log_file(env, "airflow")
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=5) as response:  # noqa: S310
+                if response.status == 200:
+                    print(f"Airflow UI: {url} (log: {log}); `make stop` stops everything")
+                    return 0
+        except OSError:
+            pass
+        time.sleep(2)
+    print(f"Airflow did not answer within 4 minutes; see {log}", file=sys.stderr)
+    return 1
+
+
+def cmd_stop(env: dict[str, str], _: argparse.Namespace) -> int:
+    for name in ("airflow",):
+        if stack.stop_background(env, name):
+            print(f"stopped {name}")
+    stack.stop_warehouse(env)
+    print("stopped the embedded warehouse (if it was running)")
+    return 0
+
+
+def cmd_run(env: dict[str, str], args: argparse.Namespace) -> int:
+    """Run any command in the project environment, e.g. `python -m local_stack run airflow ...`."""
+    os.execvpe(args.argv[0], args.argv, env)  # noqa: S606 - replaces this process on purpose
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local_stack", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("warehouse", help="start the warehouse and apply migrations").set_defaults(
+        fn=cmd_warehouse
+    )
+    sub.add_parser("warehouse-url", help="print the warehouse's libpq URL").set_defaults(fn=cmd_warehouse_url)
+    demo = sub.add_parser("demo", help="run the main job end to end on embedded defaults")
+    demo.add_argument("--scenario", default="", help="scenario file for the simulators")
+    demo.set_defaults(fn=cmd_demo)
+    sub.add_parser("up", help="Airflow UI with our DAGs on http://127.0.0.1:8080").set_defaults(fn=cmd_up)
+    sub.add_parser("stop", help="stop everything this project started").set_defaults(fn=cmd_stop)
+    run = sub.add_parser("run", help="run a command in the project environment")
+    run.add_argument("argv", nargs=argparse.REMAINDER)
+    run.set_defaults(fn=cmd_run)
+    args = parser.parse_args(argv)
+    os.chdir(ROOT)
+    return args.fn(project_env(), args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

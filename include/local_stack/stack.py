@@ -1,0 +1,109 @@
+"""Start, stop and describe the local stack: embedded warehouse, simulators, Airflow."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+from local_stack.settings import ConnFields, embedded_enabled, run_dir, warehouse_conn, warehouse_dir
+from local_stack.warehouse import EmbeddedWarehouse
+from returns_recon.warehouse.migrate import apply_migrations
+
+BIN = Path(sys.executable).parent
+
+
+def embedded_warehouse(env: dict[str, str], conn: ConnFields) -> EmbeddedWarehouse:
+    return EmbeddedWarehouse(
+        warehouse_dir(env) / "data", port=conn.port or 5432, host=conn.host or "127.0.0.1"
+    )
+
+
+def start_warehouse(env: dict[str, str]) -> ConnFields:
+    """Start the embedded warehouse (unless disabled), create its login and apply migrations."""
+    conn = warehouse_conn(env)
+    warehouse = None
+    if embedded_enabled(env):
+        warehouse = embedded_warehouse(env, conn)
+        warehouse.start()
+        warehouse.ensure_database(conn.login, conn.password, conn.schema)
+    try:
+        with psycopg.connect(conn.libpq_url(), connect_timeout=10) as db:
+            applied = apply_migrations(db)
+    except psycopg.OperationalError as err:
+        raise SystemExit(
+            f"cannot reach the warehouse at {conn.host}:{conn.port}: {err}. "
+            "Check AIRFLOW_CONN_RECON_WAREHOUSE, or set RECON_EMBEDDED_WAREHOUSE=true."
+        ) from err
+    if warehouse is not None and env.get("RECON_READER_PASSWORD"):
+        warehouse.set_role_password("recon_reader", env["RECON_READER_PASSWORD"])
+    where = "embedded" if warehouse else "external"
+    print(f"warehouse ({where}) ready on {conn.host}:{conn.port}; migrations applied now: {len(applied)}")
+    return conn
+
+
+def stop_warehouse(env: dict[str, str]) -> None:
+    if embedded_enabled(env):
+        embedded_warehouse(env, warehouse_conn(env)).stop()
+
+
+def run(cmd: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, env=env, check=False, **kwargs)  # noqa: S603 - our own argv
+
+
+def airflow(args: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:
+    return run([str(BIN / "airflow"), *args], env, **kwargs)
+
+
+def ensure_airflow_db(env: dict[str, str]) -> None:
+    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    result = airflow(["db", "migrate"], env, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout[-4000:] + result.stderr[-4000:])
+        raise SystemExit("airflow db migrate failed (output above)")
+
+
+# --- background processes -----------------------------------------------------------------
+
+
+def pid_file(env: dict[str, str], name: str) -> Path:
+    return run_dir(env) / f"{name}.pid"
+
+
+def log_file(env: dict[str, str], name: str) -> Path:
+    return run_dir(env) / f"{name}.log"
+
+
+def start_background(name: str, cmd: list[str], env: dict[str, str]) -> int:
+    run_dir(env).mkdir(parents=True, exist_ok=True)
+    log = log_file(env, name).open("ab")
+    proc = subprocess.Popen(  # noqa: S603 - our own argv
+        cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    pid_file(env, name).write_text(str(proc.pid))
+    return proc.pid
+
+
+def stop_background(env: dict[str, str], name: str) -> bool:
+    path = pid_file(env, name)
+    if not path.exists():
+        return False
+    pid = int(path.read_text())
+    path.unlink()
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    for _ in range(50):
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    os.killpg(pid, signal.SIGKILL)
+    return True

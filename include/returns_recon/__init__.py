@@ -1,0 +1,7 @@
+"""Returns reconciliation across Reveni, Cin7 Core and Sitoo.
+
+Plain, typed functions with explicit inputs; no Airflow import is needed to use or test
+anything here except the thin glue in ``returns_recon.airflow``.
+"""
+
+__version__ = "0.1.0"

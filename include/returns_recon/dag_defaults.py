@@ -1,0 +1,32 @@
+"""Settings shared by every DAG of the package."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
+
+OWNER = "data-team"
+
+# Misconfiguration and refused credentials fail at once; everything else is retried with
+# backoff (Airflow 3.3 retry policies; the exception is named by path, so nothing is imported).
+RETRY_POLICY = ExceptionRetryPolicy(
+    rules=[
+        RetryRule(
+            exception="returns_recon.errors.NotRetryable",
+            action=RetryAction.FAIL,
+            reason="a retry cannot fix this: the log says what to change",
+        )
+    ]
+)
+
+DEFAULT_ARGS: dict = {
+    "owner": OWNER,
+    "retries": 2,
+    "retry_delay": timedelta(minutes=2),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=15),
+    "retry_policy": RETRY_POLICY,
+}
+
+TAGS_COMMON = ["returns-recon", "reveni", "cin7-core", "sitoo"]

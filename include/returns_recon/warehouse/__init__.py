@@ -1,0 +1,1 @@
+"""Warehouse access: connections, migrations, bulk loading."""

@@ -1,0 +1,39 @@
+"""The DAGs run end to end under the real Airflow (`airflow dags test`, SQLite metadata DB)."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("dag_id", ["returns_recon_hourly", "returns_recon_daily"])
+def test_dag_succeeds_and_migrates_the_warehouse(run_dag, empty_database, dag_id: str) -> None:
+    result = run_dag(dag_id, AIRFLOW_CONN_RECON_WAREHOUSE=empty_database.airflow_conn_json())
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "state=success" in output
+    with psycopg.connect(empty_database.url) as conn:
+        applied = conn.execute("SELECT count(*) FROM public.schema_migrations").fetchone()[0]
+    assert applied >= 1
+    assert empty_database.password not in output
+
+
+def test_misconfigured_connection_fails_at_once_naming_what_to_set(run_dag, empty_database) -> None:
+    broken = json.dumps({"conn_type": "http", "host": "127.0.0.1", "login": "90001-1"})
+    result = run_dag(
+        "returns_recon_hourly",
+        AIRFLOW_CONN_RECON_WAREHOUSE=empty_database.airflow_conn_json(),
+        AIRFLOW_CONN_SITOO_DEFAULT=broken,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "connection 'sitoo_default'" in output
+    assert "lacks extra 'account_id'" in output
+    assert "set AIRFLOW_CONN_SITOO_DEFAULT" in output
+    # not retried: the retry policy fails a NotRetryable error on its first attempt
+    assert output.count("lacks extra 'account_id': set") == 1
+    assert "action=fail" in output

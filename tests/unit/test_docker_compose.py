@@ -1,0 +1,64 @@
+"""There is no Docker engine here, so the compose file is checked by reading it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from dotenv import dotenv_values
+
+from returns_recon.connections import ALL_CONNECTIONS, connection_problems
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+AIRFLOW_SERVICES = ["airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+
+
+def test_airflow3_services_and_backing_services(compose) -> None:
+    services = compose["services"]
+    for name in [*AIRFLOW_SERVICES, "airflow-init", "airflow-db", "warehouse"]:
+        assert name in services, name
+    assert services["airflow-apiserver"]["command"] == "api-server"
+    assert services["airflow-dag-processor"]["command"] == "dag-processor"
+    for name in ("simulators", "smtp-sink"):
+        assert services[name]["profiles"] == ["demo"], name
+
+
+def test_official_airflow_33_image_with_our_requirements() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM apache/airflow:3\.3\.\d+", dockerfile, re.M)
+    assert "requirements.txt" in dockerfile
+    assert "constraints.txt" in dockerfile
+
+
+def test_project_folders_are_mounted(compose) -> None:
+    for name in AIRFLOW_SERVICES:
+        volumes = compose["services"][name]["volumes"]
+        for folder in ("dags", "plugins", "include"):
+            assert f"./{folder}:/opt/airflow/{folder}" in volumes, (name, folder)
+
+
+def test_connections_match_env_example_and_are_well_formed(compose) -> None:
+    from airflow.models.connection import Connection
+
+    env_example = {k for k in dotenv_values(ROOT / ".env.example") if k.startswith("AIRFLOW_CONN_")}
+    environment = compose["x-airflow-common"]["environment"]
+    in_compose = {k for k in environment if k.startswith("AIRFLOW_CONN_")}
+    assert in_compose == env_example == {spec.env_var for spec in ALL_CONNECTIONS}
+    for spec in ALL_CONNECTIONS:
+        conn = Connection.from_json(environment[spec.env_var], conn_id=spec.conn_id)
+        assert connection_problems(spec, conn) == [], spec.conn_id
+
+
+def test_ports_published_on_loopback_only(compose) -> None:
+    for name, service in compose["services"].items():
+        for mapping in service.get("ports", []):
+            assert mapping.startswith("127.0.0.1:"), (name, mapping)
