@@ -8,7 +8,11 @@ export PYTHONPATH := $(CURDIR)/include:$(CURDIR)
 SCENARIO ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test lint up stop warehouse warehouse-url clean
+RETURNS ?= 1000
+SEED ?= 1
+OUT ?= .local/scenarios/scenario-$(RETURNS)-$(SEED).json
+
+.PHONY: help venv demo test lint up stop warehouse warehouse-url simulate scenario clean
 
 help:
 	@echo "make demo           run the main job end to end on embedded defaults"
@@ -16,6 +20,8 @@ help:
 	@echo "make up             Airflow UI with our DAGs on http://127.0.0.1:8080"
 	@echo "make stop           stop everything this project started"
 	@echo "make warehouse-url  print a libpq connection string of the warehouse"
+	@echo "make simulate SCENARIO=path   serve the three API simulators (foreground)"
+	@echo "make scenario RETURNS=N SEED=S OUT=path   generate a scenario with its answer key"
 
 $(VENV)/.installed: requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,14 +37,20 @@ demo: venv
 	$(STACK) demo --scenario "$(SCENARIO)"
 
 test: venv lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check dags plugins include tests
 	$(VENV)/bin/ruff format --check --quiet dags plugins include tests
 
 up: venv
-	$(STACK) up
+	$(STACK) up --scenario "$(SCENARIO)"
+
+simulate: venv
+	$(STACK) simulate --scenario "$(SCENARIO)"
+
+scenario: venv
+	$(PY) -m recon_simulators.generate --returns $(RETURNS) --seed $(SEED) --out $(OUT)
 
 stop: venv
 	$(STACK) stop

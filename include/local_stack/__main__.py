@@ -7,6 +7,7 @@ import os
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 from local_stack import stack
 from local_stack.env import ROOT, project_env
@@ -29,6 +30,8 @@ def cmd_demo(env: dict[str, str], args: argparse.Namespace) -> int:
     from local_stack.summary import print_summary
 
     conn = stack.start_warehouse(env)
+    scenario = Path(args.scenario) if args.scenario else stack.default_scenario(env)
+    stack.start_simulators(env, scenario)
     stack.ensure_airflow_db(env)
     outcomes: dict[str, bool] = {}
     for dag_id in DAGS:
@@ -38,8 +41,9 @@ def cmd_demo(env: dict[str, str], args: argparse.Namespace) -> int:
     return 0 if all(outcomes.values()) else 1
 
 
-def cmd_up(env: dict[str, str], _: argparse.Namespace) -> int:
+def cmd_up(env: dict[str, str], args: argparse.Namespace) -> int:
     stack.start_warehouse(env)
+    stack.start_simulators(env, Path(args.scenario) if args.scenario else stack.default_scenario(env))
     stack.ensure_airflow_db(env)
     stack.stop_background(env, "airflow")
     stack.start_background("airflow", [str(stack.BIN / "airflow"), "standalone"], env)
@@ -59,8 +63,14 @@ def cmd_up(env: dict[str, str], _: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_simulate(env: dict[str, str], args: argparse.Namespace) -> int:
+    scenario = args.scenario or str(stack.default_scenario(env))
+    os.execvpe(sys.executable, [sys.executable, "-m", "recon_simulators", "--scenario", scenario], env)  # noqa: S606
+    return 0
+
+
 def cmd_stop(env: dict[str, str], _: argparse.Namespace) -> int:
-    for name in ("airflow",):
+    for name in ("airflow", "simulators"):
         if stack.stop_background(env, name):
             print(f"stopped {name}")
     stack.stop_warehouse(env)
@@ -77,14 +87,17 @@ def cmd_run(env: dict[str, str], args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local_stack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("warehouse", help="start the warehouse and apply migrations").set_defaults(
-        fn=cmd_warehouse
-    )
+    sub.add_parser("warehouse", help="start the warehouse and apply migrations").set_defaults(fn=cmd_warehouse)
     sub.add_parser("warehouse-url", help="print the warehouse's libpq URL").set_defaults(fn=cmd_warehouse_url)
     demo = sub.add_parser("demo", help="run the main job end to end on embedded defaults")
     demo.add_argument("--scenario", default="", help="scenario file for the simulators")
     demo.set_defaults(fn=cmd_demo)
-    sub.add_parser("up", help="Airflow UI with our DAGs on http://127.0.0.1:8080").set_defaults(fn=cmd_up)
+    up = sub.add_parser("up", help="Airflow UI with our DAGs on http://127.0.0.1:8080")
+    up.add_argument("--scenario", default="", help="scenario file for the simulators")
+    up.set_defaults(fn=cmd_up)
+    simulate = sub.add_parser("simulate", help="serve the simulators in the foreground")
+    simulate.add_argument("--scenario", default="", help="scenario file (default: a fresh demo scenario)")
+    simulate.set_defaults(fn=cmd_simulate)
     sub.add_parser("stop", help="stop everything this project started").set_defaults(fn=cmd_stop)
     run = sub.add_parser("run", help="run a command in the project environment")
     run.add_argument("argv", nargs=argparse.REMAINDER)

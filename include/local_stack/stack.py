@@ -7,11 +7,12 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import psycopg
 
-from local_stack.settings import ConnFields, embedded_enabled, run_dir, warehouse_conn, warehouse_dir
+from local_stack.settings import ConnFields, embedded_enabled, local_dir, run_dir, warehouse_conn, warehouse_dir
 from local_stack.warehouse import EmbeddedWarehouse
 from returns_recon.warehouse.migrate import apply_migrations
 
@@ -19,9 +20,7 @@ BIN = Path(sys.executable).parent
 
 
 def embedded_warehouse(env: dict[str, str], conn: ConnFields) -> EmbeddedWarehouse:
-    return EmbeddedWarehouse(
-        warehouse_dir(env) / "data", port=conn.port or 5432, host=conn.host or "127.0.0.1"
-    )
+    return EmbeddedWarehouse(warehouse_dir(env) / "data", port=conn.port or 5432, host=conn.host or "127.0.0.1")
 
 
 def start_warehouse(env: dict[str, str]) -> ConnFields:
@@ -107,3 +106,36 @@ def stop_background(env: dict[str, str], name: str) -> bool:
         time.sleep(0.2)
     os.killpg(pid, signal.SIGKILL)
     return True
+
+
+# --- simulators ---------------------------------------------------------------------------------
+
+
+def default_scenario(env: dict[str, str]) -> Path:
+    """A fresh demo scenario (500 returns, clock = now) unless SCENARIO names one."""
+    from recon_simulators.generate import location_map_csv_path, write_location_map_csv
+    from recon_simulators.generator import GeneratorConfig, generate
+
+    path = local_dir(env) / "scenarios" / "demo.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    generate(GeneratorConfig(returns=int(env.get("DEMO_RETURNS", "500")), seed=int(env.get("DEMO_SEED", "1"))), path)
+    write_location_map_csv(path, location_map_csv_path(path))
+    return path
+
+
+def start_simulators(env: dict[str, str], scenario: Path) -> None:
+    """(Re)start the three simulators in the background on ``scenario`` and wait until they answer."""
+    stop_background(env, "simulators")
+    cmd = [sys.executable, "-m", "recon_simulators", "--scenario", str(scenario)]
+    start_background("simulators", cmd, env)
+    health = f"http://127.0.0.1:{env.get('SIM_REVENI_PORT', '18081')}/_sim/health"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(health, timeout=2) as response:
+                if response.status == 200:
+                    print(f"simulators ready on scenario {scenario} (log: {log_file(env, 'simulators')})")
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit(f"the simulators did not start; see {log_file(env, 'simulators')}")

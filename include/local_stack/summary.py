@@ -21,9 +21,7 @@ def print_summary(conn: ConnFields, outcomes: dict[str, bool]) -> None:
     print("=" * 72)
     for dag_id, ok in outcomes.items():
         print(f"  {dag_id:<28} {'succeeded' if ok else 'FAILED (see the output above)'}")
-    print(
-        f"  warehouse                    {conn.host}:{conn.port}/{conn.schema}, schemas: {', '.join(schemas)}"
-    )
+    print(f"  warehouse                    {conn.host}:{conn.port}/{conn.schema}, schemas: {', '.join(schemas)}")
     print(f"  migrations applied           {migrations[0]} (latest {migrations[1]})")
     print('  query it:                    psql "$(make -s warehouse-url)"; `make stop` stops it')
     print("=" * 72)

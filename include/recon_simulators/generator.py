@@ -1,0 +1,789 @@
+"""Scenario generator: a realistic merchant's returns across the three systems, with every
+exception type of the taxonomy planted at a configurable rate, and the exact answer key.
+
+Each return is built clean and consistent across Reveni, Cin7 Core and Sitoo; a broken return
+gets exactly one defect, planted on a profile where that defect is the only thing wrong, so
+``expected_exceptions`` is exact. Time margins keep every SLA decision at least six hours from
+its boundary, so the key holds for a run within six hours of the scenario clock. Output is
+streamed, so a million returns never sit in memory. Rules: docs/scenarios.md.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+from recon_simulators.catalog import (
+    CURRENCIES,
+    Catalog,
+    Product,
+    build_catalog,
+    cin7_locations,
+    cin7_products,
+    det_hex,
+    det_uuid,
+    location_map_rows,
+    sitoo_products,
+    sitoo_stores_and_warehouses,
+)
+from recon_simulators.scenario import ScenarioWriter
+from recon_simulators.timefmt import iso_z, unix
+
+EXCEPTION_TYPES = (
+    "refund_without_credit_note",
+    "credit_note_amount_mismatch",
+    "credit_note_tax_mismatch",
+    "credit_note_without_refund",
+    "duplicate_credit_note",
+    "double_refund",
+    "sale_not_found",
+    "missing_restock",
+    "premature_restock",
+    "inspected_not_released",
+    "rejected_item_in_sellable_stock",
+    "sitoo_stock_missing",
+    "sitoo_stock_wrong_location",
+    "sitoo_return_record_missing",
+    "restock_latency_breach",
+    "unknown_sku_cin7",
+    "unknown_sku_sitoo",
+    "unmapped_location",
+    "exchange_order_missing",
+    "exchange_order_held",
+    "invalid_record",
+)
+ITEM_LEVEL = frozenset(
+    {
+        "missing_restock",
+        "premature_restock",
+        "inspected_not_released",
+        "rejected_item_in_sellable_stock",
+        "sitoo_stock_missing",
+        "sitoo_stock_wrong_location",
+        "restock_latency_breach",
+        "unknown_sku_cin7",
+        "unknown_sku_sitoo",
+    }
+)
+NEEDS_RESTOCKABLE = frozenset(
+    {"inspected_not_released", "sitoo_stock_missing", "sitoo_stock_wrong_location", "restock_latency_breach"}
+)
+DEFAULT_RATE = 0.008  # per type: about 17% of returns broken, clean ones outnumber them
+CENT = Decimal("0.01")
+H = timedelta(hours=1)
+D = timedelta(days=1)
+MARGIN = 6 * H
+TRANSFER_PREFIX = "reveni:"
+
+
+def cents(value: Decimal) -> Decimal:
+    return value.quantize(CENT, ROUND_HALF_UP)
+
+
+@dataclass
+class GeneratorConfig:
+    returns: int = 1000
+    seed: int = 1
+    clock: datetime = field(default_factory=lambda: datetime.now(UTC).replace(minute=0, second=0, microsecond=0))
+    rates: dict[str, float] = field(default_factory=lambda: dict.fromkeys(EXCEPTION_TYPES, DEFAULT_RATE))
+    release_sla: timedelta = 48 * H
+    restock_sla: timedelta = 24 * H
+    plant_each_type_once: bool = True
+    event_fraction: float = 0.05
+    sitoo_refund_transaction_type: int = 10
+
+
+@dataclass
+class Line:
+    product: Product
+    quantity: int
+    price: Decimal
+    rate: Decimal
+
+    def amounts(self, quantity: int) -> tuple[Decimal, Decimal]:
+        total = cents(self.price * quantity)
+        return total, cents(total * self.rate)
+
+
+@dataclass
+class Item:
+    item_id: str
+    line: Line
+    quantity: int
+    sku: str
+    status: str = "pending"  # pending | accepted | rejected
+    restock: bool | None = None
+    exchange_sku: str | None = None
+
+
+@dataclass
+class Return:
+    return_id: str
+    kind: str  # warehouse | store
+    return_point: tuple[str, str]
+    instant: bool
+    rtype: str
+    status: str
+    items: list[Item]
+    created: datetime
+    received: datetime | None = None
+    validated: datetime | None = None
+    refunded_at: datetime | None = None
+    plant: str | None = None
+    plant_item: Item | None = None
+    two_part_refund: bool = False
+    manual_credit_note: bool = False
+
+    def target_item(self) -> Item:
+        """The item a planted item-level defect sits on (the first whose state fits it)."""
+        if self.plant_item is None:
+            wanted = self.items[0]
+            if self.plant == "rejected_item_in_sellable_stock":
+                wanted = next((i for i in self.items if i.status == "rejected"), wanted)
+            elif self.plant in NEEDS_RESTOCKABLE:
+                wanted = next((i for i in self.items if i.status == "accepted" and i.restock), wanted)
+            self.plant_item = wanted
+        return self.plant_item
+
+    @property
+    def refunded_items(self) -> list[Item]:
+        if self.refunded_at is None:
+            return []
+        refundable = [i for i in self.items if i.exchange_sku is None]
+        return refundable if self.instant else [i for i in refundable if i.status == "accepted"]
+
+
+class Generator:
+    def __init__(self, config: GeneratorConfig) -> None:
+        self.cfg = config
+        self.rng = random.Random(config.seed)
+        self.now = config.clock
+        self.catalog: Catalog = build_catalog(self.rng, config.returns)
+        self.store_products = self.catalog.products
+        self.by_sku = {p.sku: p for p in self.catalog.all_products}
+        self.siblings: dict[str, list[str]] = defaultdict(list)
+        for product in self.store_products:
+            self.siblings[product.sku.split("-")[0]].append(product.sku)
+        self.cin7_stock: dict[tuple[str, str], float] = {}
+        self.sitoo_stock: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+        self.sitoo_txn_id = 0
+        self.sitoo_order_id = 0
+        self.order_seq = 0
+        self.doc_seq = 0
+        self.counts: dict[str, int] = defaultdict(int)
+
+    # --- driving ---------------------------------------------------------------------------
+    def run(self, out: Path) -> dict:
+        header = {
+            "clock": iso_z(self.now),
+            "seed": self.cfg.seed,
+            "reveni_store_id": "demo-store",
+            "config": {
+                "returns": self.cfg.returns,
+                "release_sla_hours": self.cfg.release_sla / H,
+                "restock_sla_hours": self.cfg.restock_sla / H,
+                "sitoo_refund_transaction_type": self.cfg.sitoo_refund_transaction_type,
+            },
+        }
+        with ScenarioWriter(out, header) as writer:
+            self.writer = writer
+            self._write_master_data()
+            plants = self._plant_schedule()
+            made = 0
+            while made < self.cfg.returns:
+                count = 2 if self.rng.random() < 0.15 and made + 2 <= self.cfg.returns else 1
+                self._order([plants[made + i] for i in range(count)])
+                made += count
+            self._write_stock()
+        return {"returns": made, "exceptions": dict(self.counts), "path": str(out)}
+
+    def _plant_schedule(self) -> list[str | None]:
+        schedule: list[str | None] = []
+        for _ in range(self.cfg.returns):
+            roll, plant = self.rng.random(), None
+            for kind in EXCEPTION_TYPES:
+                rate = self.cfg.rates.get(kind, 0.0)
+                if roll < rate:
+                    plant = kind
+                    break
+                roll -= rate
+            schedule.append(plant)
+        if self.cfg.plant_each_type_once and self.cfg.returns >= 4 * len(EXCEPTION_TYPES):
+            # guarantee every type at least once: spread forced plants over the scenario
+            step = self.cfg.returns // len(EXCEPTION_TYPES)
+            for index, kind in enumerate(EXCEPTION_TYPES):
+                if kind not in schedule and self.cfg.rates.get(kind, 0) > 0:
+                    schedule[index * step + 1] = kind
+        return schedule
+
+    def _write_master_data(self) -> None:
+        w, cat = self.writer, self.catalog
+        w.write_many("cin7.products", cin7_products(cat))
+        w.write_many("cin7.locations", cin7_locations(cat))
+        w.write_many("sitoo.products", sitoo_products(cat))
+        stores, warehouses = sitoo_stores_and_warehouses(cat)
+        w.write_many("sitoo.stores", stores)
+        w.write_many("sitoo.warehouses", warehouses)
+        w.write_many("location_map", location_map_rows(cat))
+        for product in cat.all_products:
+            for warehouse in cat.warehouses:
+                self.cin7_stock[(product.cin7_id, warehouse.sellable)] = float(self.rng.randint(20, 90))
+        for product in cat.products:
+            for store in cat.stores:
+                self.sitoo_stock[(store.warehouse_id, product.sku)] = Decimal(self.rng.randint(0, 12))
+
+    def _write_stock(self) -> None:
+        by_id = {p.cin7_id: p for p in self.catalog.all_products}
+        for (product_id, location), on_hand in sorted(self.cin7_stock.items()):
+            self.writer.write(
+                "cin7.availability",
+                {"ID": product_id, "SKU": by_id[product_id].sku, "Location": location, "OnHand": on_hand},
+            )
+        for index, ((warehouse_id, sku), total) in enumerate(sorted(self.sitoo_stock.items()), 1):
+            self.writer.write(
+                "sitoo.warehouse_items",
+                {"warehouseitemid": index, "warehouseid": warehouse_id, "sku": sku,
+                 "decimaltotal": f"{total:.3f}", "decimalreserved": "0.000", "decimalavailable": f"{total:.3f}",
+                 "moneytotal": "0.00", "datelastmodified": unix(self.now)},
+            )  # fmt: skip
+
+    # --- one order with its returns ----------------------------------------------------------
+    def _order(self, plants: list[str | None]) -> None:
+        rng = self.rng
+        self.order_seq += 1
+        order_number = str(100000 + self.order_seq)
+        currency, rate, _ = rng.choices(CURRENCIES, weights=[c[2] for c in CURRENCIES])[0]
+        # every order sells store products; online-only products appear only where planted
+        products = rng.sample(self.store_products, rng.randint(max(2, len(plants)), 4))
+        lines = [Line(p, rng.choice((1, 1, 2)), Decimal(str(p.price)), Decimal(str(rate))) for p in products]
+        advanced = len(plants) > 1 or "duplicate_credit_note" in plants or rng.random() < 0.4
+        sale_id = det_uuid(rng)
+        returns = []
+        split = [lines] if len(plants) == 1 else [lines[: len(lines) // 2], lines[len(lines) // 2 :]]
+        for plant, own_lines in zip(plants, split, strict=True):
+            returns.append(self._return(plant, own_lines, currency))
+        sale_found = not any(r.plant == "sale_not_found" for r in returns)
+        sale = self._sale(sale_id, order_number if sale_found else f"W{order_number}", lines, currency, advanced)
+        first_created = min(r.created for r in returns)
+        sale["SaleOrderDate"] = (first_created - rng.randint(3, 20) * D).strftime("%Y-%m-%dT00:00:00")
+        last = first_created - 2 * D
+        for ret in returns:
+            last = max(last, self._credit_notes(sale, ret, advanced))
+            self._warehouse_legs(sale, ret)
+            self._store_legs(ret, currency)
+            self._exchange(ret, order_number, currency)
+            self._reveni(ret, order_number, currency)
+            self._answer(ret)
+        sale["LastModifiedOn"] = last.replace(tzinfo=None).isoformat()
+        self.writer.write("cin7.sales", sale)
+        if len(returns) == 1 and returns[0].plant is None and rng.random() < self.cfg.event_fraction:
+            self._schedule_receipt(sale, returns[0], order_number, currency)
+
+    # --- building a return -------------------------------------------------------------------
+    def _return(self, plant: str | None, lines: list[Line], currency: str) -> Return:
+        rng, now = self.rng, self.now
+        kind = "store" if rng.random() < 0.4 else "warehouse"
+        instant = rng.random() < 0.4
+        rtype = rng.choices(("refund", "exchange", "mixed"), weights=(85, 10, 5))[0]
+        status = rng.choices(
+            ("in_progress", "shipped", "received", "for_review", "accepted", "partly_accepted", "rejected",
+             "cancelled"),
+            weights=(10, 10, 10, 5, 35, 10, 10, 10),
+        )[0]  # fmt: skip
+        old_validation = rng.random() < 0.7
+        kind, instant, rtype, status, old_validation = self._profile(
+            plant, kind, instant, rtype, status, old_validation
+        )
+        if status == "cancelled":
+            instant = False
+        if status == "partly_accepted" and len(lines) < 2:
+            status = "accepted"
+        if plant == "unknown_sku_sitoo":
+            lines[0].product = rng.choice(self.catalog.web_only)
+        return_id = det_hex(rng)
+        items = []
+        for line in lines:
+            quantity = rng.randint(1, line.quantity)
+            items.append(Item(det_hex(rng), line, quantity, line.product.sku))
+        if rtype == "exchange":
+            for item in items:
+                item.exchange_sku = self._exchange_sku(item.line.product)
+        elif rtype == "mixed" and len(items) > 1:
+            for item in items[1:]:
+                item.exchange_sku = self._exchange_sku(item.line.product)
+        if kind == "store":
+            point = rng.choice(self.catalog.stores)
+            return_point = (point.return_point, point.name)
+        else:
+            point = rng.choice(self.catalog.warehouses)
+            return_point = (point.return_point, point.name)
+        ret = Return(return_id, kind, return_point, instant, rtype, status, items, now)
+        self._timeline(ret, old_validation)
+        ret.plant = plant
+        if plant in NEEDS_RESTOCKABLE:
+            ret.items[0].status, ret.items[0].restock = "accepted", True
+        ret.two_part_refund = rng.random() < 0.1
+        ret.manual_credit_note = plant is None and rng.random() < 0.05
+        if plant == "unmapped_location":
+            ret.return_point = self.catalog.unmapped_return_points[0 if kind == "store" else 1]
+        return ret
+
+    def _profile(self, plant, kind, instant, rtype, status, old):
+        refundish = (False, "refund", "accepted")  # instant, type, status
+        profiles = {
+            "refund_without_credit_note": (
+                kind,
+                True,
+                "refund",
+                rng_pick(self.rng, "in_progress", "shipped"),
+                old,
+            ),
+            "credit_note_amount_mismatch": (kind, *refundish, old),
+            "credit_note_tax_mismatch": (kind, *refundish, old),
+            "credit_note_without_refund": (
+                kind,
+                False,
+                "refund",
+                rng_pick(self.rng, "in_progress", "shipped"),
+                old,
+            ),
+            "duplicate_credit_note": (kind, *refundish, old),
+            "double_refund": ("store", *refundish, old),
+            "sale_not_found": (
+                "warehouse",
+                False,
+                "refund",
+                rng_pick(self.rng, "in_progress", "received"),
+                old,
+            ),
+            "missing_restock": ("warehouse", False, "refund", "received", old),
+            "premature_restock": ("warehouse", False, "refund", "received", old),
+            "inspected_not_released": ("warehouse", *refundish, True),
+            "rejected_item_in_sellable_stock": ("warehouse", False, "refund", "rejected", True),
+            "sitoo_stock_missing": ("store", *refundish, True),
+            "sitoo_stock_wrong_location": ("store", *refundish, True),
+            "sitoo_return_record_missing": ("store", *refundish, old),
+            "restock_latency_breach": ("warehouse", *refundish, True),
+            "unknown_sku_cin7": ("warehouse", instant, "refund", status, old),
+            "unknown_sku_sitoo": ("store", instant, "refund", status, old),
+            "unmapped_location": (
+                kind,
+                instant,
+                "refund",
+                rng_pick(self.rng, "in_progress", "accepted"),
+                old,
+            ),
+            "exchange_order_missing": (kind, instant, "exchange", status, old),
+            "exchange_order_held": (kind, instant, "exchange", status, old),
+            "invalid_record": ("warehouse", False, "refund", "in_progress", old),
+        }
+        return profiles.get(plant, (kind, instant, rtype, status, old))
+
+    def _exchange_sku(self, product: Product) -> str:
+        choices = [sku for sku in self.siblings[product.sku.split("-")[0]] if sku != product.sku]
+        return self.rng.choice(choices or [product.sku])
+
+    def _timeline(self, ret: Return, old_validation: bool) -> None:
+        rng, now = self.rng, self.now
+        sla = self.cfg.release_sla if ret.kind == "warehouse" else self.cfg.restock_sla
+        if ret.status in ("in_progress", "shipped"):
+            ret.created = now - timedelta(hours=rng.uniform(2, 96))
+        elif ret.status in ("received", "for_review"):
+            ret.created = now - timedelta(hours=rng.uniform(72, 200))
+            ret.received = ret.created + timedelta(hours=rng.uniform(24, 60))
+        elif ret.status == "cancelled":
+            ret.created = now - timedelta(hours=rng.uniform(48, 500))
+        else:
+            if old_validation:
+                ret.validated = now - sla - MARGIN - timedelta(hours=rng.uniform(6, 400))
+            else:
+                ret.validated = now - timedelta(hours=rng.uniform(1, (sla - MARGIN) / H))
+            ret.received = ret.validated - timedelta(hours=rng.uniform(2, 48))
+            ret.created = ret.received - timedelta(hours=rng.uniform(24, 96))
+            accepted_count = len(ret.items)
+            if ret.status == "partly_accepted":
+                accepted_count = rng.randint(1, len(ret.items) - 1)
+            elif ret.status == "rejected":
+                accepted_count = 0
+            for index, item in enumerate(ret.items):
+                item.status = "accepted" if index < accepted_count else "rejected"
+                item.restock = item.status == "accepted" and rng.random() < 0.9
+        if ret.instant and ret.status != "cancelled":
+            ret.refunded_at = ret.created + timedelta(minutes=5)
+        elif ret.validated and any(i.status == "accepted" and i.exchange_sku is None for i in ret.items):
+            ret.refunded_at = ret.validated + timedelta(minutes=10)
+
+    # --- Cin7 Core --------------------------------------------------------------------------------
+    def _doc_number(self, prefix: str) -> str:
+        self.doc_seq += 1
+        return f"{prefix}-{self.doc_seq:06d}"
+
+    def _sale(self, sale_id: str, reference: str, lines: list[Line], currency: str, advanced: bool) -> dict:
+        rows, before, tax = [], Decimal(0), Decimal(0)
+        for line in lines:
+            total, line_tax = line.amounts(line.quantity)
+            before, tax = before + total, tax + line_tax
+            rows.append(
+                {"ProductID": line.product.cin7_id, "SKU": line.product.sku, "Name": line.product.name,
+                 "Quantity": line.quantity, "Price": float(line.price), "Discount": 0, "Tax": float(line_tax),
+                 "Total": float(total), "AverageCost": line.product.cost, "TaxRule": f"VAT {line.rate * 100:.0f}%",
+                 "Account": "200", "Comment": ""}
+            )  # fmt: skip
+        warehouse = self.rng.choice(self.catalog.warehouses)
+        totals = {"TotalBeforeTax": float(before), "Tax": float(tax), "Total": float(before + tax)}
+        return {
+            "ID": sale_id,
+            "Customer": f"Customer {self.order_seq}",
+            "CustomerID": det_uuid(self.rng),
+            "CustomerReference": reference,
+            "ExternalID": f"shop-{reference}",
+            "Status": "INVOICED",
+            "Type": "Advanced Sale" if advanced else "Simple Sale",
+            "Location": warehouse.sellable,
+            "TaxCalculation": "Exclusive",
+            "BaseCurrency": "EUR",
+            "CustomerCurrency": currency,
+            "CurrencyRate": 1,
+            "SourceChannel": "Shopify",
+            "Order": {
+                "SaleOrderNumber": self._doc_number("SO"),
+                "Status": "AUTHORISED",
+                "Lines": rows,
+                **totals,
+            },
+            "Invoices": [
+                {
+                    "TaskID": sale_id if not advanced else det_uuid(self.rng),
+                    "InvoiceNumber": self._doc_number("INV"),
+                    "Status": "PAID",
+                    "InvoiceDate": None,
+                    "Lines": rows,
+                    "AdditionalCharges": [],
+                    **totals,
+                    "Paid": float(before + tax),
+                }
+            ],
+            "CreditNotes": [],
+            "Fulfilments": [],
+        }
+
+    def _credit_notes(self, sale: dict, ret: Return, advanced: bool) -> datetime:
+        """Credit note (refund) and restock-to-holding documents; returns the latest doc time."""
+        latest = ret.created
+        refunded = ret.refunded_items
+        plant = ret.plant
+        authorised = bool(refunded) and plant != "refund_without_credit_note"
+        if plant == "credit_note_without_refund":
+            authorised, refunded = True, [i for i in ret.items if i.exchange_sku is None]
+        warehouse = self._warehouse(ret)
+        restock = ret.kind == "warehouse" and ret.received is not None and warehouse is not None
+        restock_items = [i for i in ret.items if not (plant == "missing_restock" and i is ret.target_item())]
+        if not authorised and not (restock and restock_items):
+            return latest
+        when = min((ret.refunded_at or ret.received or ret.created) + H, self.now - timedelta(minutes=1))
+        if plant == "credit_note_without_refund":
+            when = ret.created + timedelta(minutes=30)
+        invoice = sale["Invoices"][0]
+        note = {
+            "TaskID": sale["ID"] if not advanced else det_uuid(self.rng),
+            "CreditNoteInvoiceNumber": invoice["InvoiceNumber"],
+            "CreditNoteNumber": self._doc_number("CR"),
+            "Memo": "" if ret.manual_credit_note else f"reveni:{ret.return_id}",
+            "Status": "AUTHORISED" if authorised else "DRAFT",
+            "CreditNoteDate": when.strftime("%Y-%m-%dT00:00:00"),
+            "CreditNoteConversionRate": 1,
+            "Lines": [],
+            "AdditionalCharges": [],
+            "Restock": [],
+            "RestockStatus": "NOT AVAILABLE",
+        }
+        if authorised:
+            for item in refunded:
+                total, tax = item.line.amounts(item.quantity)
+                price = item.line.price
+                if plant == "credit_note_tax_mismatch" and item is refunded[0]:
+                    shift = Decimal("0.10") * item.quantity
+                    price, total, tax = price + Decimal("0.10"), total + shift, tax - shift
+                if plant == "credit_note_amount_mismatch" and item is refunded[0]:
+                    price, total = price + Decimal("5.00"), total + Decimal("5.00") * item.quantity
+                    tax = cents(total * item.line.rate)
+                note["Lines"].append(
+                    {"ProductID": item.line.product.cin7_id, "SKU": item.line.product.sku,
+                     "Name": item.line.product.name, "Quantity": item.quantity, "Price": float(price), "Discount": 0,
+                     "Tax": float(tax), "Total": float(total), "AverageCost": item.line.product.cost,
+                     "TaxRule": f"VAT {item.line.rate * 100:.0f}%", "Account": "200", "Comment": ""}
+                )  # fmt: skip
+        if restock and restock_items:
+            for item in restock_items:
+                target = warehouse.holding
+                if plant == "premature_restock" and item is ret.target_item():
+                    target = warehouse.sellable
+                note["Restock"].append(
+                    {"ProductID": item.line.product.cin7_id, "SKU": item.line.product.sku,
+                     "Name": item.line.product.name, "Location": warehouse.sellable, "Quantity": item.quantity,
+                     "RestockLocation": target, "RestockDate": iso_z(ret.received + 2 * H)}
+                )  # fmt: skip
+                key = (item.line.product.cin7_id, target)
+                self.cin7_stock[key] = self.cin7_stock.get(key, 0.0) + item.quantity
+            note["RestockStatus"] = "AUTHORISED"
+            latest = max(latest, ret.received + 2 * H)
+        before = sum(Decimal(str(line["Total"])) for line in note["Lines"])
+        tax = sum(Decimal(str(line["Tax"])) for line in note["Lines"])
+        note.update({"TotalBeforeTax": float(before), "Tax": float(tax), "Total": float(before + tax)})
+        sale["CreditNotes"].append(note)
+        if plant == "duplicate_credit_note":
+            twin = {**note, "TaskID": det_uuid(self.rng), "CreditNoteNumber": self._doc_number("CR"), "Restock": [],
+                    "RestockStatus": "NOT AVAILABLE"}  # fmt: skip
+            sale["CreditNotes"].append(twin)
+        sale["Status"] = "CREDITED" if authorised else sale["Status"]
+        return max(latest, when)
+
+    def _warehouse(self, ret: Return):
+        for warehouse in self.catalog.warehouses:
+            if warehouse.return_point == ret.return_point[0]:
+                return warehouse
+        return None
+
+    def _warehouse_legs(self, sale: dict, ret: Return) -> None:
+        """Holding → sellable transfers for accepted, restockable items."""
+        warehouse = self._warehouse(ret)
+        if ret.kind != "warehouse" or warehouse is None or ret.validated is None:
+            return
+        rng, sla = self.rng, self.cfg.release_sla
+        for item in ret.items:
+            if ret.plant == "unknown_sku_cin7" and item is ret.target_item():
+                continue
+            wanted = item.status == "accepted" and item.restock
+            planted = ret.target_item() is item
+            if ret.plant == "rejected_item_in_sellable_stock" and planted:
+                wanted = True
+            if not wanted or (ret.plant == "inspected_not_released" and planted):
+                continue
+            due = ret.validated + sla
+            if ret.plant == "restock_latency_breach" and planted:
+                done = due + MARGIN + timedelta(hours=rng.uniform(0, 12))
+                if done >= self.now:
+                    done = self.now - H
+            elif due <= self.now:
+                done = ret.validated + timedelta(hours=rng.uniform(1, (sla - MARGIN) / H))
+            elif rng.random() < 0.5:
+                done = ret.validated + (self.now - ret.validated) * rng.uniform(0.1, 0.9)
+            else:
+                continue  # still within the release SLA: not yet released, and that is fine
+            self._transfer(ret, item, warehouse, done)
+
+    def _transfer(self, ret: Return, item: Item, warehouse, done: datetime) -> None:
+        product = item.line.product
+        self.cin7_stock[(product.cin7_id, warehouse.holding)] -= item.quantity
+        self.cin7_stock[(product.cin7_id, warehouse.sellable)] += item.quantity
+        self.writer.write(
+            "cin7.stock_transfers",
+            {"TaskID": det_uuid(self.rng), "Number": self._doc_number("TR"), "Status": "COMPLETED",
+             "From": warehouse.holding_id, "FromLocation": warehouse.holding, "To": warehouse.sellable_id,
+             "ToLocation": warehouse.sellable, "CostDistributionType": "Cost", "CompletionDate": iso_z(done),
+             "Reference": f"{TRANSFER_PREFIX}{ret.return_id}:{item.item_id}", "SkipOrder": True,
+             "LastModifiedOn": iso_z(done),
+             "Lines": [{"ProductID": product.cin7_id, "SKU": product.sku, "ProductName": product.name,
+                        "TransferQuantity": item.quantity}]},
+        )  # fmt: skip
+
+    def _exchange(self, ret: Return, order_number: str, currency: str) -> None:
+        wanted = [i for i in ret.items if i.exchange_sku]
+        if not wanted or ret.plant == "exchange_order_missing" or ret.status == "cancelled":
+            return
+        by_sku = self.by_sku
+        lines = [
+            {"ProductID": by_sku[i.exchange_sku].cin7_id, "SKU": i.exchange_sku, "Name": by_sku[i.exchange_sku].name,
+             "Quantity": i.quantity, "Price": 0.0, "Discount": 0, "Tax": 0.0, "Total": 0.0}
+            for i in wanted
+        ]  # fmt: skip
+        created = ret.created + timedelta(minutes=15)
+        sale_id = det_uuid(self.rng)
+        self.writer.write(
+            "cin7.sales",
+            {"ID": sale_id, "Customer": f"Customer {self.order_seq}", "CustomerReference": f"EXCH-{order_number}",
+             "ExternalID": f"reveni-exchange:{ret.return_id}", "Status": "ORDERED", "Type": "Simple Sale",
+             "Location": self.catalog.warehouses[0].sellable, "TaxCalculation": "Exclusive", "BaseCurrency": "EUR",
+             "CustomerCurrency": currency, "CurrencyRate": 1, "SourceChannel": "Reveni",
+             "SaleOrderDate": created.strftime("%Y-%m-%dT00:00:00"), "LastModifiedOn": iso_z(created),
+             "Order": {"SaleOrderNumber": self._doc_number("SO"),
+                       "Status": "DRAFT" if ret.plant == "exchange_order_held" else "AUTHORISED",
+                       "Lines": lines, "TotalBeforeTax": 0.0, "Tax": 0.0, "Total": 0.0},
+             "Invoices": [], "CreditNotes": [], "Fulfilments": []},
+        )  # fmt: skip
+
+    # --- Sitoo ----------------------------------------------------------------------------------
+    def _store(self, ret: Return):
+        for store in self.catalog.stores:
+            if store.return_point == ret.return_point[0]:
+                return store
+        return None
+
+    def _store_legs(self, ret: Return, currency: str) -> None:
+        store = self._store(ret)
+        if ret.kind != "store" or store is None:
+            return
+        refunded = ret.refunded_items
+        if refunded and ret.plant != "sitoo_return_record_missing":
+            self._return_record(ret, store, refunded, currency)
+        if ret.validated is None:
+            return
+        sla, rng = self.cfg.restock_sla, self.rng
+        for item in ret.items:
+            if not (item.status == "accepted" and item.restock):
+                continue
+            planted = ret.target_item() is item
+            if ret.plant in {"sitoo_stock_missing", "unknown_sku_sitoo"} and planted:
+                continue
+            due = ret.validated + sla
+            if due <= self.now:
+                done = ret.validated + timedelta(hours=rng.uniform(1, (sla - MARGIN) / H))
+            elif rng.random() < 0.5:
+                done = ret.validated + (self.now - ret.validated) * rng.uniform(0.1, 0.9)
+            else:
+                continue
+            warehouse_id = store.warehouse_id
+            if ret.plant == "sitoo_stock_wrong_location" and planted:
+                warehouse_id = next(s.warehouse_id for s in self.catalog.stores if s is not store)
+            self.sitoo_txn_id += 1
+            self.sitoo_stock[(warehouse_id, item.sku)] += item.quantity
+            self.writer.write(
+                "sitoo.warehouse_transactions",
+                {"warehousetransactionid": self.sitoo_txn_id, "warehouseid": warehouse_id, "datecreated": unix(done),
+                 "transactiontype": self.cfg.sitoo_refund_transaction_type,
+                 "description": f"Reveni return {ret.return_id[:8]} restock", "orderdeliveryid": None,
+                 "shipmentid": None, "externalid": f"reveni:{ret.return_id}:{item.item_id}", "reasoncode": "RET01",
+                 "items": [{"sku": item.sku, "decimalquantity": f"{item.quantity:.3f}"}]},
+            )  # fmt: skip
+
+    def _return_record(self, ret: Return, store, refunded: list[Item], currency: str) -> None:
+        rows, net, vat = [], Decimal(0), Decimal(0)
+        for item in refunded:
+            total, tax = item.line.amounts(item.quantity)
+            net, vat = net + total, vat + tax
+            rows.append(
+                {"orderitemid": len(rows) + 1, "orderitemtype": 10, "productid": item.line.product.sitoo_id,
+                 "productname": item.line.product.name, "sku": item.sku, "quantity": -item.quantity,
+                 "moneynetpriceperunit": f"{item.line.price:.2f}", "vatvalue": int(item.line.rate * 100),
+                 "moneyitemtotal_net": f"{-total:.2f}", "moneyitemtotal_vat": f"{-tax:.2f}",
+                 "decimalquantitytotal": f"{-item.quantity:.3f}"}
+            )  # fmt: skip
+        payments = []
+        if ret.plant == "double_refund":
+            payments = [{"name": "Card", "moneyamount": f"{-(net + vat):.2f}", "reftype": "adyen", "refid": "POS"}]
+        self.sitoo_order_id += 1
+        self.writer.write(
+            "sitoo.orders",
+            {"orderid": self.sitoo_order_id, "eshopid": 1, "externalid": ret.return_id, "creditorderid": None,
+             "orderdate": unix(ret.refunded_at + 30 * timedelta(minutes=1)), "orderstateid": 10,
+             "paymentstateid": 20 if payments else 0, "ordertypeid": 10, "warehouseid": store.warehouse_id,
+             "currencycode": currency, "moneyfinal_net": f"{-net:.2f}", "moneyfinal_vat": f"{-vat:.2f}",
+             "moneytotal_gross_all": f"{-(net + vat):.2f}",
+             "additionaldata": {"refundreasoncode-reasoncode": "RET01", "reveni-return-id": ret.return_id},
+             "orderitems": rows, "payments": payments},
+        )  # fmt: skip
+
+    # --- Reveni and the answer key -----------------------------------------------------------
+    def _reveni(self, ret: Return, order_number: str, currency: str) -> None:
+        self.writer.write("reveni.returns", self._reveni_record(ret, order_number, currency))
+
+    def _reveni_record(self, ret: Return, order_number: str, currency: str) -> dict:
+        requested = Decimal(0)
+        items = []
+        for item in ret.items:
+            total, tax = item.line.amounts(item.quantity)
+            requested += total + tax
+            items.append(
+                {"item_id": item.item_id, "sku": item.sku, "name": item.line.product.name, "quantity": item.quantity,
+                 "price": f"{(total + tax) / item.quantity:.4f}", "return_reason": "size_too_small",
+                 "exchange": {"sku": item.exchange_sku} if item.exchange_sku else None,
+                 "validation_status": item.status, "restock": item.restock, "reject_reason": None,
+                 "validated_at": iso_z(ret.validated) if ret.validated and item.status != "pending" else None}
+            )  # fmt: skip
+        refunds = []
+        refunded = ret.refunded_items
+        if refunded:
+            amount = sum((sum(i.line.amounts(i.quantity)) for i in refunded), Decimal(0))
+            parts = [amount]
+            if ret.two_part_refund and amount > 1:
+                first = cents(amount * Decimal("0.6"))
+                parts = [first, amount - first]
+            refunds = [
+                {"id": det_hex(self.rng), "amount": f"{part:.4f}", "currency": currency, "status": "paid",
+                 "method": "original_payment", "refunded_at": iso_z(ret.refunded_at + i * timedelta(minutes=3))}
+                for i, part in enumerate(parts)
+            ]  # fmt: skip
+        touched = [t for t in (ret.created, ret.received, ret.validated, ret.refunded_at) if t]
+        record = {
+            "id": ret.return_id,
+            "store_id": "demo-store",
+            "order": {"id": det_hex(self.rng), "external_id": order_number},
+            "type": ret.rtype,
+            "instant": ret.instant,
+            "status": ret.status,
+            "amount": f"{requested:.4f}",
+            "currency": currency,
+            "refund_method": "original_payment",
+            "return_point": {"id": ret.return_point[0], "type": ret.kind, "name": ret.return_point[1]},
+            "return_items": items,
+            "refunds": refunds,
+            "received_at": iso_z(ret.received) if ret.received else None,
+            "created_at": iso_z(ret.created),
+            "updated_at": iso_z(max(touched) + timedelta(minutes=20)),
+        }
+        if ret.plant == "invalid_record":
+            record["amount"] = "N/A"
+            record["currency"] = None
+        if ret.plant == "unknown_sku_cin7":
+            target = ret.target_item()
+            index = ret.items.index(target)
+            variant = target.sku.lower() if self.rng.random() < 0.5 else f"{target.sku} "
+            record["return_items"][index]["sku"] = variant
+        return record
+
+    def _answer(self, ret: Return) -> None:
+        if ret.plant is None:
+            return
+        item = ret.target_item() if ret.plant in ITEM_LEVEL else None
+        self.counts[ret.plant] += 1
+        self.writer.write(
+            "expected_exceptions",
+            {"type": ret.plant, "return_id": ret.return_id, "item_id": item.item_id if item else None},
+        )
+
+    def _schedule_receipt(self, sale: dict, ret: Return, order_number: str, currency: str) -> None:
+        """A world event: a warehouse return arrives later and the merchant restocks it to holding."""
+        warehouse = self._warehouse(ret)
+        if ret.kind != "warehouse" or warehouse is None or ret.status not in ("in_progress", "shipped"):
+            return
+        if ret.refunded_at is not None:
+            return
+        at = self.now + timedelta(hours=self.rng.uniform(1, 12))
+        ret.status, ret.received = "received", at
+        record = self._reveni_record(ret, order_number, currency)
+        record["updated_at"] = iso_z(at)
+        new_sale = {**sale, "CreditNotes": [*sale["CreditNotes"]]}
+        new_sale["CreditNotes"].append(
+            {"TaskID": sale["ID"] if sale["Type"] == "Simple Sale" else det_uuid(self.rng),
+             "CreditNoteInvoiceNumber": sale["Invoices"][0]["InvoiceNumber"],
+             "CreditNoteNumber": self._doc_number("CR"), "Memo": f"reveni:{ret.return_id}", "Status": "DRAFT",
+             "CreditNoteDate": at.strftime("%Y-%m-%dT00:00:00"), "CreditNoteConversionRate": 1, "Lines": [],
+             "AdditionalCharges": [], "RestockStatus": "AUTHORISED", "TotalBeforeTax": 0.0, "Tax": 0.0, "Total": 0.0,
+             "Restock": [{"ProductID": i.line.product.cin7_id, "SKU": i.line.product.sku, "Name": i.line.product.name,
+                          "Location": warehouse.sellable, "Quantity": i.quantity, "RestockLocation": warehouse.holding,
+                          "RestockDate": iso_z(at)} for i in ret.items]}
+        )  # fmt: skip
+        self.writer.write("events", {"at": iso_z(at), "k": "reveni.returns", "v": record})
+        self.writer.write("events", {"at": iso_z(at), "k": "cin7.sales", "v": new_sale})
+
+
+def rng_pick(rng: random.Random, *options: str) -> str:
+    return rng.choice(options)
+
+
+def generate(config: GeneratorConfig, out: Path) -> dict:
+    return Generator(config).run(Path(out))
