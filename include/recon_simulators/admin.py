@@ -34,11 +34,10 @@ def admin_routes(world: World, faults: dict[str, FaultState]) -> list[Route]:
     async def clock(request: Request) -> JSONResponse:
         if request.method == "POST":
             body = await read_json(request) or {}
-            if body.get("set"):
-                world.clock.set(parse_ts(body["set"]), frozen=body.get("frozen"))
-            elif "frozen" in body:
-                world.clock.set(world.clock.now(), frozen=bool(body["frozen"]))
-        return JSONResponse({"clock": world.clock.now().isoformat(), "frozen": world.clock.frozen})
+            when = parse_ts(body["set"]) if body.get("set") else world.clock.now()
+            world.clock.set(when, frozen=body.get("frozen"), speed=body.get("speed"))
+        clock = world.clock
+        return JSONResponse({"clock": clock.now().isoformat(), "frozen": clock.frozen, "speed": clock.speed})
 
     async def advance(request: Request) -> JSONResponse:
         body = await read_json(request) or {}

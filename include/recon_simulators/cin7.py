@@ -292,9 +292,15 @@ class Cin7App(ServiceApp):
         if params.get("search"):
             needle = params["search"].lower()
             ids = [i for i in ids if needle in _searchable(self.state.sales[i])]
-        return self._page(
-            "saleList", params, ids, lambda i: sale_list_row(self._malformed(self.state.sales[i])), "SaleList"
-        )
+
+        def render(sale_id: str) -> dict:
+            row = sale_list_row(self.state.sales[sale_id])
+            if self.faults.is_malformed("cin7:" + sale_id):
+                row["CustomerCurrency"] = None
+                row["Updated"] = "31/02/2026"
+            return row
+
+        return self._page("saleList", params, ids, render, "SaleList")
 
     def get_sale(self, request: Request) -> Response:
         sale = self.state.sales.get(self.params(request).get("id", ""))

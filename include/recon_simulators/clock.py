@@ -13,19 +13,23 @@ class SimClock:
         self._anchor = start or datetime.now(UTC)
         self._real_anchor = time.monotonic()
         self._frozen = False
+        self._speed = 1.0
 
     def now(self) -> datetime:
         with self._lock:
             if self._frozen:
                 return self._anchor
-            return self._anchor + timedelta(seconds=time.monotonic() - self._real_anchor)
+            return self._anchor + timedelta(seconds=(time.monotonic() - self._real_anchor) * self._speed)
 
-    def set(self, when: datetime, *, frozen: bool | None = None) -> None:
+    def set(self, when: datetime, *, frozen: bool | None = None, speed: float | None = None) -> None:
+        """Jump to ``when``; optionally freeze, or run ``speed`` times faster than real time."""
         with self._lock:
             self._anchor = when
             self._real_anchor = time.monotonic()
             if frozen is not None:
                 self._frozen = frozen
+            if speed is not None:
+                self._speed = speed
 
     def advance(self, delta: timedelta) -> datetime:
         current = self.now()
@@ -35,3 +39,7 @@ class SimClock:
     @property
     def frozen(self) -> bool:
         return self._frozen
+
+    @property
+    def speed(self) -> float:
+        return self._speed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,14 @@ from recon_simulators.faults import FaultConfig, FaultState
 from recon_simulators.reveni import ReveniApp
 from recon_simulators.sitoo import SitooApp
 from recon_simulators.world import World
+
+
+class _QuietSimulatedResets(logging.Filter):
+    """Deliberate resets are not server errors: keep them out of the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(error, ConnectionResetError) and "simulated" in str(error))
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,7 @@ async def serve(
     if scenario:
         world.load(scenario)
     apps, _ = build(world, cin7_rate_limit)
+    logging.getLogger("uvicorn.error").addFilter(_QuietSimulatedResets())
     servers = [
         uvicorn.Server(uvicorn.Config(apps[name], host=host, port=getattr(ports, name), log_level="warning"))
         for name in ("reveni", "cin7", "sitoo")

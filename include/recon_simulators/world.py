@@ -67,7 +67,7 @@ class World:
             else:
                 self.apply(kind, record, initial=True)
         if header.get("clock"):
-            self.clock.set(parse_ts(header["clock"]), frozen=frozen_clock)
+            self.clock.set(parse_ts(header["clock"]), frozen=frozen_clock, speed=1.0)
         return counts
 
     def schedule(self, at: str, kind: str, record: dict) -> None:

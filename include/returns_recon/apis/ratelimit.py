@@ -1,0 +1,49 @@
+"""Client-side rate limits shared by every task and worker that calls the same account.
+
+pyrate-limiter's Postgres bucket keeps the window in the warehouse (one table per account
+budget), so concurrent tasks on different workers draw from one budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from typing import Protocol
+
+from psycopg_pool import ConnectionPool
+from pyrate_limiter import Duration, Limiter, Rate
+from pyrate_limiter.buckets.postgres import PostgresBucket
+
+
+class Budget(Protocol):
+    def acquire(self) -> None: ...
+
+
+class NoBudget:
+    def acquire(self) -> None:
+        return None
+
+
+class SharedBudget:
+    """``calls_per_minute`` for one account, shared through the warehouse."""
+
+    def __init__(self, pool: ConnectionPool, key: str, calls_per_minute: int) -> None:
+        table = "api_budget_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+        bucket = PostgresBucket(pool, table, [Rate(calls_per_minute, Duration.MINUTE)])
+        self._limiter = Limiter(bucket)
+
+    def acquire(self) -> None:
+        self._limiter.try_acquire("call", blocking=True)
+
+
+@cache
+def _pool(dsn: str) -> ConnectionPool:
+    # not autocommit: the bucket locks its table inside a transaction per check-and-put
+    return ConnectionPool(dsn, min_size=1, max_size=4, open=True)
+
+
+def shared_budget(dsn: str, key: str, calls_per_minute: int | None) -> Budget:
+    """A budget for ``key`` (service + account), or none when no limit is configured."""
+    if not calls_per_minute:
+        return NoBudget()
+    return SharedBudget(_pool(dsn), key, calls_per_minute)

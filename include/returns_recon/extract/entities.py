@@ -1,0 +1,388 @@
+"""One function per source entity: read the API window, validate, load, move the watermark.
+
+Each takes its inputs explicitly (a warehouse connection, an ``ApiClient``, the run id, the
+mode and settings) and returns an ``ExtractSummary``; none needs Airflow.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from itertools import islice
+from typing import Any, Literal
+
+import psycopg
+from psycopg import sql
+from pydantic import BaseModel, ValidationError
+
+from returns_recon.apis.client import ApiClient
+from returns_recon.extract import paging
+from returns_recon.models import cin7, reveni, sitoo
+from returns_recon.settings import ReconSettings
+from returns_recon.warehouse.loader import Invalid, LoadResult, Valid, load_batch
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["hourly", "daily"]
+BATCH = 1000
+SALE_MATCH_COLUMN = {"CustomerReference": "customer_reference", "ExternalID": "external_id",
+                     "OrderNumber": "order_number"}  # fmt: skip
+
+
+@dataclass
+class ExtractSummary:
+    source: str
+    entity: str
+    window_from: str | None = None
+    fetched: int = 0
+    changed: int = 0
+    quarantined: int = 0
+    api_calls: int = 0
+    changed_keys: list[str] = field(default_factory=list, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("changed_keys")
+        return data
+
+
+# --- validation and loading --------------------------------------------------------------------
+
+
+def describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(p) for p in item["loc"]) or "record"
+        parts.append(f"{where}: {item['msg']} (got {str(item.get('input'))[:80]!r})")
+    return "; ".join(parts)
+
+
+def validate(model: type[BaseModel], payload: Any, key_field: str | Callable[[Any], str | None]) -> Valid | Invalid:
+    if callable(key_field):
+        key = key_field(payload) if isinstance(payload, dict) else None
+    else:
+        key = payload.get(key_field) if isinstance(payload, dict) else None
+    key = None if key is None else str(key)
+    try:
+        record = model.model_validate(payload)
+    except ValidationError as err:
+        return Invalid(key, payload, describe(err))
+    return Valid(record.natural_key, payload, record)  # type: ignore[attr-defined]
+
+
+def load_stream(
+    conn: psycopg.Connection,
+    summary: ExtractSummary,
+    model: type[BaseModel],
+    payloads: Iterable[Any],
+    run_id: str,
+    key_field: str | Callable[[Any], str | None],
+    on_valid: Callable[[BaseModel], None] | None = None,
+) -> ExtractSummary:
+    iterator = iter(payloads)
+    while batch := list(islice(iterator, BATCH)):
+        valid, invalid = [], []
+        for payload in batch:
+            outcome = validate(model, payload, key_field)
+            if isinstance(outcome, Valid):
+                valid.append(outcome)
+                if on_valid:
+                    on_valid(outcome.model)  # type: ignore[arg-type]
+            else:
+                invalid.append(outcome)
+        result: LoadResult = load_batch(conn, summary.source, summary.entity, valid, invalid, run_id)
+        summary.fetched += result.received
+        summary.changed += result.changed
+        summary.quarantined += result.quarantined
+        summary.changed_keys += result.changed_keys
+    if summary.quarantined:
+        log.warning("%s.%s: %d invalid records quarantined", summary.source, summary.entity, summary.quarantined)
+    return summary
+
+
+# --- watermarks ----------------------------------------------------------------------------------
+
+
+def get_watermark(conn: psycopg.Connection, source: str, entity: str) -> str | None:
+    row = conn.execute(
+        "SELECT watermark FROM raw.extract_watermarks WHERE source = %s AND entity = %s", (source, entity)
+    ).fetchone()
+    return row[0] if row else None
+
+
+def set_watermark(conn: psycopg.Connection, source: str, entity: str, value: str, run_id: str) -> None:
+    conn.execute(
+        """INSERT INTO raw.extract_watermarks (source, entity, watermark, run_id) VALUES (%s, %s, %s, %s)
+           ON CONFLICT (source, entity) DO UPDATE
+             SET watermark = EXCLUDED.watermark, updated_at = now(), run_id = EXCLUDED.run_id""",
+        (source, entity, value, run_id),
+    )
+
+
+def record_run(conn: psycopg.Connection, summary: ExtractSummary, run_id: str, started: datetime) -> None:
+    conn.execute(
+        """INSERT INTO raw.extract_runs
+             (run_id, source, entity, started_at, window_from, fetched, changed, quarantined, api_calls)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (run_id, source, entity) DO UPDATE SET
+             started_at = EXCLUDED.started_at, finished_at = now(), window_from = EXCLUDED.window_from,
+             fetched = EXCLUDED.fetched, changed = EXCLUDED.changed, quarantined = EXCLUDED.quarantined,
+             api_calls = EXCLUDED.api_calls""",
+        (run_id, summary.source, summary.entity, started, summary.window_from, summary.fetched, summary.changed,
+         summary.quarantined, summary.api_calls),
+    )  # fmt: skip
+
+
+def window_start(watermark: str | None, mode: Mode, settings: ReconSettings) -> datetime | None:
+    if watermark is None:
+        return None
+    back = timedelta(days=settings.trailing_days) if mode == "daily" else timedelta(hours=settings.overlap_hours)
+    return datetime.fromisoformat(watermark) - back
+
+
+class _Newest:
+    """Tracks the highest value seen (the next watermark)."""
+
+    def __init__(self, start: Any = None) -> None:
+        self.value = start
+
+    def see(self, value: Any) -> None:
+        if value is not None and (self.value is None or value > self.value):
+            self.value = value
+
+
+def _calls(client: ApiClient) -> int:
+    return sum(client.calls.values())
+
+
+def _run(
+    conn: psycopg.Connection, client: ApiClient, summary: ExtractSummary, run_id: str, body: Callable[[], Any]
+) -> ExtractSummary:
+    started, before = datetime.now(UTC), _calls(client)
+    body()
+    summary.api_calls = _calls(client) - before
+    record_run(conn, summary, run_id, started)
+    log.info("extracted %s", summary.as_dict())
+    return summary
+
+
+# --- Reveni ----------------------------------------------------------------------------------------
+
+
+def extract_reveni_returns(
+    conn: psycopg.Connection, client: ApiClient, run_id: str, mode: Mode, settings: ReconSettings
+) -> ExtractSummary:
+    summary = ExtractSummary("reveni", "returns")
+
+    def body() -> None:
+        since = window_start(get_watermark(conn, "reveni", "returns"), mode, settings)
+        summary.window_from = since.isoformat() if since else None
+        newest = _Newest()
+        load_stream(conn, summary, reveni.ReveniReturn, paging.reveni_returns(client, since), run_id, "id",
+                    on_valid=lambda r: newest.see(r.updated_at))  # fmt: skip
+        if newest.value is not None:
+            _advance(conn, "reveni", "returns", newest.value.isoformat(), run_id)
+
+    return _run(conn, client, summary, run_id, body)
+
+
+def _advance(conn: psycopg.Connection, source: str, entity: str, value: str, run_id: str) -> None:
+    current = get_watermark(conn, source, entity)
+    if current is None or value > current:
+        set_watermark(conn, source, entity, value, run_id)
+
+
+# --- Cin7 Core -------------------------------------------------------------------------------------
+
+
+def extract_cin7_sales(
+    conn: psycopg.Connection, client: ApiClient, run_id: str, mode: Mode, settings: ReconSettings
+) -> ExtractSummary:
+    """The sale list for the window (headers of every sale, so any order number can be matched
+    later), then the detail (lines, credit notes, restocks) of each return-related sale whose
+    detail is missing or older than its list row."""
+    summary = ExtractSummary("cin7", "sales")
+
+    def body() -> None:
+        since = window_start(get_watermark(conn, "cin7", "sale_list"), mode, settings)
+        summary.window_from = since.isoformat() if since else None
+        params = {"UpdatedSince": since.strftime("%Y-%m-%dT%H:%M:%S")} if since else {}
+        newest = _Newest()
+        rows = paging.cin7_list(client, "saleList", "SaleList", paging.field_key("SaleID"), params)
+        listed = ExtractSummary("cin7", "sale_list")
+        load_stream(conn, listed, cin7.SaleListRow, rows, run_id, "SaleID", on_valid=lambda r: newest.see(r.Updated))
+        stale = stale_sale_ids(conn, settings)
+        details = ExtractSummary("cin7", "sales")
+        load_stream(conn, details, cin7.Sale, _sale_details(client, stale, settings.detail_workers), run_id, "ID")
+        summary.fetched = listed.fetched + details.fetched
+        summary.changed, summary.quarantined = details.changed, listed.quarantined + details.quarantined
+        summary.changed_keys = details.changed_keys
+        if newest.value is not None:
+            _advance(conn, "cin7", "sale_list", newest.value.isoformat(), run_id)
+
+    return _run(conn, client, summary, run_id, body)
+
+
+def stale_sale_ids(conn: psycopg.Connection, settings: ReconSettings) -> list[str]:
+    """Return-related sales whose detail we lack or is older than the sale list says."""
+    column = sql.Identifier(SALE_MATCH_COLUMN[settings.sale_match_field])
+    query = sql.SQL(
+        """SELECT s.sale_id FROM staging.stg_cin7__sales s
+           WHERE (s.detail_updated_at IS NULL OR s.detail_updated_at < date_trunc('second', s.updated_at))
+             AND (s.{column} IN (SELECT order_external_id FROM staging.stg_reveni__returns)
+                  OR s.external_id LIKE 'reveni-exchange:%%')
+           ORDER BY s.sale_id"""
+    ).format(column=column)
+    return [row[0] for row in conn.execute(query)]
+
+
+def _sale_details(client: ApiClient, sale_ids: list[str], workers: int) -> Iterator[Any]:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(lambda sale_id: client.get("sale", {"ID": sale_id}, label="sale"), sale_ids)
+
+
+def extract_cin7_transfers(
+    conn: psycopg.Connection, client: ApiClient, run_id: str, mode: Mode, settings: ReconSettings
+) -> ExtractSummary:
+    """Our stock transfers (the API has no change filter on this list: it is read whole)."""
+    summary = ExtractSummary("cin7", "stock_transfers")
+
+    def body() -> None:
+        rows = paging.cin7_list(client, "stockTransferList", "StockTransferList", paging.field_key("TaskID"),
+                                {"Search": settings.transfer_search})  # fmt: skip
+        load_stream(conn, summary, cin7.StockTransferRow, rows, run_id, "TaskID")
+
+    return _run(conn, client, summary, run_id, body)
+
+
+def _availability_key(row: dict) -> str | None:
+    if row.get("ID") is None or row.get("Location") is None:
+        return None
+    return f"{row['ID']}|{row['Location']}|{row.get('Bin') or ''}|{row.get('Batch') or ''}"
+
+
+CIN7_REFERENCE = (
+    ("products", "product", "Products", cin7.Product, paging.field_key("ID"), "ID"),
+    ("locations", "ref/location", "LocationList", cin7.Location, paging.field_key("ID"), "ID"),
+    ("availability", "ref/productavailability", "ProductAvailabilityList", cin7.Availability, _availability_key,
+     _availability_key),
+)  # fmt: skip
+
+
+def extract_cin7_reference(conn: psycopg.Connection, client: ApiClient, run_id: str) -> list[ExtractSummary]:
+    return [
+        _load_whole(conn, client, ExtractSummary("cin7", entity), model, paging.cin7_list(client, path, list_key, key),
+                    run_id, key_field)
+        for entity, path, list_key, model, key, key_field in CIN7_REFERENCE
+    ]  # fmt: skip
+
+
+def _load_whole(
+    conn: psycopg.Connection,
+    client: ApiClient,
+    summary: ExtractSummary,
+    model: type[BaseModel],
+    rows: Iterable[Any],
+    run_id: str,
+    key_field: str | Callable[[Any], str | None],
+) -> ExtractSummary:
+    """Load a whole listing (reference data)."""
+    return _run(conn, client, summary, run_id, lambda: load_stream(conn, summary, model, rows, run_id, key_field))
+
+
+# --- Sitoo -----------------------------------------------------------------------------------------
+
+
+def _id_window_start(conn: psycopg.Connection, table: str, id_col: str, date_col: str, watermark: str | None,
+                     mode: Mode, settings: ReconSettings) -> int:  # fmt: skip
+    """Sitoo ids only grow: start after the watermark, or, to re-read the overlap window, at the
+    first id dated inside it."""
+    if watermark is None:
+        return 1
+    back = timedelta(days=settings.trailing_days) if mode == "daily" else timedelta(hours=settings.overlap_hours)
+    query = sql.SQL("SELECT min({id}) FROM staging.{table} WHERE {date} >= now() - %s").format(
+        id=sql.Identifier(id_col), table=sql.Identifier(table), date=sql.Identifier(date_col)
+    )
+    first = conn.execute(query, (back,)).fetchone()[0]
+    return min(int(first), int(watermark) + 1) if first is not None else int(watermark) + 1
+
+
+def _extract_sitoo_by_id(
+    conn: psycopg.Connection, client: ApiClient, run_id: str, mode: Mode, settings: ReconSettings, *,
+    entity: str, path: str, id_field: str, from_param: str, model: type[BaseModel], table: str, id_col: str,
+    date_col: str,
+) -> ExtractSummary:  # fmt: skip
+    summary = ExtractSummary("sitoo", entity)
+
+    def body() -> None:
+        start = _id_window_start(conn, table, id_col, date_col, get_watermark(conn, "sitoo", entity), mode, settings)
+        summary.window_from = str(start)
+        newest = _Newest()
+        rows = paging.sitoo_by_id(client, path, id_field, from_param, start)
+        load_stream(conn, summary, model, rows, run_id, id_field,
+                    on_valid=lambda r: newest.see(int(r.natural_key)))  # fmt: skip
+        if newest.value is not None:
+            current = get_watermark(conn, "sitoo", entity)
+            if current is None or newest.value > int(current):
+                set_watermark(conn, "sitoo", entity, str(newest.value), run_id)
+
+    return _run(conn, client, summary, run_id, body)
+
+
+def extract_sitoo_orders(
+    conn: psycopg.Connection, client: ApiClient, run_id: str, mode: Mode, settings: ReconSettings
+) -> ExtractSummary:
+    return _extract_sitoo_by_id(
+        conn, client, run_id, mode, settings, entity="orders", path="orders.json", id_field="orderid",
+        from_param="orderidfrom", model=sitoo.Order, table="stg_sitoo__orders", id_col="order_id",
+        date_col="order_date",
+    )  # fmt: skip
+
+
+def extract_sitoo_transactions(
+    conn: psycopg.Connection, client: ApiClient, run_id: str, mode: Mode, settings: ReconSettings, site_id: int
+) -> ExtractSummary:
+    return _extract_sitoo_by_id(
+        conn, client, run_id, mode, settings, entity="warehouse_transactions",
+        path=f"sites/{site_id}/warehousetransactions.json", id_field="warehousetransactionid",
+        from_param="warehousetransactionidfrom", model=sitoo.WarehouseTransaction,
+        table="stg_sitoo__warehouse_transactions", id_col="transaction_id", date_col="date_created",
+    )  # fmt: skip
+
+
+def extract_sitoo_reference(conn: psycopg.Connection, client: ApiClient, run_id: str, site_id: int
+                            ) -> list[ExtractSummary]:  # fmt: skip
+    site = f"sites/{site_id}"
+    plan = [
+        ("products", f"{site}/products.json", "productid", sitoo.Product),
+        ("warehouses", f"{site}/warehouses.json", "warehouseid", sitoo.Warehouse),
+        ("stores", f"{site}/stores.json", "storeid", sitoo.Store),
+    ]
+    summaries = [
+        _load_whole(conn, client, ExtractSummary("sitoo", entity), model, paging.sitoo_list(client, path, id_field),
+                    run_id, id_field)
+        for entity, path, id_field, model in plan
+    ]  # fmt: skip
+    items = ExtractSummary("sitoo", "warehouse_items")
+
+    def load_items() -> None:
+        warehouses = [r[0] for r in conn.execute("SELECT warehouse_id FROM staging.stg_sitoo__warehouses ORDER BY 1")]
+        for warehouse_id in warehouses:
+            rows = paging.sitoo_list(client, f"{site}/warehouses/{warehouse_id}/warehouseitems.json", "warehouseitemid")
+            load_stream(conn, items, sitoo.WarehouseItem, ({**r, "warehouseid": warehouse_id} for r in rows), run_id,
+                        lambda r: f"{r.get('warehouseid')}|{r.get('sku')}")  # fmt: skip
+
+    summaries.append(_run(conn, client, items, run_id, load_items))
+    return summaries
+
+
+def reference_loaded(conn: psycopg.Connection) -> bool:
+    """Whether every reference table has been loaded at least once (else hourly loads them too)."""
+    tables = ("stg_cin7__products", "stg_cin7__locations", "stg_sitoo__products", "stg_sitoo__warehouses")
+    return all(
+        conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM staging.{})").format(sql.Identifier(t))).fetchone()[0]
+        for t in tables
+    )

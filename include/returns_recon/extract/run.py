@@ -1,0 +1,54 @@
+"""All extraction of one run, in dependency order (used by tests and benchmarks; the DAGs run
+the same functions as separate tasks per system)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+from returns_recon.apis.client import ApiClient
+from returns_recon.extract import entities
+from returns_recon.extract.entities import ExtractSummary, Mode
+from returns_recon.settings import ReconSettings
+
+
+@dataclass
+class Clients:
+    reveni: ApiClient
+    cin7: ApiClient
+    sitoo: ApiClient
+    sitoo_site_id: int
+
+
+def extract_reveni(conn: psycopg.Connection, clients: Clients, run_id: str, mode: Mode, settings: ReconSettings
+                   ) -> list[ExtractSummary]:  # fmt: skip
+    return [entities.extract_reveni_returns(conn, clients.reveni, run_id, mode, settings)]
+
+
+def extract_cin7(conn: psycopg.Connection, clients: Clients, run_id: str, mode: Mode, settings: ReconSettings,
+                 reference: bool) -> list[ExtractSummary]:  # fmt: skip
+    summaries = entities.extract_cin7_reference(conn, clients.cin7, run_id) if reference else []
+    summaries.append(entities.extract_cin7_sales(conn, clients.cin7, run_id, mode, settings))
+    summaries.append(entities.extract_cin7_transfers(conn, clients.cin7, run_id, mode, settings))
+    return summaries
+
+
+def extract_sitoo(conn: psycopg.Connection, clients: Clients, run_id: str, mode: Mode, settings: ReconSettings,
+                  reference: bool) -> list[ExtractSummary]:  # fmt: skip
+    site = clients.sitoo_site_id
+    summaries = entities.extract_sitoo_reference(conn, clients.sitoo, run_id, site) if reference else []
+    summaries.append(entities.extract_sitoo_orders(conn, clients.sitoo, run_id, mode, settings))
+    summaries.append(entities.extract_sitoo_transactions(conn, clients.sitoo, run_id, mode, settings, site))
+    return summaries
+
+
+def extract_all(conn: psycopg.Connection, clients: Clients, run_id: str, mode: Mode, settings: ReconSettings
+                ) -> list[ExtractSummary]:  # fmt: skip
+    """Reveni first: the Cin7 sale details to fetch depend on which orders have returns."""
+    reference = mode == "daily" or not entities.reference_loaded(conn)
+    return [
+        *extract_reveni(conn, clients, run_id, mode, settings),
+        *extract_cin7(conn, clients, run_id, mode, settings, reference),
+        *extract_sitoo(conn, clients, run_id, mode, settings, reference),
+    ]

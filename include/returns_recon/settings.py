@@ -1,0 +1,35 @@
+"""Business settings, from environment variables prefixed ``RECON_`` (documented in
+docs/configuration.md). Connections and secrets are not here: they are Airflow connections."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class ReconSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RECON_", extra="ignore", frozen=True)
+
+    # extraction
+    overlap_hours: float = Field(48, ge=0, description="hourly runs re-read this far behind the watermark")
+    trailing_days: float = Field(14, ge=0, description="the daily run re-extracts this trailing window")
+    transfer_search: str = Field("reveni:", description="Cin7 stockTransferList Search term for our transfers")
+    detail_workers: int = Field(4, ge=1, le=16, description="parallel Cin7 sale detail requests")
+    # matching
+    location_map_path: Path = Field(ROOT / "include" / "location_map.csv")
+    sale_match_field: Literal["CustomerReference", "ExternalID", "OrderNumber"] = "CustomerReference"
+    money_tolerance: Decimal = Decimal("0.01")
+    release_sla_hours: float = 48
+    restock_sla_hours: float = 24
+    recon_window_days: int = 90
+    currencies: tuple[str, ...] = ("EUR", "GBP", "SEK", "USD", "NOK", "DKK")
+
+
+def load_settings() -> ReconSettings:
+    return ReconSettings()
