@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import dag, task_group
+from airflow.sdk import dag
 
-from returns_recon.airflow_tasks import check_connections, migrate_warehouse
 from returns_recon.dag_defaults import DEFAULT_ARGS, TAGS_COMMON
+from returns_recon.dag_structure import build
 
 
 @dag(
@@ -35,11 +35,7 @@ from returns_recon.dag_defaults import DEFAULT_ARGS, TAGS_COMMON
     doc_md=__doc__,
 )
 def returns_recon_daily() -> None:
-    @task_group
-    def preflight() -> None:
-        check_connections() >> migrate_warehouse()
-
-    preflight()
+    build("daily")
 
 
 returns_recon_daily()

@@ -29,8 +29,9 @@ def cmd_warehouse_url(env: dict[str, str], _: argparse.Namespace) -> int:
 def cmd_demo(env: dict[str, str], args: argparse.Namespace) -> int:
     from local_stack.summary import print_summary
 
-    conn = stack.start_warehouse(env)
+    conn = stack.start_warehouse(env, fresh=True)
     scenario = Path(args.scenario) if args.scenario else stack.default_scenario(env)
+    stack.use_location_map_of(env, scenario)
     stack.start_simulators(env, scenario)
     stack.ensure_airflow_db(env)
     outcomes: dict[str, bool] = {}
@@ -43,7 +44,9 @@ def cmd_demo(env: dict[str, str], args: argparse.Namespace) -> int:
 
 def cmd_up(env: dict[str, str], args: argparse.Namespace) -> int:
     stack.start_warehouse(env)
-    stack.start_simulators(env, Path(args.scenario) if args.scenario else stack.default_scenario(env))
+    scenario = Path(args.scenario) if args.scenario else stack.default_scenario(env)
+    stack.use_location_map_of(env, scenario)
+    stack.start_simulators(env, scenario)
     stack.ensure_airflow_db(env)
     stack.stop_background(env, "airflow")
     stack.start_background("airflow", [str(stack.BIN / "airflow"), "standalone"], env)

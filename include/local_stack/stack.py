@@ -23,13 +23,18 @@ def embedded_warehouse(env: dict[str, str], conn: ConnFields) -> EmbeddedWarehou
     return EmbeddedWarehouse(warehouse_dir(env) / "data", port=conn.port or 5432, host=conn.host or "127.0.0.1")
 
 
-def start_warehouse(env: dict[str, str]) -> ConnFields:
-    """Start the embedded warehouse (unless disabled), create its login and apply migrations."""
+def start_warehouse(env: dict[str, str], fresh: bool = False) -> ConnFields:
+    """Start the embedded warehouse (unless disabled), create its login and apply migrations.
+
+    ``fresh`` (the demo) starts from an empty embedded database, so each demo shows one scenario.
+    """
     conn = warehouse_conn(env)
     warehouse = None
     if embedded_enabled(env):
         warehouse = embedded_warehouse(env, conn)
         warehouse.start()
+        if fresh:
+            warehouse.drop_database(conn.schema)
         warehouse.ensure_database(conn.login, conn.password, conn.schema)
     try:
         with psycopg.connect(conn.libpq_url(), connect_timeout=10) as db:
@@ -52,7 +57,8 @@ def stop_warehouse(env: dict[str, str]) -> None:
 
 
 def run(cmd: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, env=env, check=False, **kwargs)  # noqa: S603 - our own argv
+    kwargs.setdefault("check", False)
+    return subprocess.run(cmd, env=env, **kwargs)  # noqa: S603 - our own argv
 
 
 def airflow(args: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:
@@ -65,6 +71,16 @@ def ensure_airflow_db(env: dict[str, str]) -> None:
     if result.returncode != 0:
         sys.stderr.write(result.stdout[-4000:] + result.stderr[-4000:])
         raise SystemExit("airflow db migrate failed (output above)")
+    create_pools(env)
+
+
+def create_pools(env: dict[str, str]) -> None:
+    """The API pools the DAGs use (idempotent)."""
+    from returns_recon.dag_defaults import POOLS
+
+    for name, slots in POOLS.items():
+        description = f"concurrent tasks calling the {name.removesuffix('_api')} API"
+        airflow(["pools", "set", name, str(slots), description], env, capture_output=True, check=True)
 
 
 # --- background processes -----------------------------------------------------------------
@@ -121,6 +137,15 @@ def default_scenario(env: dict[str, str]) -> Path:
     generate(GeneratorConfig(returns=int(env.get("DEMO_RETURNS", "500")), seed=int(env.get("DEMO_SEED", "1"))), path)
     write_location_map_csv(path, location_map_csv_path(path))
     return path
+
+
+def use_location_map_of(env: dict[str, str], scenario: Path) -> None:
+    """Point the pipeline at the scenario's location map CSV, when it has one beside it."""
+    from recon_simulators.generate import location_map_csv_path
+
+    csv_path = location_map_csv_path(scenario)
+    if csv_path.is_file() and "RECON_LOCATION_MAP_PATH" not in os.environ:
+        env["RECON_LOCATION_MAP_PATH"] = str(csv_path)
 
 
 def start_simulators(env: dict[str, str], scenario: Path) -> None:

@@ -6,22 +6,38 @@ import psycopg
 
 from local_stack.settings import ConnFields
 
+STAGING_COUNTS = """
+SELECT 'Reveni returns', count(*) FROM staging.stg_reveni__returns
+UNION ALL SELECT 'Reveni return items', count(*) FROM staging.stg_reveni__return_items
+UNION ALL SELECT 'Cin7 Core sales (headers)', count(*) FROM staging.stg_cin7__sales
+UNION ALL SELECT 'Cin7 Core credit notes', count(*) FROM staging.stg_cin7__credit_notes
+UNION ALL SELECT 'Cin7 Core stock transfers', count(*) FROM staging.stg_cin7__stock_transfers
+UNION ALL SELECT 'Sitoo orders', count(*) FROM staging.stg_sitoo__orders
+UNION ALL SELECT 'Sitoo warehouse transactions', count(*) FROM staging.stg_sitoo__warehouse_transactions
+UNION ALL SELECT 'location map return points', count(*) FROM staging.dim_location_map
+UNION ALL SELECT 'quarantined payloads', count(*) FROM raw.quarantine WHERE superseded_at IS NULL
+"""
+
 
 def print_summary(conn: ConnFields, outcomes: dict[str, bool]) -> None:
     with psycopg.connect(conn.libpq_url()) as db:
         migrations = db.execute("SELECT count(*), max(name) FROM public.schema_migrations").fetchone()
-        schemas = [
-            r[0]
-            for r in db.execute(
-                "SELECT nspname FROM pg_namespace WHERE nspname IN ('raw', 'staging', 'recon') ORDER BY 1"
-            )
-        ]
-    print("\n" + "=" * 72)
-    print("Returns reconciliation demo: summary")
-    print("=" * 72)
+        counts = db.execute(STAGING_COUNTS).fetchall()
+        calls = db.execute(
+            """SELECT source, sum(api_calls) FROM raw.extract_runs
+               WHERE run_id = (SELECT run_id FROM raw.extract_runs ORDER BY finished_at DESC LIMIT 1)
+               GROUP BY source ORDER BY source"""
+        ).fetchall()
+    line = "=" * 72
+    print(f"\n{line}\nReturns reconciliation demo: summary\n{line}")
     for dag_id, ok in outcomes.items():
-        print(f"  {dag_id:<28} {'succeeded' if ok else 'FAILED (see the output above)'}")
-    print(f"  warehouse                    {conn.host}:{conn.port}/{conn.schema}, schemas: {', '.join(schemas)}")
-    print(f"  migrations applied           {migrations[0]} (latest {migrations[1]})")
-    print('  query it:                    psql "$(make -s warehouse-url)"; `make stop` stops it')
-    print("=" * 72)
+        print(f"  {dag_id:<34} {'succeeded' if ok else 'FAILED (see the output above)'}")
+    print(f"  warehouse                          {conn.host}:{conn.port}/{conn.schema}")
+    print(f"  migrations applied                 {migrations[0]} (latest {migrations[1]})")
+    print("  staged from the three systems:")
+    for label, count in counts:
+        print(f"    {label:<32} {count:>8}")
+    if calls:
+        print("  API calls in the last run:        " + ", ".join(f"{s} {n}" for s, n in calls))
+    print('  query it:                          psql "$(make -s warehouse-url)"; `make stop` stops it')
+    print(line)

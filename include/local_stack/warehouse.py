@@ -108,6 +108,10 @@ class EmbeddedWarehouse:
                     sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname), sql.Identifier(login))
                 )
 
+    def drop_database(self, dbname: str) -> None:
+        with psycopg.connect(self.superuser_dsn(), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+
     def set_role_password(self, role: str, password: str) -> None:
         """Let ``role`` (created by the migrations) log in with ``password``."""
         with psycopg.connect(self.superuser_dsn(), autocommit=True) as conn:

@@ -1,13 +1,19 @@
 """TaskFlow wrappers shared by the DAGs: each is a few lines that resolve Airflow inputs
-(connections, context) and call a plain function of the package."""
+(connections, context, params) and call a plain function of the package."""
 
 from __future__ import annotations
 
 import logging
 
-from airflow.sdk import task
+from airflow.sdk import get_current_context, task
+
+from returns_recon import assets
 
 log = logging.getLogger(__name__)
+
+
+def _run_id() -> str:
+    return str(get_current_context()["run_id"])
 
 
 @task
@@ -30,3 +36,68 @@ def migrate_warehouse() -> list[str]:
         applied = apply_migrations(conn)
     log.info("migrations applied now: %s", applied or "none, already up to date")
     return applied
+
+
+@task
+def probe_apis() -> dict[str, str]:
+    """One cheap authenticated call per API: unreachable or refused credentials fail here, clearly."""
+    from returns_recon.extract.probe import probe
+    from returns_recon.orchestration import api_clients
+
+    result = probe(api_clients())
+    log.info("APIs reachable: %s", result)
+    return result
+
+
+@task(outlets=[assets.LOCATION_MAP])
+def load_location_map() -> dict:
+    from returns_recon.location_map import load_location_map as load
+    from returns_recon.orchestration import warehouse_connection
+    from returns_recon.settings import load_settings
+
+    settings = load_settings()
+    with warehouse_connection() as conn:
+        result = load(conn, settings.location_map_path, _run_id())
+    log.info("location map %s: %s", settings.location_map_path, result)
+    return result
+
+
+def _extract(system: str, mode: str, reference: bool | None = None) -> list[dict]:
+    from returns_recon.extract import entities, run
+    from returns_recon.orchestration import api_clients, warehouse_connection, warehouse_dsn
+    from returns_recon.settings import load_settings
+
+    settings = load_settings()
+    clients = api_clients(warehouse_dsn())
+    with warehouse_connection() as conn:
+        if reference is None:
+            reference = mode == "daily" or not entities.reference_loaded(conn)
+        if system == "reveni":
+            summaries = run.extract_reveni(conn, clients, _run_id(), mode, settings)
+        elif system == "cin7":
+            summaries = run.extract_cin7(conn, clients, _run_id(), mode, settings, reference)
+        else:
+            summaries = run.extract_sitoo(conn, clients, _run_id(), mode, settings, reference)
+    rows = [s.as_dict() for s in summaries]
+    for row in rows:
+        log.info("%(source)s.%(entity)s: fetched %(fetched)s, changed %(changed)s, quarantined %(quarantined)s, "
+                 "API calls %(api_calls)s (window from %(window_from)s)", row)  # fmt: skip
+    return rows
+
+
+@task(outlets=assets.REVENI_STAGING, pool="reveni_api")
+def extract_reveni(mode: str) -> list[dict]:
+    """Returns updated since the watermark (less the overlap window), keyset-paged."""
+    return _extract("reveni", mode)
+
+
+@task(outlets=[*assets.CIN7_STAGING, *assets.CIN7_REFERENCE], pool="cin7_api")
+def extract_cin7(mode: str) -> list[dict]:
+    """Reference data (daily, or when never loaded), the sale list, return-related sale details, transfers."""
+    return _extract("cin7", mode)
+
+
+@task(outlets=[*assets.SITOO_STAGING, *assets.SITOO_REFERENCE], pool="sitoo_api")
+def extract_sitoo(mode: str) -> list[dict]:
+    """Reference data (daily, or when never loaded), refund orders and warehouse transactions by id."""
+    return _extract("sitoo", mode)

@@ -29,4 +29,8 @@ DEFAULT_ARGS: dict = {
     "retry_policy": RETRY_POLICY,
 }
 
+# Pools cap concurrent tasks per API account (created by `make demo`/`make up`, docker-compose and
+# the README's deployment steps); the shared rate-limit budget paces the calls themselves.
+POOLS = {"reveni_api": 2, "cin7_api": 1, "sitoo_api": 2}
+
 TAGS_COMMON = ["returns-recon", "reveni", "cin7-core", "sitoo"]

@@ -30,6 +30,33 @@ def require_connections(specs: Iterable[ConnectionSpec]) -> None:
     check_connections(specs, lookup_connection)
 
 
+def warehouse_dsn() -> str:
+    """libpq connection string of ``recon_warehouse`` (for the shared rate-limit budgets)."""
+    from psycopg.conninfo import make_conninfo
+
+    require_connections([WAREHOUSE])
+    conn = lookup_connection(WAREHOUSE.conn_id)
+    return make_conninfo(
+        host=conn.host, port=conn.port or 5432, user=conn.login, password=conn.password, dbname=conn.schema
+    )
+
+
+def api_clients(budget_dsn: str | None = None):
+    """Clients for the three APIs, through their Airflow connections and hooks."""
+    from returns_recon.apis.hooks import Cin7CoreHook, ReveniHook, SitooHook
+    from returns_recon.connections import API_CONNECTIONS
+    from returns_recon.extract.run import Clients
+
+    require_connections(API_CONNECTIONS)
+    site_id = int(lookup_connection("sitoo_default").extra_dejson["site_id"])
+    return Clients(
+        ReveniHook(budget_dsn=budget_dsn).client(),
+        Cin7CoreHook(budget_dsn=budget_dsn).client(),
+        SitooHook(budget_dsn=budget_dsn).client(),
+        site_id,
+    )
+
+
 @contextmanager
 def warehouse_connection() -> Iterator[psycopg.Connection]:
     """A psycopg 3 connection to the ``recon_warehouse`` connection, closed afterwards."""
@@ -37,6 +64,7 @@ def warehouse_connection() -> Iterator[psycopg.Connection]:
 
     require_connections([WAREHOUSE])
     conn = PostgresHook(postgres_conn_id=WAREHOUSE.conn_id).get_conn()
+    conn.autocommit = True  # each unit of work opens its own transaction
     try:
         yield conn
     finally:

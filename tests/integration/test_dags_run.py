@@ -11,14 +11,19 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize("dag_id", ["returns_recon_hourly", "returns_recon_daily"])
-def test_dag_succeeds_and_migrates_the_warehouse(run_dag, empty_database, dag_id: str) -> None:
-    result = run_dag(dag_id, AIRFLOW_CONN_RECON_WAREHOUSE=empty_database.airflow_conn_json())
+def test_dag_succeeds_migrates_and_extracts(run_dag, empty_database, simulators, small_scenario, dag_id: str) -> None:
+    simulators.load(small_scenario)
+    result = run_dag(dag_id, AIRFLOW_CONN_RECON_WAREHOUSE=empty_database.airflow_conn_json(), **simulators.env())
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert "state=success" in output
     with psycopg.connect(empty_database.url) as conn:
         applied = conn.execute("SELECT count(*) FROM public.schema_migrations").fetchone()[0]
-    assert applied >= 1
+        returns = conn.execute("SELECT count(*) FROM staging.stg_reveni__returns").fetchone()[0]
+        mapped = conn.execute("SELECT count(*) FROM staging.dim_location_map").fetchone()[0]
+    assert applied >= 2
+    assert returns > 0
+    assert mapped > 0
     assert empty_database.password not in output
 
 

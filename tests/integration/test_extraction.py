@@ -267,7 +267,9 @@ def test_malformed_records_are_quarantined_and_nothing_else_is_lost(simulators, 
     broken_orders = {
         str(o["orderid"]) for o in data["sitoo.orders"] if check.is_malformed(f"sitoo-order:{o['orderid']}")
     }
-    assert broken_returns and broken_sales and broken_orders
+    assert broken_returns
+    assert broken_sales
+    assert broken_orders
     with warehouse_db.connect() as conn:
         quarantine = defaultdict(set)
         for entity, key in conn.execute("SELECT entity, natural_key FROM raw.quarantine"):

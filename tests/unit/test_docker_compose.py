@@ -62,3 +62,11 @@ def test_ports_published_on_loopback_only(compose) -> None:
     for name, service in compose["services"].items():
         for mapping in service.get("ports", []):
             assert mapping.startswith("127.0.0.1:"), (name, mapping)
+
+
+def test_init_creates_the_api_pools(compose) -> None:
+    from returns_recon.dag_defaults import POOLS
+
+    command = " ".join(compose["services"]["airflow-init"]["command"])
+    for name, slots in POOLS.items():
+        assert f"airflow pools set {name} {slots} " in command, name

@@ -91,7 +91,7 @@ def load_batch(
                 (source, entity, list(latest)),
             )
         if bad:
-            result.quarantined = _quarantine(conn, source, entity, bad, run_id)
+            result.quarantined = quarantine(conn, source, entity, bad, run_id)
     return result
 
 
@@ -181,7 +181,7 @@ def _copy(
             copy.write_row(row)
 
 
-def _quarantine(conn: psycopg.Connection, source: str, entity: str, bad: list[Invalid], run_id: str) -> int:
+def quarantine(conn: psycopg.Connection, source: str, entity: str, bad: list[Invalid], run_id: str) -> int:
     seen: dict[str, Invalid] = {}
     for item in bad:
         seen[content_hash(canonical_json(item.payload))] = item

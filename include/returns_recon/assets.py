@@ -1,0 +1,31 @@
+"""Airflow Assets for the warehouse tables the DAGs refresh, so the UI shows lineage and one
+DAG can be scheduled on another's output."""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset
+
+
+def table_asset(schema: str, table: str) -> Asset:
+    return Asset(name=f"{schema}.{table}", uri=f"recon-warehouse://{schema}/{table}", group=schema)
+
+
+REVENI_STAGING = [table_asset("staging", t) for t in
+                  ("stg_reveni__returns", "stg_reveni__return_items", "stg_reveni__refunds")]  # fmt: skip
+CIN7_STAGING = [
+    table_asset("staging", t)
+    for t in ("stg_cin7__sales", "stg_cin7__sale_lines", "stg_cin7__credit_notes", "stg_cin7__credit_note_lines",
+              "stg_cin7__restocks", "stg_cin7__stock_transfers")
+]  # fmt: skip
+CIN7_REFERENCE = [table_asset("staging", t) for t in
+                  ("stg_cin7__products", "stg_cin7__locations", "stg_cin7__availability")]  # fmt: skip
+SITOO_STAGING = [
+    table_asset("staging", t)
+    for t in ("stg_sitoo__orders", "stg_sitoo__order_items", "stg_sitoo__warehouse_transactions",
+              "stg_sitoo__warehouse_transaction_items")
+]  # fmt: skip
+SITOO_REFERENCE = [
+    table_asset("staging", t)
+    for t in ("stg_sitoo__products", "stg_sitoo__warehouses", "stg_sitoo__stores", "stg_sitoo__warehouse_items")
+]  # fmt: skip
+LOCATION_MAP = table_asset("staging", "dim_location_map")

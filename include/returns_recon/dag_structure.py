@@ -1,0 +1,44 @@
+"""The task-group structure both DAGs share (the DAG files declare schedule and docs)."""
+
+from __future__ import annotations
+
+from airflow.sdk import task_group
+
+from returns_recon.airflow_tasks import (
+    check_connections,
+    extract_cin7,
+    extract_reveni,
+    extract_sitoo,
+    load_location_map,
+    migrate_warehouse,
+    probe_apis,
+)
+
+
+def build(mode: str) -> None:
+    @task_group
+    def preflight() -> None:
+        """Connections well formed, warehouse schema current, APIs reachable, location map loaded."""
+        migrated = check_connections() >> migrate_warehouse()
+        migrated >> [probe_apis(), load_location_map()]
+
+    @task_group
+    def extract() -> None:
+        """Reveni, then Cin7 Core (which sale details to fetch depends on the returns); Sitoo alongside."""
+
+        @task_group
+        def reveni() -> None:
+            extract_reveni.override(task_id="returns")(mode)
+
+        @task_group
+        def cin7() -> None:
+            extract_cin7.override(task_id="sales_transfers_reference")(mode)
+
+        @task_group
+        def sitoo() -> None:
+            extract_sitoo.override(task_id="orders_transactions_reference")(mode)
+
+        reveni() >> cin7()
+        sitoo()
+
+    preflight() >> extract()

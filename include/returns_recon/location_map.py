@@ -1,0 +1,103 @@
+"""The merchant's location map: which Reveni return point is a store or a warehouse, and where
+its returns belong in Sitoo and Cin7 Core. Loaded from CSV, versioned by content hash."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import psycopg
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from returns_recon.errors import NotRetryable
+from returns_recon.warehouse.loader import Invalid, quarantine
+
+COLUMNS = (
+    "return_point_id", "return_point_name", "kind", "sitoo_warehouse_id", "cin7_holding_location",
+    "cin7_sellable_location",
+)  # fmt: skip
+
+
+class LocationMapError(NotRetryable):
+    pass
+
+
+class LocationMapRow(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    return_point_id: str = Field(min_length=1)
+    return_point_name: str | None = None
+    kind: Literal["store", "warehouse"]
+    sitoo_warehouse_id: int | None = None
+    cin7_holding_location: str | None = None
+    cin7_sellable_location: str | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _complete(self) -> LocationMapRow:
+        if self.kind == "store" and self.sitoo_warehouse_id is None:
+            raise ValueError("a store needs sitoo_warehouse_id")
+        if self.kind == "warehouse" and not (self.cin7_holding_location and self.cin7_sellable_location):
+            raise ValueError("a warehouse needs cin7_holding_location and cin7_sellable_location")
+        return self
+
+
+@dataclass
+class LocationMap:
+    version: str
+    rows: list[LocationMapRow] = field(default_factory=list)
+    invalid: list[Invalid] = field(default_factory=list)
+
+
+def read_location_map(path: Path) -> LocationMap:
+    if not path.is_file():
+        raise LocationMapError(
+            f"location map not found at {path}: set RECON_LOCATION_MAP_PATH to the merchant's CSV "
+            f"(columns: {', '.join(COLUMNS)})"
+        )
+    content = path.read_bytes()
+    result = LocationMap(hashlib.sha256(content).hexdigest()[:16])
+    reader = csv.DictReader(content.decode("utf-8-sig").splitlines())
+    missing = set(COLUMNS) - set(reader.fieldnames or [])
+    if missing:
+        raise LocationMapError(f"location map {path} lacks columns: {', '.join(sorted(missing))}")
+    seen: set[str] = set()
+    for number, raw in enumerate(reader, start=2):
+        try:
+            row = LocationMapRow.model_validate({k: raw.get(k) for k in COLUMNS})
+        except ValidationError as err:
+            reason = "; ".join(e["msg"] for e in err.errors(include_url=False))
+            result.invalid.append(Invalid(raw.get("return_point_id") or None, raw, f"line {number}: {reason}"))
+            continue
+        if row.return_point_id in seen:
+            result.invalid.append(Invalid(row.return_point_id, raw, f"line {number}: duplicate return point"))
+            continue
+        seen.add(row.return_point_id)
+        result.rows.append(row)
+    return result
+
+
+def load_location_map(conn: psycopg.Connection, path: Path, run_id: str) -> dict[str, object]:
+    """Replace ``staging.dim_location_map`` when the file's content changed; quarantine bad rows."""
+    mapping = read_location_map(path)
+    with conn.transaction():
+        current = conn.execute("SELECT max(map_version) FROM staging.dim_location_map").fetchone()[0]
+        if current != mapping.version:
+            conn.execute("DELETE FROM staging.dim_location_map")
+            with conn.cursor().copy(
+                "COPY staging.dim_location_map (return_point_id, return_point_name, kind, sitoo_warehouse_id, "
+                "cin7_holding_location, cin7_sellable_location, map_version) FROM STDIN"
+            ) as copy:
+                for row in mapping.rows:
+                    copy.write_row((*[getattr(row, c) for c in COLUMNS], mapping.version))
+        if mapping.invalid:
+            quarantine(conn, "merchant", "location_map", mapping.invalid, run_id)
+    return {"version": mapping.version, "rows": len(mapping.rows), "invalid": len(mapping.invalid),
+            "reloaded": current != mapping.version}  # fmt: skip
