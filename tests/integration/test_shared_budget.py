@@ -35,8 +35,13 @@ def test_two_processes_share_one_budget(simulators, small_scenario, warehouse_db
     env = {**os.environ, **simulators.env(cin7_calls_per_minute=limit),
            "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)])}  # fmt: skip
     workers = [
-        subprocess.Popen([sys.executable, "-c", WORKER, warehouse_db.url, str(per_worker)], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, warehouse_db.url, str(per_worker)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
     ]
     outputs = [worker.communicate(timeout=300) for worker in workers]
