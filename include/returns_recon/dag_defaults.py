@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
@@ -22,8 +23,10 @@ RETRY_POLICY = ExceptionRetryPolicy(
 
 DEFAULT_ARGS: dict = {
     "owner": OWNER,
-    "retries": 2,
-    "retry_delay": timedelta(minutes=2),
+    # RECON_TASK_RETRIES / RECON_RETRY_DELAY_SECONDS: deployment settings read at parse time
+    # (plain environment, no I/O); the test suite sets 0 retries to see failures at once.
+    "retries": int(os.environ.get("RECON_TASK_RETRIES", "2")),
+    "retry_delay": timedelta(seconds=int(os.environ.get("RECON_RETRY_DELAY_SECONDS", "120"))),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=15),
     "retry_policy": RETRY_POLICY,
