@@ -38,7 +38,8 @@ def cmd_demo(env: dict[str, str], args: argparse.Namespace) -> int:
     for dag_id in DAGS:
         print(f"\n=== airflow dags test {dag_id} ===", flush=True)
         outcomes[dag_id] = stack.airflow(["dags", "test", dag_id], env).returncode == 0
-    print_summary(conn, outcomes)
+    docs = Path(env.get("RECON_DATA_DOCS_DIR") or ROOT / ".local" / "data_docs") / "index.html"
+    print_summary(conn, outcomes, str(docs) if docs.exists() else None)
     return 0 if all(outcomes.values()) else 1
 
 

@@ -19,10 +19,21 @@ UNION ALL SELECT 'quarantined payloads', count(*) FROM raw.quarantine WHERE supe
 """
 
 
-def print_summary(conn: ConnFields, outcomes: dict[str, bool]) -> None:
+def print_summary(conn: ConnFields, outcomes: dict[str, bool], docs_index: str | None = None) -> None:
     with psycopg.connect(conn.libpq_url()) as db:
         migrations = db.execute("SELECT count(*), max(name) FROM public.schema_migrations").fetchone()
         counts = db.execute(STAGING_COUNTS).fetchall()
+        quality = db.execute(
+            """SELECT suite, count(*) FILTER (WHERE success), count(*),
+                      count(*) FILTER (WHERE NOT success AND severity = 'critical')
+               FROM recon.dq_results
+               WHERE run_id = (SELECT run_id FROM recon.dq_results WHERE suite <> 'location_map_csv'
+                               ORDER BY checked_at DESC LIMIT 1)
+               GROUP BY suite ORDER BY suite"""
+        ).fetchall()
+        mismatches = db.execute(
+            "SELECT exception_type, count(*) FROM staging.int_master_data__mismatches GROUP BY 1 ORDER BY 1"
+        ).fetchall()
         calls = db.execute(
             """SELECT source, sum(api_calls) FROM raw.extract_runs
                WHERE run_id = (SELECT run_id FROM raw.extract_runs ORDER BY finished_at DESC LIMIT 1)
@@ -37,6 +48,15 @@ def print_summary(conn: ConnFields, outcomes: dict[str, bool]) -> None:
     print("  staged from the three systems:")
     for label, count in counts:
         print(f"    {label:<32} {count:>8}")
+    if quality:
+        print("  data quality (last run):")
+        for suite, passed, total, critical in quality:
+            flag = f", {critical} CRITICAL" if critical else ""
+            print(f"    {suite:<32} {passed}/{total} passed{flag}")
+    if mismatches:
+        print("  master-data mismatches:           " + ", ".join(f"{t} {n}" for t, n in mismatches))
+    if docs_index:
+        print(f"  Data Docs:                         {docs_index}")
     if calls:
         print("  API calls in the last run:        " + ", ".join(f"{s} {n}" for s, n in calls))
     print('  query it:                          psql "$(make -s warehouse-url)"; `make stop` stops it')

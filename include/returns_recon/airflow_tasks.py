@@ -57,7 +57,7 @@ def load_location_map() -> dict:
 
     settings = load_settings()
     with warehouse_connection() as conn:
-        result = load(conn, settings.location_map_path, _run_id())
+        result = load(conn, settings.location_map_path, _run_id(), settings.data_docs_dir)
     log.info("location map %s: %s", settings.location_map_path, result)
     return result
 
@@ -101,3 +101,24 @@ def extract_cin7(mode: str) -> list[dict]:
 def extract_sitoo(mode: str) -> list[dict]:
     """Reference data (daily, or when never loaded), refund orders and warehouse transactions by id."""
     return _extract("sitoo", mode)
+
+
+@task
+def data_quality() -> dict:
+    """Great Expectations suites over staging: critical failures stop the run (nothing posts)."""
+    from returns_recon.orchestration import warehouse_connection, warehouse_sqlalchemy_url
+    from returns_recon.quality.check import check_warehouse
+    from returns_recon.quality.runner import enforce
+    from returns_recon.settings import load_settings
+
+    settings = load_settings()
+    with warehouse_connection() as conn:
+        report = check_warehouse(conn, warehouse_sqlalchemy_url(), _run_id(), settings, settings.data_docs_dir)
+    log.info("%s", report.summary())
+    enforce(report)
+    return {
+        "expectations": len(report.outcomes),
+        "critical_failures": len(report.critical_failures),
+        "warnings": len(report.warnings),
+        "data_docs": str(report.docs_index),
+    }

@@ -6,6 +6,7 @@ from airflow.sdk import task_group
 
 from returns_recon.airflow_tasks import (
     check_connections,
+    data_quality,
     extract_cin7,
     extract_reveni,
     extract_sitoo,
@@ -41,4 +42,9 @@ def build(mode: str) -> None:
         reveni() >> cin7()
         sitoo()
 
-    preflight() >> extract()
+    @task_group
+    def check() -> None:
+        """Data quality (Great Expectations): SKU and location mismatches, structure, freshness."""
+        data_quality()
+
+    preflight() >> extract() >> check()

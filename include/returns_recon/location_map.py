@@ -54,6 +54,7 @@ class LocationMap:
     version: str
     rows: list[LocationMapRow] = field(default_factory=list)
     invalid: list[Invalid] = field(default_factory=list)
+    check_rows: list[dict] = field(default_factory=list)  # what the location map suite validates
 
 
 def read_location_map(path: Path) -> LocationMap:
@@ -70,23 +71,34 @@ def read_location_map(path: Path) -> LocationMap:
         raise LocationMapError(f"location map {path} lacks columns: {', '.join(sorted(missing))}")
     seen: set[str] = set()
     for number, raw in enumerate(reader, start=2):
+        check = {"return_point_id": raw.get("return_point_id") or None, "kind": raw.get("kind") or None,
+                 "complete": True}  # fmt: skip
+        result.check_rows.append(check)
         try:
             row = LocationMapRow.model_validate({k: raw.get(k) for k in COLUMNS})
         except ValidationError as err:
             reason = "; ".join(e["msg"] for e in err.errors(include_url=False))
             result.invalid.append(Invalid(raw.get("return_point_id") or None, raw, f"line {number}: {reason}"))
+            check["complete"] = None
             continue
         if row.return_point_id in seen:
-            result.invalid.append(Invalid(row.return_point_id, raw, f"line {number}: duplicate return point"))
-            continue
+            continue  # the location map suite reports it and stops the load
         seen.add(row.return_point_id)
         result.rows.append(row)
     return result
 
 
-def load_location_map(conn: psycopg.Connection, path: Path, run_id: str) -> dict[str, object]:
-    """Replace ``staging.dim_location_map`` when the file's content changed; quarantine bad rows."""
+def load_location_map(
+    conn: psycopg.Connection, path: Path, run_id: str, docs_dir: Path | None = None
+) -> dict[str, object]:
+    """Check the file (location map suite), then replace ``staging.dim_location_map`` when its content
+    changed; quarantine bad rows. Duplicate return points fail the load: the map cannot be trusted."""
+    from returns_recon.quality.runner import enforce, run_location_map_checks, store
+
     mapping = read_location_map(path)
+    report = run_location_map_checks(mapping.check_rows, docs_dir)
+    store(conn, run_id, report)
+    enforce(report)
     with conn.transaction():
         current = conn.execute("SELECT max(map_version) FROM staging.dim_location_map").fetchone()[0]
         if current != mapping.version:

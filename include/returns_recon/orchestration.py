@@ -41,6 +41,16 @@ def warehouse_dsn() -> str:
     )
 
 
+def warehouse_sqlalchemy_url() -> str:
+    """SQLAlchemy URL of ``recon_warehouse`` (psycopg 3 driver), for Great Expectations."""
+    from sqlalchemy.engine import URL
+
+    require_connections([WAREHOUSE])
+    conn = lookup_connection(WAREHOUSE.conn_id)
+    url = URL.create("postgresql+psycopg", conn.login, conn.password, conn.host, conn.port or 5432, conn.schema)
+    return url.render_as_string(hide_password=False)
+
+
 def api_clients(budget_dsn: str | None = None):
     """Clients for the three APIs, through their Airflow connections and hooks."""
     from returns_recon.apis.hooks import Cin7CoreHook, ReveniHook, SitooHook

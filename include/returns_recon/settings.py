@@ -29,6 +29,9 @@ class ReconSettings(BaseSettings):
     restock_sla_hours: float = 24
     recon_window_days: int = 90
     currencies: tuple[str, ...] = ("EUR", "GBP", "SEK", "USD", "NOK", "DKK")
+    # data quality
+    freshness_hours: float = Field(48, description="newest Reveni update older than this is a warning")
+    data_docs_dir: Path = Field(ROOT / ".local" / "data_docs", description="where the Data Docs site is written")
 
 
 def load_settings() -> ReconSettings:

@@ -1,0 +1,159 @@
+"""Data quality: planted SKU and location mismatches found exactly, structural suites fail on
+planted defects and pass without them, results stored and rendered."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from returns_recon.extract.run import extract_all
+from returns_recon.location_map import load_location_map
+from returns_recon.quality.check import check_warehouse
+from returns_recon.quality.runner import DataQualityFailed, enforce
+from returns_recon.settings import ReconSettings
+
+pytestmark = pytest.mark.integration
+
+MISMATCH_TYPES = {"unknown_sku_cin7", "unknown_sku_sitoo", "unmapped_location"}
+
+
+def gx_url(db) -> str:
+    return f"postgresql+psycopg://{db.user}:{db.password}@{db.host}:{db.port}/{db.dbname}"
+
+
+@pytest.fixture(scope="module")
+def loaded(simulators, small_scenario, embedded_server, tmp_path_factory):
+    """The small scenario extracted once into its own database, with its location map loaded."""
+    import uuid
+
+    from recon_simulators.generate import location_map_csv_path, write_location_map_csv
+    from returns_recon.warehouse.migrate import apply_migrations
+    from tests.fixtures.simulators import CREDS
+    from tests.fixtures.warehouse import TestDatabase
+
+    name = f"dq_{uuid.uuid4().hex[:10]}"
+    embedded_server.ensure_database(name, name, name)
+    db = TestDatabase(embedded_server.host, embedded_server.port, name, name, name)
+    csv_path = location_map_csv_path(small_scenario)
+    write_location_map_csv(small_scenario, csv_path)
+    simulators.load(small_scenario)
+    import os
+
+    from returns_recon.apis.client import RetrySettings
+    from returns_recon.apis.hooks import Cin7CoreHook, ReveniHook, SitooHook
+    from returns_recon.extract.run import Clients
+
+    saved = {k: os.environ.get(k) for k in simulators.env()}
+    os.environ.update(simulators.env())
+    try:
+        retry = RetrySettings(initial_wait=0.2, max_wait=2)
+        clients = Clients(ReveniHook(retry=retry).client(), Cin7CoreHook(retry=retry).client(),
+                          SitooHook(retry=retry).client(), CREDS.sitoo_site_id)  # fmt: skip
+        with psycopg.connect(db.url, autocommit=True) as conn:
+            apply_migrations(conn)
+            load_location_map(conn, csv_path, "dq-load")
+            extract_all(conn, clients, "dq-load", "hourly", ReconSettings())
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return db
+
+
+def test_every_planted_mismatch_is_reported_and_nothing_else(loaded, small_scenario) -> None:
+    document = json.loads(small_scenario.read_text())
+    planted = {(e["type"], e["return_id"], e["item_id"]) for e in document["expected_exceptions"]
+               if e["type"] in MISMATCH_TYPES}  # fmt: skip
+    with loaded.connect() as conn:
+        rows = conn.execute(
+            "SELECT exception_type, return_id, item_id, hint FROM staging.int_master_data__mismatches"
+        ).fetchall()
+    assert {(t, r, i) for t, r, i, _ in rows} == planted
+    assert len(rows) == len(planted)
+    hints = {t: h for t, _, _, h in rows}
+    assert "only after case folding or trimming" in hints["unknown_sku_cin7"]
+    assert all(h for t, _, _, h in rows if t == "unknown_sku_cin7")
+    store_points = [h for t, r, _, h in rows if t == "unmapped_location" and h]
+    assert any("similar mapped return point rp-store-1" in h for h in store_points)
+
+
+def test_suites_store_results_render_docs_and_pass_on_clean_structure(loaded, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    with loaded.connect(autocommit=True) as conn:
+        report = check_warehouse(conn, gx_url(loaded), "dq-run-1", ReconSettings(), docs)
+        stored = conn.execute(
+            "SELECT suite, success, severity FROM recon.dq_results WHERE run_id = 'dq-run-1'"
+        ).fetchall()
+    assert report.critical_failures == []
+    failing_warnings = {o.suite for o in report.warnings}
+    assert "master_data_mismatches" in failing_warnings  # the planted mismatches
+    assert len(stored) == len(report.outcomes) > 20
+    assert {s for s, _, _ in stored} >= {"master_data_mismatches", "reveni_structure", "cin7_structure",
+                                         "sitoo_structure"}  # fmt: skip
+    index = (docs / "index.html").read_text()
+    assert "reveni_structure" in index
+    assert "master_data_mismatches" in index
+    enforce(report)  # no critical failure: does not raise
+    sample = next(o for o in report.warnings if "cin7_product_id" in o.expectation)
+    assert sample.unexpected_count >= 1
+    assert "item_id" in sample.unexpected_sample[0]
+
+
+DEFECTS = [
+    ("negative quantity",
+     "UPDATE staging.stg_reveni__return_items SET quantity = -quantity WHERE item_id = "
+     "(SELECT min(item_id) FROM staging.stg_reveni__return_items)",
+     "UPDATE staging.stg_reveni__return_items SET quantity = -quantity WHERE quantity < 0",
+     {"ExpectColumnValuesToBeBetween(column=quantity, min_value=1) on stg_reveni__return_items"}),
+    ("orphan credit note line",
+     "INSERT INTO staging.stg_cin7__credit_note_lines (task_id, line_no, sale_id, sku, quantity, price, discount, "
+     "tax, total) VALUES ('no-such-note', 1, 'no-such-sale', 'X', 1, 1, 0, 0, 1)",
+     "DELETE FROM staging.stg_cin7__credit_note_lines WHERE task_id = 'no-such-note'",
+     {"ExpectTableRowCountToEqual(value=0) on credit_note_lines_without_credit_note"}),
+    ("empty table where the source had rows",
+     "CREATE TABLE public.saved_returns AS SELECT * FROM staging.stg_reveni__returns; "
+     "DELETE FROM staging.stg_reveni__returns",
+     "INSERT INTO staging.stg_reveni__returns SELECT * FROM public.saved_returns; DROP TABLE public.saved_returns",
+     {"ExpectColumnPairValuesToBeEqual(column_A=source_rows, column_B=staged_rows) on stg_reveni__returns_vs_raw",
+      "ExpectTableRowCountToEqual(value=0) on return_items_without_return"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "plant", "undo", "expected"), DEFECTS, ids=[d[0] for d in DEFECTS])
+def test_a_planted_structural_defect_fails_its_suite(loaded, name, plant, undo, expected) -> None:
+    with loaded.connect(autocommit=True) as conn:
+        conn.execute(plant)
+        try:
+            report = check_warehouse(conn, gx_url(loaded), f"defect-{name}", ReconSettings(), None)
+        finally:
+            conn.execute(undo)
+        assert {o.expectation for o in report.critical_failures} == expected
+        with pytest.raises(DataQualityFailed, match="nothing will be posted"):
+            enforce(report)
+        clean = check_warehouse(conn, gx_url(loaded), f"clean-{name}", ReconSettings(), None)
+    assert clean.critical_failures == []
+
+
+def test_location_map_suite_refuses_duplicate_return_points(warehouse_db, tmp_path: Path) -> None:
+    csv_path = tmp_path / "map.csv"
+    header = "return_point_id,return_point_name,kind,sitoo_warehouse_id,cin7_holding_location,cin7_sellable_location\n"
+    csv_path.write_text(header + "rp-1,A,store,1,,\nrp-1,A again,store,2,,\nrp-2,B,warehouse,,,\n")
+    with warehouse_db.connect(autocommit=True) as conn:
+        with pytest.raises(DataQualityFailed, match="ExpectColumnValuesToBeUnique"):
+            load_location_map(conn, csv_path, "map-1")
+        assert conn.execute("SELECT count(*) FROM staging.dim_location_map").fetchone()[0] == 0
+        csv_path.write_text(header + "rp-1,A,store,1,,\nrp-2,B,warehouse,,,\n")
+        result = load_location_map(conn, csv_path, "map-2")
+        quarantined = conn.execute("SELECT natural_key, error FROM raw.quarantine WHERE entity = 'location_map'"
+                                   ).fetchall()  # fmt: skip
+        incomplete = conn.execute("SELECT success FROM recon.dq_results WHERE run_id = 'map-2' AND expectation "
+                                  "LIKE 'ExpectColumnValuesToNotBeNull(column=complete)%'").fetchone()  # fmt: skip
+    assert result["rows"] == 1
+    assert quarantined[0][0] == "rp-2"
+    assert "cin7_holding_location" in quarantined[0][1]
+    assert incomplete == (False,)
