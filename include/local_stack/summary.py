@@ -34,6 +34,8 @@ def print_summary(conn: ConnFields, outcomes: dict[str, bool], docs_index: str |
         mismatches = db.execute(
             "SELECT exception_type, count(*) FROM staging.int_master_data__mismatches GROUP BY 1 ORDER BY 1"
         ).fetchall()
+        has_recon = db.execute("SELECT to_regclass('recon.fct_return_reconciliation') IS NOT NULL").fetchone()[0]
+        recon = _finance(db) if has_recon else None
         calls = db.execute(
             """SELECT source, sum(api_calls) FROM raw.extract_runs
                WHERE run_id = (SELECT run_id FROM raw.extract_runs ORDER BY finished_at DESC LIMIT 1)
@@ -59,5 +61,36 @@ def print_summary(conn: ConnFields, outcomes: dict[str, bool], docs_index: str |
         print(f"  Data Docs:                         {docs_index}")
     if calls:
         print("  API calls in the last run:        " + ", ".join(f"{s} {n}" for s, n in calls))
+    if recon:
+        statuses, owners, types, money = recon
+        print("  reconciliation (for finance):")
+        print("    returns                        " + ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in statuses))
+        print("    open exceptions by owner       " + (", ".join(f"{o} {n}" for o, n in owners) or "none"))
+        for kind, owner, n in types:
+            print(f"      {kind:<34} {owner:<17} {n:>5}")
+        print("    refunded vs credited (in scope):")
+        for currency, refunded, credited in money:
+            print(
+                f"      {currency}  refunded {refunded:>12,.2f}   credited {credited:>12,.2f}   "
+                f"difference {credited - refunded:>10,.2f}"
+            )
     print('  query it:                          psql "$(make -s warehouse-url)"; `make stop` stops it')
     print(line)
+
+
+def _finance(db: psycopg.Connection):
+    statuses = db.execute(
+        """SELECT status, count(*) FROM (
+               SELECT return_id, CASE WHEN bool_or(overall_status = 'exception') THEN 'with_exceptions'
+                                      WHEN bool_and(overall_status = 'reconciled') THEN 'reconciled'
+                                      ELSE 'in_progress' END AS status
+               FROM recon.fct_return_reconciliation GROUP BY return_id) r
+           GROUP BY status ORDER BY status"""
+    ).fetchall()
+    open_rows = "FROM recon.exceptions WHERE state IN ('open', 'acknowledged')"
+    owners = db.execute(f"SELECT owner, count(*) {open_rows} GROUP BY 1 ORDER BY 1").fetchall()
+    types = db.execute(f"SELECT exception_type, owner, count(*) {open_rows} GROUP BY 1, 2 ORDER BY 2, 1").fetchall()
+    money = db.execute(
+        "SELECT currency, sum(refunded), sum(credited) FROM recon.daily_summary GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    return statuses, owners, types, money

@@ -196,6 +196,8 @@ class Generator:
             made = 0
             while made < self.cfg.returns:
                 count = 2 if self.rng.random() < 0.15 and made + 2 <= self.cfg.returns else 1
+                if "sale_not_found" in plants[made : made + count]:
+                    count = 1  # the sale's reference is what is broken: it would hide a second return too
                 self._order([plants[made + i] for i in range(count)])
                 made += count
             self._write_stock()
@@ -334,6 +336,7 @@ class Generator:
 
     def _profile(self, plant, kind, instant, rtype, status, old):
         refundish = (False, "refund", "accepted")  # instant, type, status
+        open_status = "in_progress" if status == "cancelled" else status  # a cancelled return wants no exchange
         profiles = {
             "refund_without_credit_note": (
                 kind,
@@ -377,8 +380,8 @@ class Generator:
                 rng_pick(self.rng, "in_progress", "accepted"),
                 old,
             ),
-            "exchange_order_missing": (kind, instant, "exchange", status, old),
-            "exchange_order_held": (kind, instant, "exchange", status, old),
+            "exchange_order_missing": (kind, instant, "exchange", open_status, old),
+            "exchange_order_held": (kind, instant, "exchange", open_status, old),
             "invalid_record": ("warehouse", False, "refund", "in_progress", old),
         }
         return profiles.get(plant, (kind, instant, rtype, status, old))
@@ -492,7 +495,7 @@ class Generator:
             "TaskID": sale["ID"] if not advanced else det_uuid(self.rng),
             "CreditNoteInvoiceNumber": invoice["InvoiceNumber"],
             "CreditNoteNumber": self._doc_number("CR"),
-            "Memo": "" if ret.manual_credit_note else f"reveni:{ret.return_id}",
+            "Memo": "" if ret.manual_credit_note and authorised else f"reveni:{ret.return_id}",
             "Status": "AUTHORISED" if authorised else "DRAFT",
             "CreditNoteDate": when.strftime("%Y-%m-%dT00:00:00"),
             "CreditNoteConversionRate": 1,

@@ -122,3 +122,20 @@ def data_quality() -> dict:
         "warnings": len(report.warnings),
         "data_docs": str(report.docs_index),
     }
+
+
+@task(outlets=assets.RECON_PUBLISHED)
+def reconcile_and_publish(mode: str) -> dict:
+    """Compare what Reveni says with Cin7 Core and Sitoo, update the exception queue, publish the tables."""
+    from returns_recon.orchestration import warehouse_connection
+    from returns_recon.reconcile.engine import reconcile
+    from returns_recon.settings import load_settings
+
+    with warehouse_connection() as conn:
+        result = reconcile(conn, _run_id(), load_settings(), mode)
+    log.info(
+        "reconciled %d returns: %d exceptions found (%d new, %d auto-resolved); open by owner %s; by type %s",
+        result.returns_in_scope, result.exceptions_found, result.opened, result.auto_resolved,
+        result.open_by_owner, result.open_by_type,
+    )  # fmt: skip
+    return result.as_dict()

@@ -29,3 +29,5 @@ SITOO_REFERENCE = [
     for t in ("stg_sitoo__products", "stg_sitoo__warehouses", "stg_sitoo__stores", "stg_sitoo__warehouse_items")
 ]  # fmt: skip
 LOCATION_MAP = table_asset("staging", "dim_location_map")
+RECON_PUBLISHED = [table_asset("recon", t) for t in
+                   ("exceptions", "fct_return_reconciliation", "daily_summary", "refund_journal")]  # fmt: skip

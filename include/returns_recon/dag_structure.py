@@ -13,6 +13,7 @@ from returns_recon.airflow_tasks import (
     load_location_map,
     migrate_warehouse,
     probe_apis,
+    reconcile_and_publish,
 )
 
 
@@ -47,4 +48,9 @@ def build(mode: str) -> None:
         """Data quality (Great Expectations): SKU and location mismatches, structure, freshness."""
         data_quality()
 
-    preflight() >> extract() >> check()
+    @task_group
+    def reconcile() -> None:
+        """Every return item's legs against what Reveni says; exception queue; published finance tables."""
+        reconcile_and_publish.override(task_id="reconcile_and_publish")(mode)
+
+    preflight() >> extract() >> check() >> reconcile()

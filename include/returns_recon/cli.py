@@ -1,0 +1,60 @@
+"""``python -m returns_recon.cli``: what a person does by hand.
+
+    exceptions list [--owner finance] [--state open]
+    exceptions ack KEY --by NAME [--note TEXT]
+    exceptions resolve KEY --by NAME [--note TEXT]
+    exceptions reopen KEY --by NAME
+
+The warehouse is the ``recon_warehouse`` Airflow connection (AIRFLOW_CONN_RECON_WAREHOUSE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import psycopg
+
+
+def _connect() -> psycopg.Connection:
+    from returns_recon.orchestration import warehouse_dsn
+
+    return psycopg.connect(warehouse_dsn(), autocommit=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m returns_recon.cli", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    sub = parser.add_subparsers(dest="area", required=True)
+    exceptions = sub.add_parser("exceptions").add_subparsers(dest="action", required=True)
+    listing = exceptions.add_parser("list")
+    listing.add_argument("--owner")
+    listing.add_argument("--state", default="open")
+    for action in ("ack", "resolve", "reopen"):
+        cmd = exceptions.add_parser(action)
+        cmd.add_argument("key")
+        cmd.add_argument("--by", required=True, help="who decided (kept with the exception)")
+        cmd.add_argument("--note")
+    args = parser.parse_args(argv)
+    from returns_recon.reconcile.engine import set_state
+
+    with _connect() as conn:
+        if args.action == "list":
+            rows = conn.execute(
+                """SELECT exception_key, owner, severity, state, first_seen_at::date, occurrences
+                   FROM recon.exceptions WHERE state = %s AND (%s::text IS NULL OR owner = %s) ORDER BY 1""",
+                (args.state, args.owner, args.owner),
+            ).fetchall()
+            for row in rows:
+                print("\t".join(str(v) for v in row))
+            return 0
+        state = {"ack": "acknowledged", "resolve": "resolved", "reopen": "open"}[args.action]
+        if not set_state(conn, args.key, state, args.by, args.note):
+            print(f"no exception with key {args.key}", file=sys.stderr)
+            return 1
+        print(f"{args.key}: {state} by {args.by}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

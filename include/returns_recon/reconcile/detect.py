@@ -1,0 +1,167 @@
+"""Every exception type of the taxonomy, detected in one statement over the int_ models.
+
+Blocking rules (operating-model.md §3): ``sale_not_found`` blocks the Cin7 Core checks of the
+return; ``unmapped_location`` blocks its stock checks and (not knowing whether it is a store) the
+Sitoo return record check; ``unknown_sku_cin7`` / ``unknown_sku_sitoo`` block the item's Cin7 Core /
+Sitoo checks. Time-based checks use now() against the configured SLAs.
+"""
+
+from __future__ import annotations
+
+FOUND = """
+CREATE TEMP TABLE found ON COMMIT DROP AS
+WITH r AS (
+    SELECT r.*, c.authorised_notes, c.credited, c.credited_tax, c.expected_tax, c.credit_currency, c.notes,
+           x.return_records, x.pos_paid, x.record_total
+    FROM int_returns r
+    JOIN int_return_credits c USING (return_id)
+    JOIN int_return_sitoo x USING (return_id)
+),
+i AS (
+    SELECT i.*, s.restocked_to_holding, s.restocked_to_sellable, s.restocked_elsewhere, s.transfers_into_sellable,
+           s.transfers_out_of_sellable, s.first_release_at, s.sitoo_at_mapped, s.sitoo_elsewhere, s.sitoo_first_at,
+           s.sitoo_warehouses, r.kind, r.map_ok, r.sale_id, r.received_at, r.holding, r.sellable, r.sitoo_warehouse_id
+    FROM int_items i
+    JOIN int_item_stock s USING (item_id)
+    JOIN int_returns r USING (return_id)
+),
+checks AS (
+    -- finance: credit notes against refunds (needs the sale)
+    SELECT 'sale_not_found' AS exception_type, return_id, NULL::text AS item_id, NULL::text AS sku,
+           jsonb_build_object('order_external_id', order_external_id, 'sale_field', %(match_field)s::text) AS evidence
+    FROM r WHERE sale_id IS NULL
+    UNION ALL
+    SELECT 'refund_without_credit_note', return_id, NULL, NULL,
+           jsonb_build_object('refunded', refunded, 'currency', refund_currency, 'sale_id', sale_id,
+                              'refunded_at', last_refund_at)
+    FROM r WHERE sale_id IS NOT NULL AND refunded > 0 AND authorised_notes = 0
+    UNION ALL
+    SELECT 'credit_note_without_refund', return_id, NULL, NULL,
+           jsonb_build_object('credited', credited, 'currency', credit_currency, 'status', status,
+                              'credit_notes', notes)
+    FROM r WHERE sale_id IS NOT NULL AND refunded = 0 AND authorised_notes > 0
+    UNION ALL
+    SELECT 'duplicate_credit_note', return_id, NULL, NULL,
+           jsonb_build_object('authorised_notes', authorised_notes, 'credit_notes', notes, 'refunded', refunded)
+    FROM r WHERE sale_id IS NOT NULL AND refunded > 0 AND authorised_notes > 1
+    UNION ALL
+    SELECT 'credit_note_amount_mismatch', return_id, NULL, NULL,
+           jsonb_build_object('refunded', refunded, 'refund_currency', refund_currency, 'credited', credited,
+                              'credit_currency', credit_currency, 'difference', credited - refunded,
+                              'credit_notes', notes)
+    FROM r
+    WHERE sale_id IS NOT NULL AND refunded > 0 AND authorised_notes = 1
+      AND (abs(credited - refunded) > %(tolerance)s OR credit_currency IS DISTINCT FROM refund_currency)
+    UNION ALL
+    SELECT 'credit_note_tax_mismatch', return_id, NULL, NULL,
+           jsonb_build_object('credited_tax', credited_tax, 'expected_tax', expected_tax,
+                              'difference', credited_tax - expected_tax, 'credit_notes', notes)
+    FROM r
+    WHERE sale_id IS NOT NULL AND refunded > 0 AND authorised_notes = 1
+      AND abs(credited - refunded) <= %(tolerance)s AND credit_currency = refund_currency
+      AND abs(credited_tax - expected_tax) > %(tolerance)s
+    UNION ALL
+    -- the same items refunded by Reveni and paid back at the till
+    SELECT 'double_refund', return_id, NULL, NULL,
+           jsonb_build_object('reveni_refunded', refunded, 'pos_paid', pos_paid,
+                              'sitoo_return_records', return_records)
+    FROM r WHERE refunded > 0 AND coalesce(pos_paid, 0) <> 0
+    UNION ALL
+    SELECT 'sitoo_return_record_missing', return_id, NULL, NULL,
+           jsonb_build_object('refunded', refunded, 'currency', refund_currency,
+                              'sitoo_warehouse_id', sitoo_warehouse_id)
+    FROM r WHERE map_ok AND kind = 'store' AND refunded > 0 AND return_records = 0
+    UNION ALL
+    -- customer service: exchanges
+    SELECT 'exchange_order_missing', x.return_id, NULL, NULL, jsonb_build_object('status', r.status)
+    FROM int_exchanges x JOIN r USING (return_id) WHERE x.requested AND x.exchange_sale_id IS NULL
+    UNION ALL
+    SELECT 'exchange_order_held', x.return_id, NULL, NULL,
+           jsonb_build_object('exchange_sale_id', x.exchange_sale_id, 'order_status', x.exchange_order_status)
+    FROM int_exchanges x
+    WHERE x.requested AND x.exchange_sale_id IS NOT NULL
+      AND upper(coalesce(x.exchange_order_status, '')) NOT IN ('AUTHORISED', 'COMPLETED', 'SHIPPED', 'PACKED', 'PICKED')
+    UNION ALL
+    -- operations: warehouse stock legs (the item's SKU known to Cin7 Core, the return mapped, the sale found)
+    SELECT 'missing_restock', return_id, item_id, sku,
+           jsonb_build_object('received_at', received_at, 'holding', holding, 'quantity', quantity)
+    FROM i
+    WHERE kind = 'warehouse' AND map_ok AND sale_id IS NOT NULL AND NOT unknown_cin7 AND received_at IS NOT NULL
+      AND restocked_to_holding + restocked_to_sellable + restocked_elsewhere = 0
+    UNION ALL
+    SELECT 'premature_restock', return_id, item_id, sku,
+           jsonb_build_object('validation_status', validation_status, 'restocked_to_sellable', restocked_to_sellable,
+                              'transfers_into_sellable', transfers_into_sellable, 'sellable', sellable)
+    FROM i
+    WHERE kind = 'warehouse' AND map_ok AND sale_id IS NOT NULL AND NOT unknown_cin7
+      AND validation_status = 'pending'
+      AND restocked_to_sellable + (transfers_into_sellable - transfers_out_of_sellable) * quantity > 0
+    UNION ALL
+    SELECT 'rejected_item_in_sellable_stock', return_id, item_id, sku,
+           jsonb_build_object('validation_status', validation_status, 'restock', restock,
+                              'restocked_to_sellable', restocked_to_sellable,
+                              'transfers_into_sellable', transfers_into_sellable)
+    FROM i
+    WHERE kind = 'warehouse' AND map_ok AND sale_id IS NOT NULL AND NOT unknown_cin7
+      AND (validation_status = 'rejected' OR (validation_status = 'accepted' AND restock IS NOT TRUE))
+      AND restocked_to_sellable + (transfers_into_sellable - transfers_out_of_sellable) * quantity > 0
+    UNION ALL
+    SELECT 'inspected_not_released', return_id, item_id, sku,
+           jsonb_build_object('validated_at', validated_at, 'release_due', validated_at + %(release_sla)s,
+                              'holding', holding, 'sellable', sellable)
+    FROM i
+    WHERE kind = 'warehouse' AND map_ok AND sale_id IS NOT NULL AND NOT unknown_cin7
+      AND validation_status = 'accepted' AND restock
+      AND restocked_to_holding + restocked_to_sellable + restocked_elsewhere > 0
+      AND restocked_to_sellable + (transfers_into_sellable - transfers_out_of_sellable) * quantity <= 0
+      AND validated_at + %(release_sla)s < now()
+    UNION ALL
+    SELECT 'restock_latency_breach', return_id, item_id, sku,
+           jsonb_build_object('leg', 'release', 'validated_at', validated_at, 'released_at', first_release_at,
+                              'due', validated_at + %(release_sla)s)
+    FROM i
+    WHERE kind = 'warehouse' AND map_ok AND sale_id IS NOT NULL AND NOT unknown_cin7
+      AND validation_status = 'accepted' AND restock AND first_release_at > validated_at + %(release_sla)s
+    UNION ALL
+    -- operations: store stock in Sitoo (the item's SKU known to Sitoo, the return mapped)
+    SELECT 'sitoo_stock_missing', return_id, item_id, sku,
+           jsonb_build_object('validated_at', validated_at, 'due', validated_at + %(restock_sla)s,
+                              'sitoo_warehouse_id', sitoo_warehouse_id)
+    FROM i
+    WHERE kind = 'store' AND map_ok AND NOT unknown_sitoo AND validation_status = 'accepted' AND restock
+      AND sitoo_warehouses IS NULL AND validated_at + %(restock_sla)s < now()
+    UNION ALL
+    SELECT 'sitoo_stock_wrong_location', return_id, item_id, sku,
+           jsonb_build_object('expected_warehouse_id', sitoo_warehouse_id, 'found_in_warehouses', sitoo_warehouses)
+    FROM i
+    WHERE kind = 'store' AND map_ok AND NOT unknown_sitoo AND sitoo_elsewhere AND NOT coalesce(sitoo_at_mapped, false)
+    UNION ALL
+    SELECT 'restock_latency_breach', return_id, item_id, sku,
+           jsonb_build_object('leg', 'sitoo_stock', 'validated_at', validated_at, 'stocked_at', sitoo_first_at,
+                              'due', validated_at + %(restock_sla)s)
+    FROM i
+    WHERE kind = 'store' AND map_ok AND NOT unknown_sitoo AND validation_status = 'accepted' AND restock
+      AND sitoo_first_at > validated_at + %(restock_sla)s
+    UNION ALL
+    -- data: master-data mismatches (from the data-quality view) and quarantined payloads
+    SELECT m.exception_type, m.return_id, m.item_id, m.sku,
+           jsonb_strip_nulls(jsonb_build_object('hint', m.hint, 'return_point_id', m.return_point_id))
+    FROM staging.int_master_data__mismatches m JOIN int_returns USING (return_id)
+    UNION ALL
+    SELECT 'invalid_record',
+           CASE WHEN q.source = 'reveni' AND q.entity = 'returns' THEN q.natural_key END,
+           CASE WHEN NOT (q.source = 'reveni' AND q.entity = 'returns')
+                THEN q.source || '.' || q.entity || ':' || coalesce(q.natural_key, q.payload_hash) END,
+           NULL,
+           jsonb_build_object('source', q.source, 'entity', q.entity, 'error', q.error,
+                              'first_seen_at', q.first_seen_at, 'occurrences', q.occurrences)
+    FROM (SELECT DISTINCT ON (source, entity, coalesce(natural_key, payload_hash)) *
+          FROM raw.quarantine WHERE superseded_at IS NULL
+          ORDER BY source, entity, coalesce(natural_key, payload_hash), last_seen_at DESC) q
+)
+SELECT DISTINCT ON (key) key AS exception_key, exception_type, return_id, item_id, sku, evidence
+FROM (SELECT c.*, c.exception_type || ':' || coalesce(c.return_id, '-') || coalesce(':' || c.item_id, '') AS key
+      FROM checks c) k
+ORDER BY key;
+CREATE UNIQUE INDEX ON found (exception_key);
+"""

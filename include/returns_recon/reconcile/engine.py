@@ -1,0 +1,129 @@
+"""Run one reconciliation: models, detection, queue merge, publication (write, audit, publish).
+
+Everything up to the queue merge happens in one transaction; the published tables are built in a
+shadow schema in that same transaction and swapped in before it commits, so readers see either
+the previous tables or the new ones, never a half-built state.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import psycopg
+from psycopg import sql
+
+from returns_recon.errors import NotRetryable
+from returns_recon.reconcile import detect, publish, queue
+from returns_recon.reconcile.models import MODELS
+from returns_recon.settings import ReconSettings
+
+log = logging.getLogger(__name__)
+
+MATCH_COLUMNS = {"CustomerReference": "customer_reference", "ExternalID": "external_id",
+                 "OrderNumber": "order_number"}  # fmt: skip
+
+
+class AuditFailed(NotRetryable):
+    """A published table failed its audit; the previous tables stay in place."""
+
+
+@dataclass
+class ReconResult:
+    run_id: str
+    mode: str
+    returns_in_scope: int
+    exceptions_found: int
+    opened: int
+    auto_resolved: int
+    open_by_owner: dict[str, int]
+    open_by_type: dict[str, int]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def statements(script: str) -> list[str]:
+    """A script's statements (each ends with a semicolon at the end of a line)."""
+    return [part.strip() for part in script.split(";\n") if part.strip().rstrip(";")]
+
+
+def _run(conn: psycopg.Connection, script: str | sql.Composable, params: dict) -> None:
+    text = script if isinstance(script, str) else script.as_string(conn)
+    for statement in statements(text):
+        conn.execute(statement, params)  # always bound, so %% in the SQL always means a literal %
+
+
+def _params(settings: ReconSettings, run_id: str, mode: str) -> dict:
+    return {
+        "run_id": run_id,
+        "window_days": int(settings.recon_window_days),
+        "tolerance": settings.money_tolerance,
+        "release_sla": timedelta(hours=settings.release_sla_hours),
+        "restock_sla": timedelta(hours=settings.restock_sla_hours),
+        "match_field": settings.sale_match_field,
+    }
+
+
+def reconcile(
+    conn: psycopg.Connection, run_id: str, settings: ReconSettings, mode: Literal["hourly", "daily"] = "daily"
+) -> ReconResult:
+    started = datetime.now(UTC)
+    params = _params(settings, run_id, mode)
+    match_column = sql.Identifier(MATCH_COLUMNS[settings.sale_match_field])
+    with conn.transaction():
+        conn.execute("SET LOCAL work_mem = '256MB'")
+        for script in MODELS:
+            _run(conn, sql.SQL(script).format(match_column=match_column), params)
+        _run(conn, detect.FOUND, params)
+        merged = conn.execute(queue.MERGE, params).fetchall()
+        resolved = conn.execute(queue.AUTO_RESOLVE, params).rowcount
+        _publish(conn, params)
+        in_scope = conn.execute("SELECT count(*) FROM int_returns").fetchone()[0]
+        found = conn.execute("SELECT count(*) FROM found").fetchone()[0]
+        opened = sum(1 for inserted, _ in merged if inserted)
+        conn.execute(
+            """INSERT INTO recon.recon_runs (run_id, mode, started_at, returns_in_scope, exceptions_found, opened,
+                                            auto_resolved)
+               VALUES (%s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (run_id) DO UPDATE SET finished_at = now(), returns_in_scope = EXCLUDED.returns_in_scope,
+                 exceptions_found = EXCLUDED.exceptions_found, opened = EXCLUDED.opened,
+                 auto_resolved = EXCLUDED.auto_resolved""",
+            (run_id, mode, started, in_scope, found, opened, resolved),
+        )
+    open_rows = "FROM recon.exceptions WHERE state IN ('open', 'acknowledged') GROUP BY 1 ORDER BY 1"
+    by_owner = dict(conn.execute("SELECT owner, count(*) " + open_rows).fetchall())
+    by_type = dict(conn.execute("SELECT exception_type, count(*) " + open_rows).fetchall())
+    result = ReconResult(run_id, mode, in_scope, found, opened, resolved, by_owner, by_type)
+    log.info("reconciliation %s", result.as_dict())
+    return result
+
+
+def _publish(conn: psycopg.Connection, params: dict) -> None:
+    conn.execute("DROP SCHEMA IF EXISTS recon_build CASCADE")
+    conn.execute("CREATE SCHEMA recon_build")
+    for script in publish.BUILD:
+        _run(conn, script, params)
+    failures = []
+    for name, query in publish.AUDITS.items():
+        ok, detail = conn.execute(query).fetchone()
+        if not ok:
+            failures.append(f"{name} ({detail})")
+    if failures:
+        raise AuditFailed("published tables failed their audit, previous tables kept: " + "; ".join(failures))
+    for table in publish.TABLES:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS recon.{}").format(sql.Identifier(table)))
+        conn.execute(sql.SQL("ALTER TABLE recon_build.{} SET SCHEMA recon").format(sql.Identifier(table)))
+        conn.execute(sql.SQL("GRANT SELECT ON recon.{} TO recon_reader").format(sql.Identifier(table)))
+    conn.execute("DROP SCHEMA recon_build")
+
+
+def set_state(conn: psycopg.Connection, key: str, state: str, by: str, note: str | None = None) -> bool:
+    """A human acknowledges or resolves an exception; later runs keep that decision."""
+    if state not in {"acknowledged", "resolved", "open"}:
+        raise ValueError("state must be acknowledged, resolved or open")
+    with conn.transaction():
+        row = conn.execute(queue.SET_STATE, {"state": state, "by": by, "note": note, "key": key}).fetchone()
+    return row is not None

@@ -1,0 +1,137 @@
+"""The published finance tables: built in a shadow schema, audited, swapped in in one transaction."""
+
+from __future__ import annotations
+
+FCT_RETURN_RECONCILIATION = """
+CREATE TABLE recon_build.fct_return_reconciliation AS
+SELECT i.item_id, i.return_id, r.order_external_id, r.sale_id, i.sku, i.quantity, r.currency, r.status AS return_status,
+       i.validation_status, i.restock, r.kind AS return_point_kind, r.return_point_id, r.is_instant,
+       r.created_at, r.received_at, i.validated_at,
+       r.refunded AS return_refunded, c.credited AS return_credited,
+       CASE WHEN r.sale_id IS NULL THEN 'blocked'
+            WHEN c.authorised_notes > 1 THEN 'duplicate'
+            WHEN r.refunded > 0 AND c.authorised_notes = 0 THEN 'missing'
+            WHEN r.refunded = 0 AND c.authorised_notes > 0 THEN 'unexpected'
+            WHEN r.refunded > 0 AND abs(c.credited - r.refunded) > %(tolerance)s THEN 'mismatch'
+            WHEN r.refunded > 0 THEN 'ok' ELSE 'not_due' END AS credit_note_leg,
+       CASE WHEN r.kind IS DISTINCT FROM 'warehouse' THEN 'not_applicable'
+            WHEN NOT r.map_ok OR i.unknown_cin7 THEN 'blocked'
+            WHEN r.received_at IS NULL THEN 'not_due'
+            WHEN s.restocked_to_holding + s.restocked_to_sellable + s.restocked_elsewhere > 0 THEN 'ok'
+            ELSE 'missing' END AS restock_leg,
+       CASE WHEN r.kind IS DISTINCT FROM 'warehouse' THEN 'not_applicable'
+            WHEN NOT r.map_ok OR i.unknown_cin7 THEN 'blocked'
+            WHEN i.validation_status = 'accepted' AND i.restock THEN
+                 CASE WHEN s.restocked_to_sellable + (s.transfers_into_sellable - s.transfers_out_of_sellable)
+                           * i.quantity > 0 THEN 'released'
+                      WHEN i.validated_at + %(release_sla)s < now() THEN 'overdue' ELSE 'pending' END
+            ELSE 'not_due' END AS release_leg,
+       CASE WHEN r.kind IS DISTINCT FROM 'store' THEN 'not_applicable'
+            WHEN NOT r.map_ok THEN 'blocked'
+            WHEN r.refunded = 0 THEN 'not_due'
+            WHEN x.return_records > 0 THEN 'ok' ELSE 'missing' END AS sitoo_record_leg,
+       CASE WHEN r.kind IS DISTINCT FROM 'store' THEN 'not_applicable'
+            WHEN NOT r.map_ok OR i.unknown_sitoo THEN 'blocked'
+            WHEN s.sitoo_at_mapped THEN 'ok'
+            WHEN s.sitoo_elsewhere THEN 'wrong_location'
+            WHEN i.validation_status = 'accepted' AND i.restock THEN
+                 CASE WHEN i.validated_at + %(restock_sla)s < now() THEN 'missing' ELSE 'pending' END
+            ELSE 'not_due' END AS sitoo_stock_leg,
+       CASE WHEN i.exchange_sku IS NULL THEN 'not_applicable'
+            WHEN e.exchange_sale_id IS NULL THEN 'missing'
+            ELSE lower(coalesce(e.exchange_order_status, 'unknown')) END AS exchange_leg,
+       coalesce(o.open_types, '{}') AS open_exception_types,
+       CASE WHEN o.open_types IS NOT NULL THEN 'exception'
+            WHEN r.status IN ('accepted', 'partly_accepted', 'rejected', 'cancelled') THEN 'reconciled'
+            ELSE 'in_progress' END AS overall_status,
+       floor(extract(epoch FROM now() - r.created_at) / 86400)::int AS age_days
+FROM int_items i
+JOIN int_returns r USING (return_id)
+JOIN int_return_credits c USING (return_id)
+JOIN int_item_stock s USING (item_id)
+JOIN int_return_sitoo x USING (return_id)
+JOIN int_exchanges e USING (return_id)
+LEFT JOIN LATERAL (
+    SELECT array_agg(DISTINCT q.exception_type ORDER BY q.exception_type) AS open_types
+    FROM recon.exceptions q
+    WHERE q.return_id = i.return_id AND (q.item_id IS NULL OR q.item_id = i.item_id)
+      AND q.state IN ('open', 'acknowledged')
+) o ON true;
+ALTER TABLE recon_build.fct_return_reconciliation ADD PRIMARY KEY (item_id);
+"""
+
+REFUND_JOURNAL = """
+CREATE TABLE recon_build.refund_journal AS
+WITH refunds AS (
+    SELECT (coalesce(f.refunded_at, r.created_at) AT TIME ZONE 'UTC')::date AS day, f.currency, count(*) AS refunds,
+           sum(f.amount) AS refunded
+    FROM staging.stg_reveni__refunds f JOIN int_returns r USING (return_id)
+    WHERE f.status = 'paid' GROUP BY 1, 2
+), credits AS (
+    SELECT (coalesce(c.credit_note_date, now()) AT TIME ZONE 'UTC')::date AS day, c.currency, count(*) AS credit_notes,
+           sum(c.total) AS credited
+    FROM int_credit_notes c WHERE c.status = 'AUTHORISED' GROUP BY 1, 2
+), records AS (
+    SELECT (x.recorded_at AT TIME ZONE 'UTC')::date AS day, r.currency, sum(x.return_records) AS sitoo_records,
+           -sum(x.record_total) AS sitoo_recorded
+    FROM int_return_sitoo x JOIN int_returns r USING (return_id) WHERE x.return_records > 0 GROUP BY 1, 2
+)
+SELECT day, currency,
+       coalesce(refunds, 0) AS reveni_refunds, coalesce(refunded, 0) AS reveni_refunded,
+       coalesce(credit_notes, 0) AS cin7_credit_notes, coalesce(credited, 0) AS cin7_credited,
+       coalesce(sitoo_records, 0) AS sitoo_return_records, coalesce(sitoo_recorded, 0) AS sitoo_recorded,
+       coalesce(credited, 0) - coalesce(refunded, 0) AS credited_minus_refunded
+FROM refunds FULL JOIN credits USING (day, currency) FULL JOIN records USING (day, currency);
+ALTER TABLE recon_build.refund_journal ADD PRIMARY KEY (day, currency);
+"""
+
+DAILY_SUMMARY = """
+CREATE TABLE recon_build.daily_summary AS
+WITH per_return AS (
+    SELECT (r.created_at AT TIME ZONE 'UTC')::date AS day, r.currency, r.return_id, r.refunded,
+           coalesce(c.credited, 0) AS credited
+    FROM int_returns r JOIN int_return_credits c USING (return_id)
+), open_exceptions AS (
+    SELECT (r.created_at AT TIME ZONE 'UTC')::date AS day, r.currency,
+           jsonb_object_agg(t.exception_type, t.n) AS by_type
+    FROM (SELECT q.return_id, q.exception_type, count(*) AS n FROM recon.exceptions q
+          WHERE q.state IN ('open', 'acknowledged') GROUP BY 1, 2) t
+    JOIN int_returns r USING (return_id)
+    GROUP BY 1, 2
+), aged AS (
+    SELECT (r.created_at AT TIME ZONE 'UTC')::date AS day, r.currency,
+           count(*) FILTER (WHERE now() - q.first_seen_at < interval '1 day') AS open_under_1d,
+           count(*) FILTER (WHERE now() - q.first_seen_at >= interval '1 day'
+                            AND now() - q.first_seen_at < interval '7 days') AS open_1_to_7d,
+           count(*) FILTER (WHERE now() - q.first_seen_at >= interval '7 days') AS open_over_7d
+    FROM recon.exceptions q JOIN int_returns r USING (return_id)
+    WHERE q.state IN ('open', 'acknowledged') GROUP BY 1, 2
+)
+SELECT p.day, p.currency, count(*) AS returns, sum(p.refunded) AS refunded, sum(p.credited) AS credited,
+       sum(p.credited) - sum(p.refunded) AS difference,
+       coalesce(a.open_under_1d, 0) AS open_under_1d, coalesce(a.open_1_to_7d, 0) AS open_1_to_7d,
+       coalesce(a.open_over_7d, 0) AS open_over_7d, coalesce(o.by_type, '{}'::jsonb) AS open_by_type
+FROM per_return p
+LEFT JOIN open_exceptions o USING (day, currency)
+LEFT JOIN aged a USING (day, currency)
+GROUP BY p.day, p.currency, o.by_type, a.open_under_1d, a.open_1_to_7d, a.open_over_7d;
+ALTER TABLE recon_build.daily_summary ADD PRIMARY KEY (day, currency);
+"""
+
+TABLES = ("fct_return_reconciliation", "refund_journal", "daily_summary")
+BUILD = (FCT_RETURN_RECONCILIATION, REFUND_JOURNAL, DAILY_SUMMARY)
+
+# Each audit returns one row: (ok, detail).
+AUDITS = {
+    "every item in scope is published once": """
+        SELECT (SELECT count(*) FROM recon_build.fct_return_reconciliation) = (SELECT count(*) FROM int_items),
+               format('%%s published, %%s in scope', (SELECT count(*) FROM recon_build.fct_return_reconciliation),
+                      (SELECT count(*) FROM int_items))""",
+    "refunds add up": """
+        SELECT coalesce((SELECT sum(refunded) FROM recon_build.daily_summary), 0)
+               = coalesce((SELECT sum(reveni_refunded) FROM recon_build.refund_journal), 0),
+               'daily_summary.refunded = refund_journal.reveni_refunded'""",
+    "returns add up": """
+        SELECT coalesce((SELECT sum(returns) FROM recon_build.daily_summary), 0) = (SELECT count(*) FROM int_returns),
+               'daily_summary.returns = returns in scope'""",
+}
