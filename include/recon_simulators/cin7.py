@@ -92,16 +92,23 @@ class Cin7State:
             self._cn_seq = max(self._cn_seq, _seq(note.get("CreditNoteNumber")))
 
     def _apply_new_restocks(self, old: dict | None, new: dict) -> None:
-        """Stock moves for restocks that became AUTHORISED in this change."""
-        before = {n["TaskID"]: n for n in (old or {}).get("CreditNotes", [])}
-        for note in new.get("CreditNotes", []):
-            if note.get("RestockStatus") != "AUTHORISED":
-                continue
-            if before.get(note["TaskID"], {}).get("RestockStatus") == "AUTHORISED":
-                continue
-            for line in note.get("Restock", []):
-                location = line.get("RestockLocation") or line.get("Location")
-                self.move_stock(line["ProductID"], location, float(line["Quantity"]))
+        """Stock moves by the difference between the authorised restock lines before and after."""
+
+        def authorised(sale: dict | None) -> dict[tuple[str, str], float]:
+            units: dict[tuple[str, str], float] = {}
+            for note in (sale or {}).get("CreditNotes", []):
+                if note.get("RestockStatus") != "AUTHORISED":
+                    continue
+                for line in note.get("Restock", []):
+                    key = (line["ProductID"], line.get("RestockLocation") or line.get("Location"))
+                    units[key] = units.get(key, 0.0) + float(line["Quantity"])
+            return units
+
+        before, after = authorised(old), authorised(new)
+        for key in set(before) | set(after):
+            delta = after.get(key, 0.0) - before.get(key, 0.0)
+            if delta:
+                self.move_stock(key[0], key[1], delta)
 
     def add_transfer(self, transfer: dict, *, apply_stock: bool = True) -> None:
         self.transfers[transfer["TaskID"]] = transfer
@@ -244,11 +251,8 @@ class Cin7App(ServiceApp):
         if isinstance(paging, Response):
             return paging
         page, limit = paging
-        signature = (
-            endpoint,
-            tuple(sorted((k, v) for k, v in params.items() if k not in {"page"})),
-            self.state.version,
-        )
+        query = tuple(sorted((k, v) for k, v in params.items() if k not in {"page"}))
+        signature = (self.world.generation, endpoint, query, self.state.version)
         ordered = self._orderings.get(signature)
         if ordered is None:
             ordered = sorted(keys, key=_order_key)

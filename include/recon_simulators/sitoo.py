@@ -288,8 +288,10 @@ class SitooApp(ServiceApp):
         for item in body["orderitems"]:
             if not item.get("productname") or not isinstance(item.get("quantity"), int):
                 return self.error(400, "orderitems need productname and an integer quantity")
+        computed = sum(Decimal(str(i.get("moneyrowprice") or 0)) * i["quantity"] for i in body["orderitems"])
         order = self.state.add_order(
             {
+                "moneytotal_gross_all": f"{computed:.2f}",  # the service computes totals from the rows
                 **body,
                 "eshopid": self.state.site_id,
                 "orderdate": body.get("orderdate") or unix(self.world.clock.now()),

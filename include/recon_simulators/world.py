@@ -43,6 +43,7 @@ class World:
         self.reset()
 
     def reset(self) -> None:
+        self.generation = getattr(self, "generation", 0) + 1  # caches keyed by it never outlive a load
         creds = self.credentials
         self.reveni = ReveniState(creds.reveni_store_id)
         self.cin7 = Cin7State()

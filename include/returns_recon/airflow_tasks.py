@@ -139,3 +139,22 @@ def reconcile_and_publish(mode: str) -> dict:
         result.open_by_owner, result.open_by_type,
     )  # fmt: skip
     return result.as_dict()
+
+
+@task(pool="cin7_api")
+def post_corrections() -> dict:
+    """Plan the corrective postings for open auto-fixable exceptions and send them, exactly once.
+
+    Refuses to post unless this run's data-quality checks passed."""
+    from returns_recon.orchestration import api_clients, warehouse_connection, warehouse_dsn
+    from returns_recon.postings.execute import execute, quality_gate
+    from returns_recon.postings.plan import plan
+    from returns_recon.settings import load_settings
+
+    settings = load_settings()
+    with warehouse_connection() as conn:
+        quality_gate(conn, _run_id())
+        planned = plan(conn, _run_id(), settings)
+        report = execute(conn, api_clients(warehouse_dsn()), _run_id(), settings)
+    log.info("postings planned %d; %s", len(planned), report.as_dict())
+    return report.as_dict()

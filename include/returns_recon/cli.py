@@ -4,6 +4,9 @@
     exceptions ack KEY --by NAME [--note TEXT]
     exceptions resolve KEY --by NAME [--note TEXT]
     exceptions reopen KEY --by NAME
+    postings list [--status refused]
+    postings replay --key KEY            one posting, through the same read-back and idempotency
+    postings replay --run RUN_ID --failed   every refused or ambiguous posting of a run
 
 The warehouse is the ``recon_warehouse`` Airflow connection (AIRFLOW_CONN_RECON_WAREHOUSE).
 """
@@ -35,7 +38,16 @@ def main(argv: list[str] | None = None) -> int:
         cmd.add_argument("key")
         cmd.add_argument("--by", required=True, help="who decided (kept with the exception)")
         cmd.add_argument("--note")
+    postings = sub.add_parser("postings").add_subparsers(dest="action", required=True)
+    plist = postings.add_parser("list")
+    plist.add_argument("--status")
+    replay = postings.add_parser("replay")
+    replay.add_argument("--key")
+    replay.add_argument("--run")
+    replay.add_argument("--failed", action="store_true", help="with --run: its refused and ambiguous postings")
     args = parser.parse_args(argv)
+    if args.area == "postings":
+        return _postings(args)
     from returns_recon.reconcile.engine import set_state
 
     with _connect() as conn:
@@ -53,6 +65,38 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no exception with key {args.key}", file=sys.stderr)
             return 1
         print(f"{args.key}: {state} by {args.by}")
+    return 0
+
+
+def _postings(args: argparse.Namespace) -> int:
+    with _connect() as conn:
+        if args.action == "list":
+            rows = conn.execute(
+                """SELECT posting_key, action, system, return_id, status, attempts, coalesce(last_error, '')
+                   FROM recon.postings WHERE %s::text IS NULL OR status = %s ORDER BY updated_at""",
+                (args.status, args.status),
+            ).fetchall()
+            for row in rows:
+                print("\t".join(str(v) for v in row))
+            return 0
+        if args.key:
+            keys = [args.key]
+        elif args.run and args.failed:
+            keys = [k for (k,) in conn.execute(
+                "SELECT posting_key FROM recon.postings WHERE last_run_id = %s AND status IN ('refused', 'ambiguous')",
+                (args.run,))]  # fmt: skip
+        else:
+            print("give --key KEY, or --run RUN_ID --failed", file=sys.stderr)
+            return 2
+        if not keys:
+            print("nothing to replay")
+            return 0
+        from returns_recon.orchestration import api_clients, warehouse_dsn
+        from returns_recon.postings.execute import execute
+        from returns_recon.settings import load_settings
+
+        report = execute(conn, api_clients(warehouse_dsn()), f"replay-{args.key or args.run}", load_settings(), keys)
+        print(report.as_dict())
     return 0
 
 

@@ -12,6 +12,7 @@ from returns_recon.airflow_tasks import (
     extract_sitoo,
     load_location_map,
     migrate_warehouse,
+    post_corrections,
     probe_apis,
     reconcile_and_publish,
 )
@@ -53,4 +54,9 @@ def build(mode: str) -> None:
         """Every return item's legs against what Reveni says; exception queue; published finance tables."""
         reconcile_and_publish.override(task_id="reconcile_and_publish")(mode)
 
-    preflight() >> extract() >> check() >> reconcile()
+    @task_group
+    def post() -> None:
+        """Corrective postings to Cin7 Core and Sitoo, only after this run's data-quality checks passed."""
+        post_corrections()
+
+    preflight() >> extract() >> check() >> reconcile() >> post()

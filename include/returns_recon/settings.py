@@ -29,6 +29,12 @@ class ReconSettings(BaseSettings):
     restock_sla_hours: float = 24
     recon_window_days: int = 90
     currencies: tuple[str, ...] = ("EUR", "GBP", "SEK", "USD", "NOK", "DKK")
+    # corrective postings
+    postings_dry_run: bool = Field(False, description="plan and log every posting, send none")
+    credit_note_approval_threshold: Decimal = Field(Decimal("1000"), description="above it: DRAFT, for approval")
+    max_postings_per_run: int = Field(200, ge=0)
+    postings_disabled: tuple[str, ...] = Field((), description="kill switch per system: cin7, sitoo")
+    sitoo_restock_transaction_type: int = 10
     # data quality
     freshness_hours: float = Field(48, description="newest Reveni update older than this is a warning")
     data_docs_dir: Path = Field(ROOT / ".local" / "data_docs", description="where the Data Docs site is written")

@@ -120,7 +120,7 @@ class ApiClient:
                 self.service, body.decode(errors="replace"), float(retry_after) if retry_after else None
             )
         if status >= 500:
-            raise TransientError(f"{self.service} answered {status}")
+            raise TransientError(f"{self.service} answered {status}: {body[:200].decode(errors='replace')}")
         if status >= 400:
             raise ApiError(self.service, status, body.decode(errors="replace"))
         content_type = response.headers.get("content-type", "")

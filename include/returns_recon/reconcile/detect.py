@@ -143,6 +143,18 @@ checks AS (
     WHERE kind = 'store' AND map_ok AND NOT unknown_sitoo AND validation_status = 'accepted' AND restock
       AND sitoo_first_at > validated_at + %(restock_sla)s
     UNION ALL
+    -- our own corrective postings that need a person
+    SELECT 'credit_note_awaiting_approval', p.return_id, NULL, NULL,
+           jsonb_build_object('posting_key', p.posting_key, 'task_id', p.target_ref, 'amount', p.amount)
+    FROM recon.postings p JOIN r USING (return_id)
+    WHERE p.action = 'create_credit_note' AND p.payload ->> 'Status' = 'DRAFT' AND p.status IN ('done', 'adopted')
+      AND r.authorised_notes = 0
+    UNION ALL
+    SELECT 'posting_refused', p.return_id, NULL, NULL,
+           jsonb_build_object('posting_key', p.posting_key, 'action', p.action, 'reason', p.last_error)
+    FROM recon.postings p JOIN r USING (return_id)
+    WHERE p.status = 'refused'
+    UNION ALL
     -- data: master-data mismatches (from the data-quality view) and quarantined payloads
     SELECT m.exception_type, m.return_id, m.item_id, m.sku,
            jsonb_strip_nulls(jsonb_build_object('hint', m.hint, 'return_point_id', m.return_point_id))

@@ -152,7 +152,7 @@ LEFT JOIN LATERAL (
            count(*) FILTER (WHERE t.from_location = r.sellable) AS out_of_sellable,
            min(t.completion_date) FILTER (WHERE t.to_location = r.sellable) AS first_release_at
     FROM staging.stg_cin7__stock_transfers t
-    WHERE t.reference = 'reveni:' || i.return_id || ':' || i.item_id AND t.status = 'COMPLETED'
+    WHERE split_part(t.reference, ' ', 1) = 'reveni:' || i.return_id || ':' || i.item_id AND t.status = 'COMPLETED'
 ) tr ON true
 LEFT JOIN LATERAL (
     SELECT bool_or(x.warehouse_id = r.sitoo_warehouse_id) AS at_mapped,

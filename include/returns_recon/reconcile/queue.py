@@ -26,7 +26,10 @@ RETURNING (xmax = 0) AS inserted, (e.reopened_count > 0 AND e.last_seen_at = now
 # Gone this run: auto-resolved, unless the return lies outside this run's window (not looked at).
 AUTO_RESOLVE = """
 UPDATE recon.exceptions e
-SET state = 'auto_resolved', resolved_at = now(), last_run_id = %(run_id)s
+SET state = 'auto_resolved', resolved_at = now(), last_run_id = %(run_id)s,
+    fixed_by_posting = (SELECT p.posting_key FROM recon.postings p
+                        WHERE p.exception_key = e.exception_key AND p.status IN ('done', 'adopted')
+                        ORDER BY p.updated_at DESC LIMIT 1)
 WHERE e.state IN ('open', 'acknowledged')
   AND NOT EXISTS (SELECT 1 FROM found f WHERE f.exception_key = e.exception_key)
   AND (e.return_id IS NULL

@@ -1,0 +1,344 @@
+"""The executor: send planned postings under each system's budget, exactly once.
+
+For every posting: log the request (committed) → read back from the target system by our
+reference; if the document is there, adopt it → otherwise mark it ``sending`` (committed), send
+once, and record the outcome. A timeout, 5xx or reset after sending leaves it ``ambiguous``: the
+next attempt reads back first, so a document that was created is adopted, never created twice.
+A kill between the call and the log update leaves ``sending``, handled the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from returns_recon.apis.errors import ApiError, TransientError
+from returns_recon.errors import NotRetryable
+from returns_recon.extract.run import Clients
+from returns_recon.postings.plan import ZERO_GUID
+from returns_recon.settings import ReconSettings
+
+log = logging.getLogger(__name__)
+LOCK_KEY = 72_617_302
+
+
+class PostingsLocked(RuntimeError):
+    """Another run is posting right now; runs never post concurrently."""
+
+
+class QualityGateClosed(NotRetryable):
+    """The data-quality checks of this run did not pass: nothing is posted."""
+
+
+class Refused(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class ExecutionReport:
+    done: int = 0
+    adopted: int = 0
+    ambiguous: int = 0
+    refused: int = 0
+    dry_run: int = 0
+    skipped: int = 0
+    details: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: v for k, v in self.__dict__.items() if k != "details"}
+
+
+def _log(conn: psycopg.Connection, key: str, run_id: str, step: str, outcome: str | None = None,
+         request: Any = None, response: Any = None) -> None:  # fmt: skip
+    conn.execute(
+        "INSERT INTO recon.posting_log (posting_key, run_id, step, outcome, request, response) "
+        "VALUES (%s, %s, %s, %s, %s, %s)",
+        (key, run_id, step, outcome, None if request is None else json.dumps(request, default=str),
+         None if response is None else json.dumps(response, default=str)),
+    )  # fmt: skip
+
+
+def _set(conn: psycopg.Connection, key: str, run_id: str, status: str, target_ref: str | None = None,
+         error: str | None = None, attempt: bool = False) -> None:  # fmt: skip
+    conn.execute(
+        """UPDATE recon.postings SET status = %s, target_ref = coalesce(%s, target_ref), last_error = %s,
+             attempts = attempts + %s, last_run_id = %s, updated_at = now() WHERE posting_key = %s""",
+        (status, target_ref, error, 1 if attempt else 0, run_id, key),
+    )
+
+
+def quality_gate(conn: psycopg.Connection, run_id: str) -> None:
+    row = conn.execute(
+        """SELECT count(*) FILTER (WHERE suite <> 'location_map_csv'),
+                  count(*) FILTER (WHERE NOT success AND severity = 'critical')
+           FROM recon.dq_results WHERE run_id = %s""",
+        (run_id,),
+    ).fetchone()
+    if row[0] == 0 or row[1] > 0:
+        raise QualityGateClosed(
+            f"run {run_id}: the data-quality checks did not pass in this run ({row[0]} checked, "
+            f"{row[1]} critical failures); nothing is posted"
+        )
+
+
+def execute(conn: psycopg.Connection, clients: Clients, run_id: str, settings: ReconSettings,
+            keys: list[str] | None = None) -> ExecutionReport:  # fmt: skip
+    """Send what is planned (or, for a replay, the given keys), under a run-level lock."""
+    if not conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
+        raise PostingsLocked("another run holds the postings lock; try again when it has finished")
+    report = ExecutionReport()
+    try:
+        rows = conn.execute(
+            """SELECT posting_key, action, system, return_id, item_id, reference, payload, amount FROM recon.postings
+               WHERE (%(keys)s::text[] IS NULL AND status IN ('planned', 'ambiguous', 'sending'))
+                  OR posting_key = ANY(%(keys)s::text[])
+               ORDER BY planned_at, posting_key""",
+            {"keys": keys},
+        ).fetchall()
+        sent = 0
+        for key, action, system, return_id, _item_id, reference, payload, amount in rows:
+            if settings.postings_dry_run:
+                _set(conn, key, run_id, "dry_run")
+                _log(conn, key, run_id, "outcome", "dry_run", request=payload)
+                report.dry_run += 1
+                continue
+            if system in settings.postings_disabled or sent >= settings.max_postings_per_run:
+                why = "kill switch" if system in settings.postings_disabled else "cap per run reached"
+                _set(conn, key, run_id, "skipped", error=why)
+                _log(conn, key, run_id, "outcome", "skipped", response={"reason": why})
+                report.skipped += 1
+                continue
+            sent += 1
+            outcome = _one(conn, clients, run_id, key, action, reference, payload, return_id, amount, settings)
+            setattr(report, outcome, getattr(report, outcome) + 1)
+            report.details.append({"posting_key": key, "action": action, "outcome": outcome})
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+    log.info("postings: %s", report.as_dict())
+    return report
+
+
+def _one(conn, clients: Clients, run_id: str, key: str, action: str, reference: str, payload: dict,
+         return_id: str, amount, settings: ReconSettings) -> str:  # fmt: skip
+    handler = HANDLERS[action]
+    _log(conn, key, run_id, "request", request=payload)
+    try:
+        existing = handler.read_back(clients, payload, reference)
+    except (TransientError, ApiError) as err:
+        _set(conn, key, run_id, "ambiguous", error=f"read-back failed: {err}")
+        _log(conn, key, run_id, "outcome", "ambiguous", response={"error": str(err)})
+        return "ambiguous"
+    if existing is not None:
+        _set(conn, key, run_id, "adopted", target_ref=existing)
+        _log(conn, key, run_id, "read_back", "adopted", response={"found": existing})
+        return "adopted"
+    try:
+        body = handler.prepare(clients, payload)
+    except Refused as refusal:
+        return _refuse(conn, key, run_id, return_id, refusal.reason)
+    except (TransientError, ApiError) as err:  # its reads failed: nothing was sent, try again next run
+        _set(conn, key, run_id, "ambiguous", error=f"prepare failed: {err}")
+        _log(conn, key, run_id, "outcome", "ambiguous", response={"error": str(err)})
+        return "ambiguous"
+    _set(conn, key, run_id, "sending", attempt=True)
+    try:
+        response = handler.send(clients, body)
+    except TransientError as err:
+        _set(conn, key, run_id, "ambiguous", error=str(err))
+        _log(conn, key, run_id, "outcome", "ambiguous", request=body, response={"error": str(err)})
+        return "ambiguous"
+    except ApiError as err:
+        return _refuse(conn, key, run_id, return_id, str(err))
+    if os.environ.get("RECON_FAULT_KILL_AFTER_SEND") == "1":  # fault-suite hook: die between call and log
+        os.kill(os.getpid(), signal.SIGKILL)
+    target = handler.target_ref(response)
+    _set(conn, key, run_id, "done", target_ref=target)
+    _log(conn, key, run_id, "response", "done", request=body, response=response)
+    if action == "create_credit_note" and body.get("Status") == "DRAFT":
+        log.warning("credit note for return %s (%s) is above the approval threshold: posted as DRAFT", return_id,
+                    amount)  # fmt: skip
+    return "done"
+
+
+def _refuse(conn, key: str, run_id: str, return_id: str, reason: str) -> str:
+    _set(conn, key, run_id, "refused", error=reason)
+    _log(conn, key, run_id, "outcome", "refused", response={"reason": reason})
+    log.warning("posting %s for return %s refused: %s", key, return_id, reason)
+    return "refused"
+
+
+# --- per action: read back, prepare, send -----------------------------------------------------------
+
+
+class _CreditNoteHandler:
+    """Credit notes and restocks ride on the sale's credit note whose Memo is our reference."""
+
+    @staticmethod
+    def _notes(clients: Clients, sale_id: str) -> list[dict]:
+        return (
+            clients.cin7.get("sale/creditnote", {"SaleID": sale_id}, label="sale/creditnote").get("CreditNotes") or []
+        )
+
+    def _ours(self, clients: Clients, payload: dict, reference: str) -> dict | None:
+        return next((n for n in self._notes(clients, payload["SaleID"]) if n.get("Memo") == reference), None)
+
+    @staticmethod
+    def send(clients: Clients, body: dict) -> Any:
+        return clients.cin7.send("POST", "sale/creditnote", json_body=body, label="sale/creditnote")
+
+    @staticmethod
+    def target_ref(response: Any) -> str | None:
+        return response.get("TaskID") if isinstance(response, dict) else None
+
+
+class CreateCreditNote(_CreditNoteHandler):
+    def read_back(self, clients: Clients, payload: dict, reference: str) -> str | None:
+        note = self._ours(clients, payload, reference)
+        self._existing = None
+        if note and (note.get("Status") == "AUTHORISED" or (payload["Status"] == "DRAFT" and note.get("Lines"))):
+            return note["TaskID"]
+        self._existing = note
+        return None
+
+    def prepare(self, clients: Clients, payload: dict) -> dict:
+        note = getattr(self, "_existing", None)
+        if note is not None:  # our DRAFT (restock only): complete it rather than add a second note
+            return {**payload, "TaskID": note["TaskID"]}
+        notes = self._notes(clients, payload["SaleID"])
+        sale = clients.cin7.get("sale", {"ID": payload["SaleID"]}, label="sale")
+        if sale.get("Type") == "Simple Sale" and notes:
+            raise Refused("the sale is a Simple Sale that already has a credit note; Cin7 Core allows one")
+        return payload
+
+
+class RestockToHolding(_CreditNoteHandler):
+    def read_back(self, clients: Clients, payload: dict, reference: str) -> str | None:
+        note = self._ours(clients, {"SaleID": payload["SaleID"]}, reference)
+        self._note = note
+        if (
+            note
+            and any(
+                line.get("SKU") == payload["SKU"] and line.get("RestockLocation") == payload["RestockLocation"]
+                for line in note.get("Restock") or []
+            )
+            and note.get("RestockStatus") == "AUTHORISED"
+        ):
+            return note["TaskID"]
+        return None
+
+    def prepare(self, clients: Clients, payload: dict) -> dict:
+        line = {"SKU": payload["SKU"], "Quantity": payload["Quantity"], "Location": payload["Location"],
+                "RestockLocation": payload["RestockLocation"], "RestockDate": payload["RestockDate"]}  # fmt: skip
+        note = self._note
+        if note is None:
+            sale = clients.cin7.get("sale", {"ID": payload["SaleID"]}, label="sale")
+            if sale.get("Type") == "Simple Sale" and self._notes(clients, payload["SaleID"]):
+                raise Refused("the sale is a Simple Sale that already has a credit note; Cin7 Core allows one")
+            return {"SaleID": payload["SaleID"], "TaskID": ZERO_GUID, "CombineAdditionalCharges": False,
+                    "CreditNoteInvoiceNumber": payload["InvoiceNumber"], "Memo": f"reveni:{payload['ReturnID']}",
+                    "Status": "DRAFT", "CreditNoteDate": payload["RestockDate"],
+                    "Lines": [], "Restock": [line], "RestockStatus": "AUTHORISED"}  # fmt: skip
+        if note.get("Status") == "AUTHORISED" and note.get("RestockStatus") == "AUTHORISED":
+            raise Refused("the return's credit note is authorised and already restocked; Cin7 Core refuses a change")
+        body = {"SaleID": payload["SaleID"], "TaskID": note["TaskID"], "CombineAdditionalCharges": False,
+                "CreditNoteInvoiceNumber": note.get("CreditNoteInvoiceNumber") or payload["InvoiceNumber"],
+                "Memo": note.get("Memo"), "Status": note["Status"], "CreditNoteDate": note.get("CreditNoteDate")
+                or payload["RestockDate"], "Restock": [*(note.get("Restock") or []), line],
+                "RestockStatus": "AUTHORISED"}  # fmt: skip
+        if note.get("Status") != "AUTHORISED":
+            body["Lines"] = note.get("Lines") or []
+        return body
+
+
+class Transfer:
+    @staticmethod
+    def read_back(clients: Clients, payload: dict, reference: str) -> str | None:
+        body = clients.cin7.get("stockTransferList", {"Search": reference, "Page": 1, "Limit": 100},
+                                label="stockTransferList")  # fmt: skip
+        found = [t for t in body.get("StockTransferList") or [] if t.get("Reference") == payload["Reference"]]
+        return found[0]["TaskID"] if found else None
+
+    @staticmethod
+    def prepare(clients: Clients, payload: dict) -> dict:
+        return payload
+
+    @staticmethod
+    def send(clients: Clients, body: dict) -> Any:
+        return clients.cin7.send("POST", "stockTransfer", json_body=body, label="stockTransfer")
+
+    @staticmethod
+    def target_ref(response: Any) -> str | None:
+        return response.get("TaskID") if isinstance(response, dict) else None
+
+
+class SitooStoreStock:
+    @staticmethod
+    def read_back(clients: Clients, payload: dict, reference: str) -> str | None:
+        since = datetime.fromisoformat(payload["not_before"]) - timedelta(days=1)
+        path = f"sites/{clients.sitoo_site_id}/warehousetransactions.json"
+        start = 0
+        while True:
+            body = clients.sitoo.get(path, {"warehouseid": payload["warehouseid"], "sort": "warehousetransactionid",
+                                            "datecreatedfrom": int(since.timestamp()), "start": start, "num": 1000},
+                                     label="warehousetransactions")  # fmt: skip
+            for txn in body.get("items") or []:
+                if txn.get("externalid") == reference:
+                    return str(txn["warehousetransactionid"])
+            start += 1000
+            if start >= int(body.get("totalcount") or 0):
+                return None
+
+    @staticmethod
+    def prepare(clients: Clients, payload: dict) -> list[dict]:
+        return [{k: v for k, v in payload.items() if k != "not_before"}]
+
+    @staticmethod
+    def send(clients: Clients, body: list[dict]) -> Any:
+        path = f"sites/{clients.sitoo_site_id}/warehousetransactions.json"
+        response = clients.sitoo.send("POST", path, json_body=body, label="warehousetransactions")
+        if isinstance(response, list) and response and response[0].get("statuscode") != 200:
+            raise ApiError("sitoo", int(response[0]["statuscode"]), str(response[0].get("return")))
+        return response
+
+    @staticmethod
+    def target_ref(response: Any) -> str | None:
+        return str(response) if isinstance(response, int) else None
+
+
+class SitooReturnRecord:
+    @staticmethod
+    def read_back(clients: Clients, payload: dict, reference: str) -> str | None:
+        body = clients.sitoo.get("orders.json", {"externalid": reference, "num": 10}, label="orders")
+        items = body.get("items") or []
+        return str(items[0]["orderid"]) if items else None
+
+    @staticmethod
+    def prepare(clients: Clients, payload: dict) -> dict:
+        return payload
+
+    @staticmethod
+    def send(clients: Clients, body: dict) -> Any:
+        return clients.sitoo.send("POST", f"sites/{clients.sitoo_site_id}/orders.json", json_body=body, label="orders")
+
+    @staticmethod
+    def target_ref(response: Any) -> str | None:
+        return str(response) if isinstance(response, int) else None
+
+
+HANDLERS: dict[str, Any] = {
+    "create_credit_note": CreateCreditNote(),
+    "restock_to_holding": RestockToHolding(),
+    "transfer_to_sellable": Transfer(),
+    "transfer_to_holding": Transfer(),
+    "sitoo_store_stock": SitooStoreStock(),
+    "sitoo_return_record": SitooReturnRecord(),
+}

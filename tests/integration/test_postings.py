@@ -1,0 +1,263 @@
+"""Corrective postings: one correct document per auto-fixable exception, exactly once, through
+kills, timeouts and 5xx; dry-run, threshold, cap, lock and quality gate hold."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from recon_simulators.generate import location_map_csv_path, write_location_map_csv
+from recon_simulators.generator import GeneratorConfig, generate
+from returns_recon.extract.run import extract_all
+from returns_recon.location_map import load_location_map
+from returns_recon.postings.execute import PostingsLocked, QualityGateClosed, execute, quality_gate
+from returns_recon.postings.plan import ACTIONS, plan
+from returns_recon.quality.check import check_warehouse
+from returns_recon.reconcile.engine import reconcile
+from returns_recon.settings import ReconSettings
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXABLE = set(ACTIONS)
+SETTINGS = ReconSettings(credit_note_approval_threshold=Decimal("1000000"))
+
+
+def scenario(tmp_path: Path, seed: int, returns: int = 400) -> Path:
+    path = tmp_path / f"seed-{seed}.json"
+    clock = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    generate(GeneratorConfig(returns=returns, seed=seed, clock=clock), path)
+    write_location_map_csv(path, location_map_csv_path(path))
+    return path
+
+
+def gx_url(db) -> str:
+    return f"postgresql+psycopg://{db.user}:{db.password}@{db.host}:{db.port}/{db.dbname}"
+
+
+def cycle(db, clients, path: Path, run_id: str, settings: ReconSettings = SETTINGS, post: bool = True):
+    """One hourly run: map, extract, checks, reconcile, plan and post."""
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        load_location_map(conn, location_map_csv_path(path), run_id)
+        extract_all(conn, clients, run_id, "hourly", settings)
+        check_warehouse(conn, gx_url(db), run_id, settings, None)
+        reconcile(conn, run_id, settings, "hourly")
+        if not post:
+            return None
+        quality_gate(conn, run_id)
+        plan(conn, run_id, settings)
+        return execute(conn, clients, run_id, settings)
+
+
+def fixable(path: Path) -> list[dict]:
+    return [e for e in json.loads(path.read_text())["expected_exceptions"] if e["type"] in FIXABLE]
+
+
+def documents(simulators, path: Path, entry: dict) -> list[dict]:
+    """What the simulators hold for one planted exception: the documents a posting would create."""
+    rid, iid = entry["return_id"], entry["item_id"]
+    document = json.loads(path.read_text())
+    ret = next(r for r in document["reveni"]["returns"] if r["id"] == rid)
+    kind = entry["type"]
+    if kind in {"refund_without_credit_note", "missing_restock"}:
+        sale = next(s for s in document["cin7"]["sales"] if s["CustomerReference"] == ret["order"]["external_id"])
+        notes = simulators.cin7_session().get(f"{simulators.cin7}/sale/creditnote", params={"SaleID": sale["ID"]}
+                                              ).json()["CreditNotes"]  # fmt: skip
+        return [n for n in notes if n.get("Memo") == f"reveni:{rid}"]
+    if kind in {"inspected_not_released", "premature_restock", "rejected_item_in_sellable_stock"}:
+        params = {"Search": f"reveni:{rid}:{iid} ", "Limit": 100}
+        rows = simulators.cin7_session().get(f"{simulators.cin7}/stockTransferList", params=params).json()
+        return rows["StockTransferList"]
+    if kind == "sitoo_stock_missing":
+        rows = simulators.sitoo_session().get(f"{simulators.sitoo_site}/warehousetransactions.json",
+                                              params={"num": 10000}).json()["items"]  # fmt: skip
+        return [t for t in rows if t.get("externalid") == f"reveni:{rid}:{iid}"]
+    rows = simulators.sitoo_session().get(f"{simulators.sitoo}/orders.json", params={"externalid": rid}).json()
+    return rows["items"]
+
+
+def check_one_correct_document(simulators, path: Path, entry: dict) -> None:
+    found = documents(simulators, path, entry)
+    kind, rid = entry["type"], entry["return_id"]
+    document = json.loads(path.read_text())
+    ret = next(r for r in document["reveni"]["returns"] if r["id"] == rid)
+    assert len(found) == 1, (kind, rid, found)
+    doc = found[0]
+    if kind == "refund_without_credit_note":
+        refunded = sum(Decimal(f["amount"]) for f in ret["refunds"])
+        assert doc["Status"] == "AUTHORISED"
+        assert abs(Decimal(str(doc["Total"])) - refunded) <= Decimal("0.01")
+        assert {line["SKU"] for line in doc["Lines"]} <= {i["sku"] for i in ret["return_items"]}
+    elif kind == "missing_restock":
+        item = next(i for i in ret["return_items"] if i["item_id"] == entry["item_id"])
+        lines = [r for r in doc["Restock"] if r["SKU"] == item["sku"]]
+        assert [(r["RestockLocation"], r["Quantity"]) for r in lines] == [(f"{doc_location(ret)} Returns Hold",
+                                                                           item["quantity"])]  # fmt: skip
+        assert doc["RestockStatus"] == "AUTHORISED"
+    elif kind == "inspected_not_released":
+        assert (doc["FromLocation"], doc["ToLocation"]) == (f"{doc_location(ret)} Returns Hold", doc_location(ret))
+    elif kind in {"premature_restock", "rejected_item_in_sellable_stock"}:
+        moves = [(d["FromLocation"], d["ToLocation"]) for d in found]
+        assert moves == [(doc_location(ret), f"{doc_location(ret)} Returns Hold")]
+    elif kind == "sitoo_stock_missing":
+        store = int(ret["return_point"]["id"].rsplit("-", 1)[1])
+        assert doc["warehouseid"] == store
+        assert doc["items"][0]["decimalquantity"].startswith(str(next(
+            i["quantity"] for i in ret["return_items"] if i["item_id"] == entry["item_id"])))  # fmt: skip
+    else:
+        assert doc["externalid"] == rid
+        assert all(i["quantity"] < 0 for i in doc["orderitems"])
+        assert doc["payments"] == []
+
+
+def doc_location(ret: dict) -> str:
+    return ret["return_point"]["name"]
+
+
+def test_one_run_posts_one_correct_document_each_and_the_next_run_resolves(simulators, clients_for, warehouse_db,
+                                                                           tmp_path) -> None:  # fmt: skip
+    path = scenario(tmp_path, 808)
+    simulators.load(path)
+    clients = clients_for()
+    planted = fixable(path)
+    assert {e["type"] for e in planted} == FIXABLE
+    created_by_us = {"refund_without_credit_note", "inspected_not_released", "sitoo_stock_missing",
+                     "sitoo_return_record_missing"}  # fmt: skip
+    assert all(documents(simulators, path, e) == [] for e in planted if e["type"] in created_by_us)
+    report = cycle(warehouse_db, clients, path, "post-1")
+    assert report.done == len(planted)
+    assert report.refused == report.ambiguous == 0
+    for entry in planted:
+        if entry["type"] in {"premature_restock", "rejected_item_in_sellable_stock"}:
+            moves = [(d["FromLocation"], d["ToLocation"]) for d in documents(simulators, path, entry)]
+            ret_name = next(r for r in json.loads(path.read_text())["reveni"]["returns"]
+                            if r["id"] == entry["return_id"])["return_point"]["name"]  # fmt: skip
+            assert moves.count((ret_name, f"{ret_name} Returns Hold")) == 1
+        else:
+            check_one_correct_document(simulators, path, entry)
+    second = cycle(warehouse_db, clients, path, "post-2")
+    assert (second.done, second.adopted) == (0, 0)
+    with warehouse_db.connect() as conn:
+        states = {(t, r, i): (s, f) for t, r, i, s, f in conn.execute(
+            "SELECT exception_type, return_id, item_id, state, fixed_by_posting FROM recon.exceptions")}  # fmt: skip
+    for entry in planted:
+        state, fixed_by = states[(entry["type"], entry["return_id"], entry["item_id"])]
+        assert state == "auto_resolved", entry
+        assert fixed_by is not None
+
+
+def test_kill_between_call_and_log_then_rerun_creates_no_duplicate(simulators, clients_for, warehouse_db,
+                                                                   tmp_path) -> None:  # fmt: skip
+    path = scenario(tmp_path, 909, returns=200)
+    simulators.load(path)
+    clients = clients_for()
+    cycle(warehouse_db, clients, path, "kill-1", post=False)
+    with psycopg.connect(warehouse_db.url, autocommit=True) as conn:
+        quality_gate(conn, "kill-1")
+        plan(conn, "kill-1", SETTINGS)
+    worker = (
+        "import os, psycopg, sys\n"
+        "from returns_recon.postings.execute import execute\n"
+        "from returns_recon.settings import ReconSettings\n"
+        "from tests.fixtures.simulators import *\n"
+        "from returns_recon.apis.hooks import Cin7CoreHook, ReveniHook, SitooHook\n"
+        "from returns_recon.extract.run import Clients\n"
+        "clients = Clients(ReveniHook().client(), Cin7CoreHook().client(), SitooHook().client(), 1)\n"
+        "with psycopg.connect(sys.argv[1], autocommit=True) as conn:\n"
+        "    execute(conn, clients, 'kill-1', ReconSettings(credit_note_approval_threshold=10**6))\n"
+    )
+    env = {**os.environ, **simulators.env(), "RECON_FAULT_KILL_AFTER_SEND": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)])}  # fmt: skip
+    killed = subprocess.run([sys.executable, "-c", worker, warehouse_db.url], env=env, capture_output=True,
+                            timeout=120, cwd=ROOT)  # fmt: skip
+    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+    with warehouse_db.connect() as conn:
+        sending = conn.execute("SELECT posting_key, action FROM recon.postings WHERE status = 'sending'").fetchall()
+    assert len(sending) == 1
+    with psycopg.connect(warehouse_db.url, autocommit=True) as conn:
+        report = execute(conn, clients, "kill-2", SETTINGS)
+        status = conn.execute("SELECT status FROM recon.postings WHERE posting_key = %s", (sending[0][0],)).fetchone()
+    assert status == ("adopted",)
+    assert report.adopted >= 1
+    for entry in fixable(path):
+        if entry["type"] not in {"premature_restock", "rejected_item_in_sellable_stock"}:
+            check_one_correct_document(simulators, path, entry)
+
+
+def test_timeouts_and_5xx_on_posts_create_no_duplicates(simulators, clients_for, warehouse_db, tmp_path) -> None:
+    path = scenario(tmp_path, 1010, returns=200)
+    simulators.load(path)
+    clients = clients_for()
+    cycle(warehouse_db, clients, path, "flaky-0", post=False)
+    for service in ("cin7", "sitoo"):
+        simulators.faults(service, error_rate_5xx=0.3, timeout_rate=0.15, timeout_seconds=6, seed=3)
+    outcomes = Counter()
+    for attempt in range(8):
+        with psycopg.connect(warehouse_db.url, autocommit=True) as conn:
+            quality_gate(conn, "flaky-0")
+            plan(conn, f"flaky-{attempt}", SETTINGS)
+            report = execute(conn, clients, f"flaky-{attempt}", SETTINGS)
+            outcomes.update(report.as_dict())
+            left = conn.execute("SELECT count(*) FROM recon.postings WHERE status NOT IN ('done', 'adopted')"
+                                ).fetchone()[0]  # fmt: skip
+        if not left:
+            break
+    for service in ("cin7", "sitoo"):
+        simulators.faults(service)
+    assert left == 0
+    assert outcomes["ambiguous"] > 0, "faults were injected on the writes"
+    for entry in fixable(path):
+        if entry["type"] not in {"premature_restock", "rejected_item_in_sellable_stock"}:
+            check_one_correct_document(simulators, path, entry)
+
+
+def test_safety_valves(simulators, clients_for, warehouse_db, tmp_path) -> None:
+    path = scenario(tmp_path, 1111, returns=300)
+    simulators.load(path)
+    clients = clients_for()
+    cycle(warehouse_db, clients, path, "valves-1", post=False)
+    with psycopg.connect(warehouse_db.url, autocommit=True) as conn:
+        # dry run: every planned posting logged, nothing sent
+        simulators.counters(reset=True)
+        planned = plan(conn, "valves-1", SETTINGS)
+        dry = execute(conn, clients, "valves-1", SETTINGS.model_copy(update={"postings_dry_run": True}))
+        assert dry.dry_run == len(planned) > 0
+        assert simulators.counters()["sitoo"]["calls"].get("orders:post", 0) == 0
+        new_notes = [e for e in fixable(path) if e["type"] == "refund_without_credit_note"]
+        assert all(documents(simulators, path, e) == [] for e in new_notes)
+        logged = conn.execute(
+            "SELECT count(*) FROM recon.posting_log WHERE run_id = 'valves-1' AND outcome = 'dry_run'"
+        ).fetchone()[0]
+        assert logged == len(planned)
+        # the cap
+        plan(conn, "valves-2", SETTINGS)
+        capped = execute(conn, clients, "valves-2", SETTINGS.model_copy(update={"max_postings_per_run": 2}))
+        assert capped.done + capped.adopted == 2
+        assert capped.skipped == len(planned) - 2
+        # the run lock
+        with psycopg.connect(warehouse_db.url, autocommit=True) as other:
+            other.execute("SELECT pg_advisory_lock(72617302)")
+            with pytest.raises(PostingsLocked):
+                execute(conn, clients, "valves-3", SETTINGS)
+        # the quality gate
+        with pytest.raises(QualityGateClosed):
+            quality_gate(conn, "no-checks-ran")
+        # the approval threshold: every new credit note above 1.00 stays DRAFT and says so
+        low = SETTINGS.model_copy(update={"credit_note_approval_threshold": Decimal("1.00")})
+        conn.execute("DELETE FROM recon.postings WHERE action = 'create_credit_note'")
+        plan(conn, "valves-4", low)
+        execute(conn, clients, "valves-4", low)
+    cycle(warehouse_db, clients, path, "valves-5", post=False)
+    with warehouse_db.connect() as conn:
+        waiting = conn.execute("SELECT count(*) FROM recon.exceptions WHERE exception_type = "
+                               "'credit_note_awaiting_approval' AND state = 'open'").fetchone()[0]  # fmt: skip
+    assert waiting == sum(1 for e in fixable(path) if e["type"] == "refund_without_credit_note")
