@@ -80,3 +80,12 @@ def test_catchup_policy_catches_an_implicit_catchup(tmp_path: Path) -> None:
     path = tmp_path / "implicit.py"
     path.write_text("from airflow.sdk import dag\n@dag(schedule=None)\ndef x():\n    pass\n")
     assert source_violations(path) == ["implicit.py:2: DAG declared without an explicit catchup"]
+
+
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED_DAGS))
+def test_postings_only_follow_the_data_quality_checks(dagbag, dag_id: str) -> None:
+    """A failing critical check fails `check.data_quality`; everything that posts lies downstream of it."""
+    dag = dagbag.dags[dag_id]
+    post = dag.get_task("post.post_corrections")
+    assert "check.data_quality" in {t.task_id for t in post.get_flat_relatives(upstream=True)}
+    assert post.trigger_rule == "all_success"
