@@ -22,6 +22,7 @@ from airflow.sdk import dag
 
 from returns_recon.dag_defaults import DEFAULT_ARGS, TAGS_COMMON
 from returns_recon.dag_structure import build
+from returns_recon.notify.alerts import dag_failure_alert
 
 
 @dag(
@@ -31,6 +32,7 @@ from returns_recon.dag_structure import build
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
+    on_failure_callback=dag_failure_alert,
     tags=[*TAGS_COMMON, "daily"],
     doc_md=__doc__,
 )

@@ -24,7 +24,12 @@ for key, value in dotenv_values(ROOT / ".env.example").items():
     if value is not None:
         os.environ.setdefault(key, value)
 
-pytest_plugins = ["tests.fixtures.warehouse", "tests.fixtures.airflow", "tests.fixtures.simulators"]
+pytest_plugins = [
+    "tests.fixtures.warehouse",
+    "tests.fixtures.airflow",
+    "tests.fixtures.simulators",
+    "tests.fixtures.smtp",
+]
 
 MARKERS = {"unit", "integration"}
 

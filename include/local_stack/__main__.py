@@ -33,6 +33,7 @@ def cmd_demo(env: dict[str, str], args: argparse.Namespace) -> int:
     scenario = Path(args.scenario) if args.scenario else stack.default_scenario(env)
     stack.use_location_map_of(env, scenario)
     stack.start_simulators(env, scenario)
+    mail = stack.start_smtp_sink(env)
     stack.ensure_airflow_db(env)
     outcomes: dict[str, bool] = {}
     for dag_id in DAGS:
@@ -40,6 +41,8 @@ def cmd_demo(env: dict[str, str], args: argparse.Namespace) -> int:
         outcomes[dag_id] = stack.airflow(["dags", "test", dag_id], env).returncode == 0
     docs = Path(env.get("RECON_DATA_DOCS_DIR") or ROOT / ".local" / "data_docs") / "index.html"
     print_summary(conn, outcomes, str(docs) if docs.exists() else None)
+    mails = sorted(mail.glob("*.eml")) if mail.exists() else []
+    print(f"  exception emails: {len(mails)} saved in {mail} (open the .eml files in a mail client)")
     return 0 if all(outcomes.values()) else 1
 
 
@@ -74,7 +77,7 @@ def cmd_simulate(env: dict[str, str], args: argparse.Namespace) -> int:
 
 
 def cmd_stop(env: dict[str, str], _: argparse.Namespace) -> int:
-    for name in ("airflow", "simulators"):
+    for name in ("airflow", "simulators", "smtp_sink"):
         if stack.stop_background(env, name):
             print(f"stopped {name}")
     stack.stop_warehouse(env)

@@ -164,3 +164,13 @@ def start_simulators(env: dict[str, str], scenario: Path) -> None:
         except OSError:
             time.sleep(0.3)
     raise SystemExit(f"the simulators did not start; see {log_file(env, 'simulators')}")
+
+
+def start_smtp_sink(env: dict[str, str]) -> Path:
+    """The demo's local SMTP server; every mail lands as an .eml file in the returned folder."""
+    folder = local_dir(env) / "mail"
+    stop_background(env, "smtp_sink")
+    port = env.get("SIM_SMTP_PORT", "18025")
+    start_background("smtp_sink", [sys.executable, "-m", "local_stack.smtp_sink", "--port", port, "--dir",
+                                   str(folder)], env)  # fmt: skip
+    return folder

@@ -158,3 +158,22 @@ def post_corrections() -> dict:
         report = execute(conn, api_clients(warehouse_dsn()), _run_id(), settings)
     log.info("postings planned %d; %s", len(planned), report.as_dict())
     return report.as_dict()
+
+
+@task
+def send_exception_emails() -> dict:
+    """One email per owner with new and still-open exceptions; nothing twice for the same day."""
+    from returns_recon.notify.digest import send_digests, smtp_sender
+    from returns_recon.orchestration import warehouse_connection
+    from returns_recon.settings import load_settings
+
+    settings = load_settings()
+    context = get_current_context()
+    mail_date = context["logical_date"].date() if context.get("logical_date") else context["run_after"].date()
+    send, from_email = smtp_sender()
+    with warehouse_connection() as conn:
+        outcome = send_digests(conn, send, mail_date, settings.email_recipients, from_email, _run_id(),
+                               settings.finance_all_clear_weekday)  # fmt: skip
+    for owner, what in outcome.items():
+        log.info("%s: %s", owner, what)
+    return outcome

@@ -15,6 +15,7 @@ from returns_recon.airflow_tasks import (
     post_corrections,
     probe_apis,
     reconcile_and_publish,
+    send_exception_emails,
 )
 
 
@@ -59,4 +60,12 @@ def build(mode: str) -> None:
         """Corrective postings to Cin7 Core and Sitoo, only after this run's data-quality checks passed."""
         post_corrections()
 
-    preflight() >> extract() >> check() >> reconcile() >> post()
+    stages = preflight() >> extract() >> check() >> reconcile() >> post()
+    if mode == "daily":
+
+        @task_group
+        def notify() -> None:
+            """The daily exception email per owner (finance, operations, customer service, data)."""
+            send_exception_emails()
+
+        stages >> notify()

@@ -35,6 +35,9 @@ class ReconSettings(BaseSettings):
     max_postings_per_run: int = Field(200, ge=0)
     postings_disabled: tuple[str, ...] = Field((), description="kill switch per system: cin7, sitoo")
     sitoo_restock_transaction_type: int = 10
+    # exception emails
+    email_recipients: dict[str, list[str]] = Field(default_factory=dict, description="owner -> addresses")
+    finance_all_clear_weekday: int | None = Field(0, description="weekday (0 = Monday) of finance's all-clear mail")
     # data quality
     freshness_hours: float = Field(48, description="newest Reveni update older than this is a warning")
     data_docs_dir: Path = Field(ROOT / ".local" / "data_docs", description="where the Data Docs site is written")

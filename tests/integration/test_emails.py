@@ -1,0 +1,66 @@
+"""The daily DAG mails each owner their exceptions, once a day, through a real SMTP server."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import psycopg
+import pytest
+
+pytestmark = pytest.mark.integration
+
+RECIPIENTS = {"finance": ["fin@example.com"], "operations": ["ops@example.com"],
+              "customer service": ["care@example.com"], "data": ["data@example.com"]}  # fmt: skip
+
+
+def parts(message):
+    return list(message.walk())
+
+
+def test_daily_run_sends_one_mail_per_owner_once(run_dag, empty_database, simulators, small_scenario,
+                                                 smtp_sink) -> None:  # fmt: skip
+    sink, smtp_env = smtp_sink
+    simulators.load(small_scenario)
+    env = {"AIRFLOW_CONN_RECON_WAREHOUSE": empty_database.airflow_conn_json(), **simulators.env(), **smtp_env,
+           "RECON_EMAIL_RECIPIENTS": json.dumps(RECIPIENTS), "RECON_FINANCE_ALL_CLEAR_WEEKDAY": "7"}  # fmt: skip
+    result = run_dag("returns_recon_daily", **env)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert sorted(m["To"] for m in sink.messages) == sorted(a[0] for a in RECIPIENTS.values())
+    with psycopg.connect(empty_database.url) as conn:
+        open_keys = {}
+        for owner, key in conn.execute(
+            "SELECT owner, exception_key FROM recon.exceptions WHERE state IN ('open', 'acknowledged')"
+        ):
+            open_keys.setdefault(owner, set()).add(key)
+    secrets = [empty_database.password, "reveni-demo-api-key", "sitoo-demo-password",
+               "0e9c2f4b-8a1d-4c3e-b5f6-7a8b9c0d1e2f"]  # fmt: skip
+    for message in sink.messages:
+        owner = next(o for o, to in RECIPIENTS.items() if to[0] == message["To"])
+        types = {p.get_content_type() for p in parts(message)}
+        assert {"text/plain", "text/html", "image/png", "text/csv"} <= types
+        attachment = next(p for p in parts(message) if p.get_content_type() == "text/csv")
+        rows = list(csv.DictReader(io.StringIO(attachment.get_payload(decode=True).decode())))
+        assert {r["exception_key"] for r in rows} == open_keys[owner]
+        raw = message.as_string()
+        for secret in secrets:
+            assert secret not in raw
+        html = next(p for p in parts(message) if p.get_content_type() == "text/html").get_payload(decode=True)
+        assert b"cid:chart" in html
+    again = run_dag("returns_recon_daily", **env)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert len(sink.messages) == len(RECIPIENTS)
+
+
+def test_a_failed_run_sends_exactly_one_alert(run_dag, empty_database, simulators, smtp_sink) -> None:
+    sink, smtp_env = smtp_sink
+    broken = json.dumps({"conn_type": "http", "host": "127.0.0.1", "login": "90001-1"})
+    result = run_dag("returns_recon_hourly", AIRFLOW_CONN_RECON_WAREHOUSE=empty_database.airflow_conn_json(),
+                     AIRFLOW_CONN_SITOO_DEFAULT=broken, RECON_EMAIL_RECIPIENTS=json.dumps(RECIPIENTS),
+                     RECON_TASK_RETRIES="2", **smtp_env)  # fmt: skip
+    assert result.returncode != 0
+    assert len(sink.messages) == 1
+    alert = sink.messages[0]
+    assert alert["To"] == "data@example.com"
+    assert "returns_recon_hourly failed" in alert["Subject"]
