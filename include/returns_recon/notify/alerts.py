@@ -44,3 +44,24 @@ def dag_failure_alert(context: dict[str, Any]) -> None:
         return
     send, from_email = smtp_sender()
     send(alert_message(context, recipients, from_email))
+
+
+def late_run_alert(**kwargs: Any) -> None:
+    """Deadline callback of the hourly DAG: a run still not done well past its schedule (one alert per run)."""
+    from returns_recon.notify.digest import smtp_sender
+    from returns_recon.settings import load_settings
+
+    recipients = load_settings().email_recipients.get("data") or []
+    if not recipients:
+        log.warning("hourly run is late; no data-team recipients configured (RECON_EMAIL_RECIPIENTS)")
+        return
+    send, from_email = smtp_sender()
+    message = EmailMessage()
+    message["Subject"] = "[returns recon] returns_recon_hourly is running late"
+    message["From"] = from_email
+    message["To"] = ", ".join(recipients)
+    message.set_content(
+        "An hourly run has not finished 45 minutes after it was queued. Check the Airflow UI for a stuck or "
+        f"throttled task (details: {kwargs.get('context', {}).get('dag_run', '')}).\n"
+    )
+    send(message)
