@@ -30,14 +30,14 @@ safe to make are posted exactly once.
 See `docs/operations.md` for recovery steps.
 
 Only one run at a time (`max_active_runs=1`): the DAG posts to external systems. A failed run mails
-the data team once (after retries); a run not done 45 minutes after it was queued mails them too.
+the data team once (after retries).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from airflow.sdk import DeadlineAlert, DeadlineReference, SyncCallback, dag
+from airflow.sdk import dag
 
 from returns_recon.dag_defaults import DEFAULT_ARGS, TAGS_COMMON
 from returns_recon.dag_structure import build
@@ -52,12 +52,6 @@ from returns_recon.notify.alerts import dag_failure_alert
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     on_failure_callback=dag_failure_alert,
-    # a run still not done 45 minutes after it was queued raises one alert (Airflow 3 deadline alerts)
-    deadline=DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_QUEUED_AT,
-        interval=timedelta(minutes=45),
-        callback=SyncCallback("returns_recon.notify.alerts.late_run_alert"),
-    ),
     tags=[*TAGS_COMMON, "hourly"],
     doc_md=__doc__,
 )

@@ -170,6 +170,8 @@ def start_smtp_sink(env: dict[str, str]) -> Path:
     """The demo's local SMTP server; every mail lands as an .eml file in the returned folder."""
     folder = local_dir(env) / "mail"
     stop_background(env, "smtp_sink")
+    for old in folder.glob("*.eml"):  # each demo shows its own mails
+        old.unlink()
     port = env.get("SIM_SMTP_PORT", "18025")
     start_background("smtp_sink", [sys.executable, "-m", "local_stack.smtp_sink", "--port", port, "--dir",
                                    str(folder)], env)  # fmt: skip
