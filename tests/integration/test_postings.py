@@ -261,3 +261,27 @@ def test_safety_valves(simulators, clients_for, warehouse_db, tmp_path) -> None:
         waiting = conn.execute("SELECT count(*) FROM recon.exceptions WHERE exception_type = "
                                "'credit_note_awaiting_approval' AND state = 'open'").fetchone()[0]  # fmt: skip
     assert waiting == sum(1 for e in fixable(path) if e["type"] == "refund_without_credit_note")
+
+
+def test_replay_from_the_cli_goes_through_the_same_idempotency(simulators, clients_for, warehouse_db,
+                                                               tmp_path) -> None:  # fmt: skip
+    path = scenario(tmp_path, 1212, returns=150)
+    simulators.load(path)
+    cycle(warehouse_db, clients_for(), path, "replay-1")
+    with warehouse_db.connect() as conn:
+        key, action = conn.execute("SELECT posting_key, action FROM recon.postings WHERE status = 'done' "
+                                   "ORDER BY posting_key LIMIT 1").fetchone()  # fmt: skip
+    env = {**os.environ, **simulators.env(), "AIRFLOW_CONN_RECON_WAREHOUSE": warehouse_db.airflow_conn_json(),
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)])}  # fmt: skip
+    replay = subprocess.run([sys.executable, "-m", "returns_recon.cli", "postings", "replay", "--key", key],
+                            env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)  # fmt: skip
+    assert replay.returncode == 0, replay.stderr[-2000:]
+    assert "'adopted': 1" in replay.stdout
+    with warehouse_db.connect() as conn:
+        assert conn.execute("SELECT status FROM recon.postings WHERE posting_key = %s", (key,)).fetchone() == (
+            "adopted",
+        )
+    listing = subprocess.run([sys.executable, "-m", "returns_recon.cli", "postings", "list", "--status", "adopted"],
+                             env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)  # fmt: skip
+    assert key in listing.stdout
+    assert action in listing.stdout
