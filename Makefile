@@ -12,7 +12,7 @@ RETURNS ?= 1000
 SEED ?= 1
 OUT ?= .local/scenarios/scenario-$(RETURNS)-$(SEED).json
 
-.PHONY: help venv demo test lint up stop warehouse warehouse-url simulate scenario clean
+.PHONY: help venv demo test lint up stop warehouse warehouse-url simulate scenario bench clean
 
 help:
 	@echo "make demo           run the main job end to end on embedded defaults"
@@ -40,14 +40,17 @@ test: venv lint
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: venv
-	$(VENV)/bin/ruff check dags plugins include tests
-	$(VENV)/bin/ruff format --check --quiet dags plugins include tests
+	$(VENV)/bin/ruff check dags plugins include tests bench
+	$(VENV)/bin/ruff format --check --quiet dags plugins include tests bench
 
 up: venv
 	$(STACK) up --scenario "$(SCENARIO)"
 
 simulate: venv
 	$(STACK) simulate --scenario "$(SCENARIO)"
+
+bench: venv
+	$(PY) -m bench.run
 
 scenario: venv
 	$(PY) -m recon_simulators.generate --returns $(RETURNS) --seed $(SEED) --out $(OUT)

@@ -11,9 +11,14 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize("dag_id", ["returns_recon_hourly", "returns_recon_daily"])
-def test_dag_succeeds_migrates_and_extracts(run_dag, empty_database, simulators, small_scenario, dag_id: str) -> None:
+def test_dag_succeeds_migrates_and_extracts(
+    run_dag, empty_database, simulators, small_scenario, smtp_sink, dag_id: str
+) -> None:
     simulators.load(small_scenario)
-    result = run_dag(dag_id, AIRFLOW_CONN_RECON_WAREHOUSE=empty_database.airflow_conn_json(), **simulators.env())
+    _, smtp_env = smtp_sink
+    result = run_dag(
+        dag_id, AIRFLOW_CONN_RECON_WAREHOUSE=empty_database.airflow_conn_json(), **simulators.env(), **smtp_env
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert "state=success" in output

@@ -1,0 +1,1 @@
+"""Benchmarks (``make bench``): speed and memory at scale, never timed tests."""
