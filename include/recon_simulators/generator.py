@@ -566,18 +566,24 @@ class Generator:
                 wanted = True
             if not wanted or (ret.plant == "inspected_not_released" and planted):
                 continue
-            due = ret.validated + sla
             if ret.plant == "restock_latency_breach" and planted:
-                done = due + MARGIN + timedelta(hours=rng.uniform(0, 12))
+                done = ret.validated + sla + MARGIN + timedelta(hours=rng.uniform(0, 12))
                 if done >= self.now:
                     done = self.now - H
-            elif due <= self.now:
-                done = ret.validated + timedelta(hours=rng.uniform(1, (sla - MARGIN) / H))
-            elif rng.random() < 0.5:
-                done = ret.validated + (self.now - ret.validated) * rng.uniform(0.1, 0.9)
             else:
+                done = self._done_within_sla(ret, sla)
+            if done is None:
                 continue  # still within the release SLA: not yet released, and that is fine
             self._transfer(ret, item, warehouse, done)
+
+    def _done_within_sla(self, ret: Return, sla: timedelta) -> datetime | None:
+        """When a clean leg was done: within the SLA once it has passed; before it is due, done or not yet."""
+        rng = self.rng
+        if ret.validated + sla <= self.now:
+            return ret.validated + timedelta(hours=rng.uniform(1, (sla - MARGIN) / H))
+        if rng.random() < 0.5:
+            return ret.validated + (self.now - ret.validated) * rng.uniform(0.1, 0.9)
+        return None
 
     def _transfer(self, ret: Return, item: Item, warehouse, done: datetime) -> None:
         product = item.line.product
@@ -635,19 +641,15 @@ class Generator:
             self._return_record(ret, store, refunded, currency)
         if ret.validated is None:
             return
-        sla, rng = self.cfg.restock_sla, self.rng
+        sla = self.cfg.restock_sla
         for item in ret.items:
             if not (item.status == "accepted" and item.restock):
                 continue
             planted = ret.target_item() is item
             if ret.plant in {"sitoo_stock_missing", "unknown_sku_sitoo"} and planted:
                 continue
-            due = ret.validated + sla
-            if due <= self.now:
-                done = ret.validated + timedelta(hours=rng.uniform(1, (sla - MARGIN) / H))
-            elif rng.random() < 0.5:
-                done = ret.validated + (self.now - ret.validated) * rng.uniform(0.1, 0.9)
-            else:
+            done = self._done_within_sla(ret, sla)
+            if done is None:
                 continue
             warehouse_id = store.warehouse_id
             if ret.plant == "sitoo_stock_wrong_location" and planted:

@@ -53,6 +53,7 @@ def test_dag_files_do_no_work_at_parse_time() -> None:
         "datetime",
         "returns_recon.dag_structure",
         "returns_recon.notify.alerts",
+        "returns_recon.dag_docs",
     )
     for path in DAG_FILES:
         for node in ast.walk(ast.parse(path.read_text())):

@@ -8,15 +8,13 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from recon_simulators.generate import location_map_csv_path, write_location_map_csv
-from recon_simulators.generator import GeneratorConfig, generate
+from recon_simulators.generate import location_map_csv_path
 from returns_recon.extract.run import extract_all
 from returns_recon.location_map import load_location_map
 from returns_recon.postings.execute import PostingsLocked, QualityGateClosed, execute, quality_gate
@@ -24,20 +22,13 @@ from returns_recon.postings.plan import ACTIONS, plan
 from returns_recon.quality.check import check_warehouse
 from returns_recon.reconcile.engine import reconcile
 from returns_recon.settings import ReconSettings
+from tests.fixtures.scenarios import scenario
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXABLE = set(ACTIONS)
 SETTINGS = ReconSettings(credit_note_approval_threshold=Decimal("1000000"))
-
-
-def scenario(tmp_path: Path, seed: int, returns: int = 400) -> Path:
-    path = tmp_path / f"seed-{seed}.json"
-    clock = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    generate(GeneratorConfig(returns=returns, seed=seed, clock=clock), path)
-    write_location_map_csv(path, location_map_csv_path(path))
-    return path
 
 
 def gx_url(db) -> str:
@@ -125,7 +116,7 @@ def doc_location(ret: dict) -> str:
 
 def test_one_run_posts_one_correct_document_each_and_the_next_run_resolves(simulators, clients_for, warehouse_db,
                                                                            tmp_path) -> None:  # fmt: skip
-    path = scenario(tmp_path, 808)
+    path = scenario(tmp_path, 808, returns=400)
     simulators.load(path)
     clients = clients_for()
     planted = fixable(path)

@@ -5,34 +5,21 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from recon_simulators.generate import location_map_csv_path, write_location_map_csv
-from recon_simulators.generator import GeneratorConfig, generate
+from recon_simulators.generate import location_map_csv_path
 from returns_recon.extract.run import extract_all
 from returns_recon.location_map import load_location_map
 from returns_recon.reconcile.engine import reconcile, set_state
 from returns_recon.settings import ReconSettings
+from tests.fixtures.scenarios import answer_key, scenario
 
 pytestmark = pytest.mark.integration
 
 OPEN = "SELECT exception_type, return_id, item_id FROM recon.exceptions WHERE state IN ('open', 'acknowledged')"
-
-
-def scenario(tmp_path: Path, seed: int, returns: int = 300) -> Path:
-    path = tmp_path / f"seed-{seed}.json"
-    clock = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    generate(GeneratorConfig(returns=returns, seed=seed, clock=clock), path)
-    write_location_map_csv(path, location_map_csv_path(path))
-    return path
-
-
-def answer_key(path: Path) -> set[tuple]:
-    return {(e["type"], e["return_id"], e["item_id"]) for e in json.loads(path.read_text())["expected_exceptions"]}
 
 
 def run_pipeline(db, clients, path: Path, run_id: str, mode: str = "hourly"):

@@ -26,6 +26,9 @@ MATCH_COLUMNS = {"CustomerReference": "customer_reference", "ExternalID": "exter
                  "OrderNumber": "order_number"}  # fmt: skip
 
 
+RECONCILE_LOCK = 72_617_303
+
+
 class AuditFailed(NotRetryable):
     """A published table failed its audit; the previous tables stay in place."""
 
@@ -74,6 +77,8 @@ def reconcile(
     params = _params(settings, run_id, mode)
     match_column = sql.Identifier(MATCH_COLUMNS[settings.sale_match_field])
     with conn.transaction():
+        # the hourly and daily DAGs may overlap: one reconciliation at a time
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (RECONCILE_LOCK,))
         conn.execute("SET LOCAL work_mem = '256MB'")
         for script in MODELS:
             _run(conn, sql.SQL(script).format(match_column=match_column), params)
