@@ -36,4 +36,8 @@ DEFAULT_ARGS: dict = {
 # the README's deployment steps); the shared rate-limit budget paces the calls themselves.
 POOLS = {"reveni_api": 2, "cin7_api": 1, "sitoo_api": 2}
 
+# An hourly run not done this long after it started is late: Airflow stops it, which fails the run and
+# sends the one failure alert (Airflow 3.3's DeadlineAlert would serve, but breaks `airflow dags test`).
+HOURLY_RUN_TIMEOUT = timedelta(minutes=int(os.environ.get("RECON_HOURLY_TIMEOUT_MINUTES", "50")))
+
 TAGS_COMMON = ["returns-recon", "reveni", "cin7-core", "sitoo"]

@@ -91,3 +91,22 @@ def test_postings_only_follow_the_data_quality_checks(dagbag, dag_id: str) -> No
     post = dag.get_task("post.post_corrections")
     assert "check.data_quality" in {t.task_id for t in post.get_flat_relatives(upstream=True)}
     assert post.trigger_rule == "all_success"
+
+
+def test_every_dag_alerts_once_per_failed_run_and_the_hourly_one_when_late(dagbag) -> None:
+    from returns_recon.notify.alerts import dag_failure_alert
+
+    for dag_id in EXPECTED_DAGS:
+        callbacks = dagbag.dags[dag_id].on_failure_callback
+        assert callbacks == dag_failure_alert or dag_failure_alert in (callbacks or []), dag_id
+    timeout = dagbag.dags["returns_recon_hourly"].dagrun_timeout
+    assert timeout is not None
+    assert timeout.total_seconds() <= 3600
+
+
+def test_alert_says_when_a_run_was_late() -> None:
+    from returns_recon.notify.alerts import alert_message
+
+    message = alert_message({"reason": "timed_out"}, ["data@example.com"], "recon@example.com")
+    assert "late and was stopped by its timeout" in message.get_content()
+    assert message["To"] == "data@example.com"

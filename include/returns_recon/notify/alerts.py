@@ -12,9 +12,11 @@ log = logging.getLogger(__name__)
 
 def alert_message(context: dict[str, Any], recipients: list[str], from_email: str) -> EmailMessage:
     dag_run = context.get("dag_run")
-    dag_id = getattr(dag_run, "dag_id", None) or context.get("dag", {}).__dict__.get("dag_id", "?")
+    dag_id = getattr(dag_run, "dag_id", None) or getattr(context.get("dag"), "dag_id", "?")
     run_id = getattr(dag_run, "run_id", "?")
     reason = context.get("reason") or "a task failed after its retries"
+    if "timed_out" in str(reason) or "timeout" in str(reason).lower():
+        reason = f"the run was late and was stopped by its timeout ({reason})"
     failed = []
     if dag_run is not None and hasattr(dag_run, "get_task_instances"):
         try:
