@@ -42,6 +42,8 @@ class EmbeddedWarehouse:
     data_dir: Path
     port: int
     host: str = "127.0.0.1"
+    # server settings (name, value) for this instance, e.g. larger buffers for the benchmarks
+    settings: tuple[tuple[str, str], ...] = ()
 
     @property
     def _run_as(self) -> str | None:
@@ -68,6 +70,7 @@ class EmbeddedWarehouse:
         if self.is_running():
             return
         options = f"-h {self.host} -p {self.port} -k {self.data_dir}"
+        options += "".join(f" -c {name}={value}" for name, value in self.settings)
         try:
             pg.pg_ctl(
                 ["-w", "-t", "60", "-o", options, "-l", str(self.log_file), "start"],

@@ -95,6 +95,10 @@ class GeneratorConfig:
     plant_each_type_once: bool = True
     event_fraction: float = 0.05
     sitoo_refund_transaction_type: int = 10
+    # a catalog (products, stores, warehouses) of its own seed and size, shared by scenarios that
+    # describe one merchant at different times; None: drawn from the scenario's own seed
+    catalog: tuple[int, int] | None = None
+    first_order_number: int = 100000  # scenarios of one merchant at different times use distinct ranges
 
 
 @dataclass
@@ -162,7 +166,11 @@ class Generator:
         self.cfg = config
         self.rng = random.Random(config.seed)
         self.now = config.clock
-        self.catalog: Catalog = build_catalog(self.rng, config.returns)
+        if config.catalog is None:
+            self.catalog: Catalog = build_catalog(self.rng, config.returns)
+        else:
+            seed, size = config.catalog
+            self.catalog = build_catalog(random.Random(seed), size)
         self.store_products = self.catalog.products
         self.by_sku = {p.sku: p for p in self.catalog.all_products}
         self.siblings: dict[str, list[str]] = defaultdict(list)
@@ -257,7 +265,7 @@ class Generator:
     def _order(self, plants: list[str | None]) -> None:
         rng = self.rng
         self.order_seq += 1
-        order_number = str(100000 + self.order_seq)
+        order_number = str(self.cfg.first_order_number + self.order_seq)
         currency, rate, _ = rng.choices(CURRENCIES, weights=[c[2] for c in CURRENCIES])[0]
         # every order sells store products; online-only products appear only where planted
         products = rng.sample(self.store_products, rng.randint(max(2, len(plants)), 4))

@@ -27,6 +27,17 @@ from tenacity import (
 from returns_recon.apis.errors import ApiError, AuthError, ThrottledError, TransientError
 from returns_recon.apis.ratelimit import Budget, NoBudget
 
+
+def _number(value: Any) -> Any:
+    if isinstance(value, Decimal):  # amounts read exactly go back out as JSON numbers, digit for digit
+        return float(value) if Decimal(repr(float(value))) == value.normalize() else str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def encode_json(body: Any) -> bytes:
+    return json.dumps(body, default=_number, separators=(",", ":")).encode()
+
+
 log = logging.getLogger(__name__)
 
 ThrottleCheck = Callable[[requests.Response], bool]
@@ -102,7 +113,8 @@ class ApiClient:
                 method,
                 self.url(path),
                 params=params,
-                json=json_body,
+                data=None if json_body is None else encode_json(json_body),
+                headers=None if json_body is None else {"Content-Type": "application/json"},
                 timeout=(self.retry.connect_timeout, self.retry.read_timeout),
             )
             body = response.content

@@ -11,7 +11,7 @@ from functools import cache
 from typing import Protocol
 
 from psycopg_pool import ConnectionPool
-from pyrate_limiter import Duration, Limiter, Rate
+from pyrate_limiter import Duration, Limiter, Rate, validate_rate_list
 from pyrate_limiter.buckets.postgres import PostgresBucket
 
 
@@ -24,12 +24,22 @@ class NoBudget:
         return None
 
 
+# The API counts a call when it arrives, we when we take it from the budget: a call delayed on its
+# way (network, a slow connect) must not land inside the API's minute. A second of margin.
+SKEW_MARGIN_MS = 1000
+
+
 class SharedBudget:
     """``calls_per_minute`` for one account, shared through the warehouse."""
 
     def __init__(self, pool: ConnectionPool, key: str, calls_per_minute: int) -> None:
         table = "api_budget_" + hashlib.sha256(key.encode()).hexdigest()[:16]
-        bucket = PostgresBucket(pool, table, [Rate(calls_per_minute, Duration.MINUTE)])
+        window = Duration.MINUTE + SKEW_MARGIN_MS
+        # evenly spaced (no burst at the top of each minute), and never more than the minute's budget
+        rates = [Rate(calls_per_minute, window)]
+        if validate_rate_list(spaced := [Rate(1, window // calls_per_minute), *rates]):
+            rates = spaced
+        bucket = PostgresBucket(pool, table, rates)
         self._limiter = Limiter(bucket)
 
     def acquire(self) -> None:

@@ -23,6 +23,7 @@ from returns_recon.apis.errors import ApiError, TransientError
 from returns_recon.errors import NotRetryable
 from returns_recon.extract.run import Clients
 from returns_recon.postings.plan import ZERO_GUID
+from returns_recon.postings.sale_view import SaleView
 from returns_recon.settings import ReconSettings
 
 log = logging.getLogger(__name__)
@@ -98,14 +99,16 @@ def execute(conn: psycopg.Connection, clients: Clients, run_id: str, settings: R
     report = ExecutionReport()
     try:
         rows = conn.execute(
-            """SELECT posting_key, action, system, return_id, item_id, reference, payload, amount FROM recon.postings
+            """SELECT posting_key, action, system, return_id, item_id, reference, payload, amount, status
+               FROM recon.postings
                WHERE (%(keys)s::text[] IS NULL AND status IN ('planned', 'ambiguous', 'sending'))
                   OR posting_key = ANY(%(keys)s::text[])
                ORDER BY planned_at, posting_key""",
             {"keys": keys},
         ).fetchall()
         sent = 0
-        for key, action, system, return_id, _item_id, reference, payload, amount in rows:
+        view = SaleView(conn, clients.cin7)
+        for key, action, system, return_id, _item_id, reference, payload, amount, status in rows:
             if settings.postings_dry_run:
                 _set(conn, key, run_id, "dry_run")
                 _log(conn, key, run_id, "outcome", "dry_run", request=payload)
@@ -118,7 +121,9 @@ def execute(conn: psycopg.Connection, clients: Clients, run_id: str, settings: R
                 report.skipped += 1
                 continue
             sent += 1
-            outcome = _one(conn, clients, run_id, key, action, reference, payload, return_id, amount, settings)
+            # an earlier attempt may have reached the system: read that posting's target live
+            ctx = Context(clients, view, live=status in ("ambiguous", "sending") or keys is not None)
+            outcome = _one(conn, ctx, run_id, key, action, reference, payload, return_id, amount)
             setattr(report, outcome, getattr(report, outcome) + 1)
             report.details.append({"posting_key": key, "action": action, "outcome": outcome})
     finally:
@@ -127,12 +132,19 @@ def execute(conn: psycopg.Connection, clients: Clients, run_id: str, settings: R
     return report
 
 
-def _one(conn, clients: Clients, run_id: str, key: str, action: str, reference: str, payload: dict,
-         return_id: str, amount, settings: ReconSettings) -> str:  # fmt: skip
+@dataclass
+class Context:
+    clients: Clients
+    view: SaleView
+    live: bool = False
+
+
+def _one(conn, ctx: Context, run_id: str, key: str, action: str, reference: str, payload: dict, return_id: str,
+         amount) -> str:  # fmt: skip
     handler = HANDLERS[action]
     _log(conn, key, run_id, "request", request=payload)
     try:
-        existing = handler.read_back(clients, payload, reference)
+        existing = handler.read_back(ctx, payload, reference)
     except (TransientError, ApiError) as err:
         _set(conn, key, run_id, "ambiguous", error=f"read-back failed: {err}")
         _log(conn, key, run_id, "outcome", "ambiguous", response={"error": str(err)})
@@ -142,7 +154,7 @@ def _one(conn, clients: Clients, run_id: str, key: str, action: str, reference: 
         _log(conn, key, run_id, "read_back", "adopted", response={"found": existing})
         return "adopted"
     try:
-        body = handler.prepare(clients, payload)
+        body = handler.prepare(ctx, payload)
     except Refused as refusal:
         return _refuse(conn, key, run_id, return_id, refusal.reason)
     except (TransientError, ApiError) as err:  # its reads failed: nothing was sent, try again next run
@@ -150,8 +162,10 @@ def _one(conn, clients: Clients, run_id: str, key: str, action: str, reference: 
         _log(conn, key, run_id, "outcome", "ambiguous", response={"error": str(err)})
         return "ambiguous"
     _set(conn, key, run_id, "sending", attempt=True)
+    if "SaleID" in payload:
+        ctx.view.written(payload["SaleID"])
     try:
-        response = handler.send(clients, body)
+        response = handler.send(ctx.clients, body)
     except TransientError as err:
         _set(conn, key, run_id, "ambiguous", error=str(err))
         _log(conn, key, run_id, "outcome", "ambiguous", request=body, response={"error": str(err)})
@@ -180,16 +194,20 @@ def _refuse(conn, key: str, run_id: str, return_id: str, reason: str) -> str:
 
 
 class _CreditNoteHandler:
-    """Credit notes and restocks ride on the sale's credit note whose Memo is our reference."""
+    """Credit notes and restocks ride on the sale's credit note whose Memo is our reference.
+
+    Every read goes through the ``SaleView``: the stored copy when it is known current, else live."""
 
     @staticmethod
-    def _notes(clients: Clients, sale_id: str) -> list[dict]:
-        return (
-            clients.cin7.get("sale/creditnote", {"SaleID": sale_id}, label="sale/creditnote").get("CreditNotes") or []
-        )
+    def _ours(ctx: Context, sale_id: str, reference: str, live: bool = False) -> dict | None:
+        notes = ctx.view.credit_notes(sale_id, live=ctx.live or live)
+        return next((n for n in notes if n.get("Memo") == reference), None)
 
-    def _ours(self, clients: Clients, payload: dict, reference: str) -> dict | None:
-        return next((n for n in self._notes(clients, payload["SaleID"]) if n.get("Memo") == reference), None)
+    @staticmethod
+    def _refuse_second_note_on_simple_sale(ctx: Context, sale_id: str) -> None:
+        sale = ctx.view.sale(sale_id, live=ctx.live)
+        if sale.get("Type") == "Simple Sale" and (sale.get("CreditNotes") or ctx.view.credit_notes(sale_id, ctx.live)):
+            raise Refused("the sale is a Simple Sale that already has a credit note; Cin7 Core allows one")
 
     @staticmethod
     def send(clients: Clients, body: dict) -> Any:
@@ -201,29 +219,26 @@ class _CreditNoteHandler:
 
 
 class CreateCreditNote(_CreditNoteHandler):
-    def read_back(self, clients: Clients, payload: dict, reference: str) -> str | None:
-        note = self._ours(clients, payload, reference)
+    def read_back(self, ctx: Context, payload: dict, reference: str) -> str | None:
+        note = self._ours(ctx, payload["SaleID"], reference)
         self._existing = None
         if note and (note.get("Status") == "AUTHORISED" or (payload["Status"] == "DRAFT" and note.get("Lines"))):
             return note["TaskID"]
         self._existing = note
         return None
 
-    def prepare(self, clients: Clients, payload: dict) -> dict:
+    def prepare(self, ctx: Context, payload: dict) -> dict:
         note = getattr(self, "_existing", None)
         if note is not None:  # our DRAFT (restock only): complete it rather than add a second note
             return {**payload, "TaskID": note["TaskID"]}
-        notes = self._notes(clients, payload["SaleID"])
-        sale = clients.cin7.get("sale", {"ID": payload["SaleID"]}, label="sale")
-        if sale.get("Type") == "Simple Sale" and notes:
-            raise Refused("the sale is a Simple Sale that already has a credit note; Cin7 Core allows one")
+        self._refuse_second_note_on_simple_sale(ctx, payload["SaleID"])
         return payload
 
 
 class RestockToHolding(_CreditNoteHandler):
-    def read_back(self, clients: Clients, payload: dict, reference: str) -> str | None:
-        note = self._ours(clients, {"SaleID": payload["SaleID"]}, reference)
-        self._note = note
+    def read_back(self, ctx: Context, payload: dict, reference: str) -> str | None:
+        note = self._ours(ctx, payload["SaleID"], reference)
+        self._note_seen = note is not None
         if (
             note
             and any(
@@ -235,18 +250,19 @@ class RestockToHolding(_CreditNoteHandler):
             return note["TaskID"]
         return None
 
-    def prepare(self, clients: Clients, payload: dict) -> dict:
+    def prepare(self, ctx: Context, payload: dict) -> dict:
         line = {"SKU": payload["SKU"], "Quantity": payload["Quantity"], "Location": payload["Location"],
                 "RestockLocation": payload["RestockLocation"], "RestockDate": payload["RestockDate"]}  # fmt: skip
-        note = self._note
-        if note is None:
-            sale = clients.cin7.get("sale", {"ID": payload["SaleID"]}, label="sale")
-            if sale.get("Type") == "Simple Sale" and self._notes(clients, payload["SaleID"]):
-                raise Refused("the sale is a Simple Sale that already has a credit note; Cin7 Core allows one")
+        if not self._note_seen:
+            self._refuse_second_note_on_simple_sale(ctx, payload["SaleID"])
             return {"SaleID": payload["SaleID"], "TaskID": ZERO_GUID, "CombineAdditionalCharges": False,
                     "CreditNoteInvoiceNumber": payload["InvoiceNumber"], "Memo": f"reveni:{payload['ReturnID']}",
                     "Status": "DRAFT", "CreditNoteDate": payload["RestockDate"],
                     "Lines": [], "Restock": [line], "RestockStatus": "AUTHORISED"}  # fmt: skip
+        # the body carries the note's current lines (the stored copy when it is known current)
+        note = self._ours(ctx, payload["SaleID"], f"reveni:{payload['ReturnID']}")
+        if note is None:
+            raise Refused("the return's credit note disappeared while the restock was being prepared")
         if note.get("Status") == "AUTHORISED" and note.get("RestockStatus") == "AUTHORISED":
             raise Refused("the return's credit note is authorised and already restocked; Cin7 Core refuses a change")
         body = {"SaleID": payload["SaleID"], "TaskID": note["TaskID"], "CombineAdditionalCharges": False,
@@ -260,15 +276,23 @@ class RestockToHolding(_CreditNoteHandler):
 
 
 class Transfer:
+    """Transfers carry a reference only this executor mints ('reveni:<return>:<item> ...'), and the
+    transfer list is read whole at every extraction: a transfer never attempted is looked up in that
+    copy; one with an earlier attempt (or a replay) is searched for live."""
+
     @staticmethod
-    def read_back(clients: Clients, payload: dict, reference: str) -> str | None:
-        body = clients.cin7.get("stockTransferList", {"Search": reference, "Page": 1, "Limit": 100},
+    def read_back(ctx: Context, payload: dict, reference: str) -> str | None:
+        if not ctx.live:
+            row = ctx.view.transfer(payload["Reference"])
+            if row is not None or ctx.view.transfers_extracted():
+                return row
+        body = ctx.clients.cin7.get("stockTransferList", {"Search": reference, "Page": 1, "Limit": 100},
                                 label="stockTransferList")  # fmt: skip
         found = [t for t in body.get("StockTransferList") or [] if t.get("Reference") == payload["Reference"]]
         return found[0]["TaskID"] if found else None
 
     @staticmethod
-    def prepare(clients: Clients, payload: dict) -> dict:
+    def prepare(ctx: Context, payload: dict) -> dict:
         return payload
 
     @staticmethod
@@ -282,7 +306,8 @@ class Transfer:
 
 class SitooStoreStock:
     @staticmethod
-    def read_back(clients: Clients, payload: dict, reference: str) -> str | None:
+    def read_back(ctx: Context, payload: dict, reference: str) -> str | None:
+        clients = ctx.clients
         since = datetime.fromisoformat(payload["not_before"]) - timedelta(days=1)
         path = f"sites/{clients.sitoo_site_id}/warehousetransactions.json"
         start = 0
@@ -298,7 +323,7 @@ class SitooStoreStock:
                 return None
 
     @staticmethod
-    def prepare(clients: Clients, payload: dict) -> list[dict]:
+    def prepare(ctx: Context, payload: dict) -> list[dict]:
         return [{k: v for k, v in payload.items() if k != "not_before"}]
 
     @staticmethod
@@ -316,13 +341,13 @@ class SitooStoreStock:
 
 class SitooReturnRecord:
     @staticmethod
-    def read_back(clients: Clients, payload: dict, reference: str) -> str | None:
-        body = clients.sitoo.get("orders.json", {"externalid": reference, "num": 10}, label="orders")
+    def read_back(ctx: Context, payload: dict, reference: str) -> str | None:
+        body = ctx.clients.sitoo.get("orders.json", {"externalid": reference, "num": 10}, label="orders")
         items = body.get("items") or []
         return str(items[0]["orderid"]) if items else None
 
     @staticmethod
-    def prepare(clients: Clients, payload: dict) -> dict:
+    def prepare(ctx: Context, payload: dict) -> dict:
         return payload
 
     @staticmethod

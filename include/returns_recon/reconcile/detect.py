@@ -10,21 +10,8 @@ from __future__ import annotations
 
 FOUND = """
 CREATE TEMP TABLE found ON COMMIT DROP AS
-WITH r AS (
-    SELECT r.*, c.authorised_notes, c.credited, c.credited_tax, c.expected_tax, c.credit_currency, c.notes,
-           x.return_records, x.pos_paid, x.record_total
-    FROM int_returns r
-    JOIN int_return_credits c USING (return_id)
-    JOIN int_return_sitoo x USING (return_id)
-),
-i AS (
-    SELECT i.*, s.restocked_to_holding, s.restocked_to_sellable, s.restocked_elsewhere, s.transfers_into_sellable,
-           s.transfers_out_of_sellable, s.first_release_at, s.sitoo_at_mapped, s.sitoo_elsewhere, s.sitoo_first_at,
-           s.sitoo_warehouses, r.kind, r.map_ok, r.sale_id, r.received_at, r.holding, r.sellable, r.sitoo_warehouse_id
-    FROM int_items i
-    JOIN int_item_stock s USING (item_id)
-    JOIN int_returns r USING (return_id)
-),
+WITH r AS NOT MATERIALIZED (SELECT * FROM int_return_legs),
+i AS NOT MATERIALIZED (SELECT * FROM int_items),
 checks AS (
     -- finance: credit notes against refunds (needs the sale)
     SELECT 'sale_not_found' AS exception_type, return_id, NULL::text AS item_id, NULL::text AS sku,
@@ -37,25 +24,23 @@ checks AS (
     FROM r WHERE sale_id IS NOT NULL AND refunded > 0 AND authorised_notes = 0
     UNION ALL
     SELECT 'credit_note_without_refund', return_id, NULL, NULL,
-           jsonb_build_object('credited', credited, 'currency', credit_currency, 'status', status,
-                              'credit_notes', notes)
+           jsonb_build_object('credited', credited, 'currency', credit_currency, 'status', status)
     FROM r WHERE sale_id IS NOT NULL AND refunded = 0 AND authorised_notes > 0
     UNION ALL
     SELECT 'duplicate_credit_note', return_id, NULL, NULL,
-           jsonb_build_object('authorised_notes', authorised_notes, 'credit_notes', notes, 'refunded', refunded)
+           jsonb_build_object('authorised_notes', authorised_notes, 'refunded', refunded)
     FROM r WHERE sale_id IS NOT NULL AND refunded > 0 AND authorised_notes > 1
     UNION ALL
     SELECT 'credit_note_amount_mismatch', return_id, NULL, NULL,
            jsonb_build_object('refunded', refunded, 'refund_currency', refund_currency, 'credited', credited,
-                              'credit_currency', credit_currency, 'difference', credited - refunded,
-                              'credit_notes', notes)
+                              'credit_currency', credit_currency, 'difference', credited - refunded)
     FROM r
     WHERE sale_id IS NOT NULL AND refunded > 0 AND authorised_notes = 1
       AND (abs(credited - refunded) > %(tolerance)s OR credit_currency IS DISTINCT FROM refund_currency)
     UNION ALL
     SELECT 'credit_note_tax_mismatch', return_id, NULL, NULL,
            jsonb_build_object('credited_tax', credited_tax, 'expected_tax', expected_tax,
-                              'difference', credited_tax - expected_tax, 'credit_notes', notes)
+                              'difference', credited_tax - expected_tax)
     FROM r
     WHERE sale_id IS NOT NULL AND refunded > 0 AND authorised_notes = 1
       AND abs(credited - refunded) <= %(tolerance)s AND credit_currency = refund_currency
@@ -73,14 +58,14 @@ checks AS (
     FROM r WHERE map_ok AND kind = 'store' AND refunded > 0 AND return_records = 0
     UNION ALL
     -- customer service: exchanges
-    SELECT 'exchange_order_missing', x.return_id, NULL, NULL, jsonb_build_object('status', r.status)
-    FROM int_exchanges x JOIN r USING (return_id) WHERE x.requested AND x.exchange_sale_id IS NULL
+    SELECT 'exchange_order_missing', return_id, NULL, NULL, jsonb_build_object('status', status)
+    FROM r WHERE exchange_requested AND exchange_sale_id IS NULL
     UNION ALL
-    SELECT 'exchange_order_held', x.return_id, NULL, NULL,
-           jsonb_build_object('exchange_sale_id', x.exchange_sale_id, 'order_status', x.exchange_order_status)
-    FROM int_exchanges x
-    WHERE x.requested AND x.exchange_sale_id IS NOT NULL
-      AND upper(coalesce(x.exchange_order_status, '')) NOT IN ('AUTHORISED', 'COMPLETED', 'SHIPPED', 'PACKED', 'PICKED')
+    SELECT 'exchange_order_held', return_id, NULL, NULL,
+           jsonb_build_object('exchange_sale_id', exchange_sale_id, 'order_status', exchange_order_status)
+    FROM r
+    WHERE exchange_requested AND exchange_sale_id IS NOT NULL
+      AND upper(coalesce(exchange_order_status, '')) NOT IN ('AUTHORISED', 'COMPLETED', 'SHIPPED', 'PACKED', 'PICKED')
     UNION ALL
     -- operations: warehouse stock legs (the item's SKU known to Cin7 Core, the return mapped, the sale found)
     SELECT 'missing_restock', return_id, item_id, sku,
@@ -156,9 +141,20 @@ checks AS (
     WHERE p.status = 'refused'
     UNION ALL
     -- data: master-data mismatches (from the data-quality view) and quarantined payloads
-    SELECT m.exception_type, m.return_id, m.item_id, m.sku,
-           jsonb_strip_nulls(jsonb_build_object('hint', m.hint, 'return_point_id', m.return_point_id))
-    FROM staging.int_master_data__mismatches m JOIN int_returns USING (return_id)
+    -- (the rules of staging.int_master_data__mismatches, applied to the returns in the window)
+    SELECT 'unmapped_location', return_id, NULL, NULL,
+           jsonb_strip_nulls(jsonb_build_object(
+               'hint', coalesce(map_problem, staging.return_point_hint(return_point_name)),
+               'return_point_id', return_point_id))
+    FROM r WHERE NOT map_ok
+    UNION ALL
+    SELECT 'unknown_sku_cin7', return_id, item_id, sku,
+           jsonb_strip_nulls(jsonb_build_object('hint', staging.cin7_sku_hint(sku)))
+    FROM i WHERE unknown_cin7
+    UNION ALL
+    SELECT 'unknown_sku_sitoo', return_id, item_id, sku,
+           jsonb_strip_nulls(jsonb_build_object('hint', staging.sitoo_sku_hint(sku)))
+    FROM i WHERE kind = 'store' AND map_ok AND unknown_sitoo
     UNION ALL
     SELECT 'invalid_record',
            CASE WHEN q.source = 'reveni' AND q.entity = 'returns' THEN q.natural_key END,
@@ -171,7 +167,16 @@ checks AS (
           FROM raw.quarantine WHERE superseded_at IS NULL
           ORDER BY source, entity, coalesce(natural_key, payload_hash), last_seen_at DESC) q
 )
-SELECT DISTINCT ON (key) key AS exception_key, exception_type, return_id, item_id, sku, evidence
+SELECT DISTINCT ON (key) key AS exception_key, exception_type, return_id, item_id, sku,
+       CASE WHEN exception_type IN ('credit_note_without_refund', 'duplicate_credit_note',
+                                   'credit_note_amount_mismatch', 'credit_note_tax_mismatch')
+            -- the notes themselves, read only for the returns that need them
+            THEN evidence || jsonb_build_object('credit_notes', (
+                SELECT jsonb_agg(jsonb_build_object('task_id', n.task_id, 'number', n.credit_note_number,
+                                                    'status', n.status, 'total', n.total, 'tax', n.tax,
+                                                    'matched_by', n.matched_by) ORDER BY n.task_id)
+                FROM int_credit_notes n WHERE n.return_id = k.return_id))
+            ELSE evidence END AS evidence
 FROM (SELECT c.*, c.exception_type || ':' || coalesce(c.return_id, '-') || coalesce(':' || c.item_id, '') AS key
       FROM checks c) k
 ORDER BY key;

@@ -8,6 +8,7 @@ the previous tables or the new ones, never a half-built state.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -56,7 +57,9 @@ def statements(script: str) -> list[str]:
 def _run(conn: psycopg.Connection, script: str | sql.Composable, params: dict) -> None:
     text = script if isinstance(script, str) else script.as_string(conn)
     for statement in statements(text):
+        started = time.perf_counter()
         conn.execute(statement, params)  # always bound, so %% in the SQL always means a literal %
+        log.debug("%.2f s  %s", time.perf_counter() - started, " ".join(statement.split())[:90])
 
 
 def _params(settings: ReconSettings, run_id: str, mode: str) -> dict:
@@ -83,8 +86,10 @@ def reconcile(
         for script in MODELS:
             _run(conn, sql.SQL(script).format(match_column=match_column), params)
         _run(conn, detect.FOUND, params)
+        started_merge = time.perf_counter()
         merged = conn.execute(queue.MERGE, params).fetchall()
         resolved = conn.execute(queue.AUTO_RESOLVE, params).rowcount
+        log.debug("%.2f s  exception queue merged", time.perf_counter() - started_merge)
         _publish(conn, params)
         in_scope = conn.execute("SELECT count(*) FROM int_returns").fetchone()[0]
         found = conn.execute("SELECT count(*) FROM found").fetchone()[0]

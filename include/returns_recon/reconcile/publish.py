@@ -7,56 +7,54 @@ CREATE TABLE recon_build.fct_return_reconciliation AS
 SELECT i.item_id, i.return_id, r.order_external_id, r.sale_id, i.sku, i.quantity, r.currency, r.status AS return_status,
        i.validation_status, i.restock, r.kind AS return_point_kind, r.return_point_id, r.is_instant,
        r.created_at, r.received_at, i.validated_at,
-       r.refunded AS return_refunded, c.credited AS return_credited,
+       r.refunded AS return_refunded, r.credited AS return_credited,
        CASE WHEN r.sale_id IS NULL THEN 'blocked'
-            WHEN c.authorised_notes > 1 THEN 'duplicate'
-            WHEN r.refunded > 0 AND c.authorised_notes = 0 THEN 'missing'
-            WHEN r.refunded = 0 AND c.authorised_notes > 0 THEN 'unexpected'
-            WHEN r.refunded > 0 AND abs(c.credited - r.refunded) > %(tolerance)s THEN 'mismatch'
+            WHEN r.authorised_notes > 1 THEN 'duplicate'
+            WHEN r.refunded > 0 AND r.authorised_notes = 0 THEN 'missing'
+            WHEN r.refunded = 0 AND r.authorised_notes > 0 THEN 'unexpected'
+            WHEN r.refunded > 0 AND abs(r.credited - r.refunded) > %(tolerance)s THEN 'mismatch'
             WHEN r.refunded > 0 THEN 'ok' ELSE 'not_due' END AS credit_note_leg,
        CASE WHEN r.kind IS DISTINCT FROM 'warehouse' THEN 'not_applicable'
             WHEN NOT r.map_ok OR i.unknown_cin7 THEN 'blocked'
             WHEN r.received_at IS NULL THEN 'not_due'
-            WHEN s.restocked_to_holding + s.restocked_to_sellable + s.restocked_elsewhere > 0 THEN 'ok'
+            WHEN i.restocked_to_holding + i.restocked_to_sellable + i.restocked_elsewhere > 0 THEN 'ok'
             ELSE 'missing' END AS restock_leg,
        CASE WHEN r.kind IS DISTINCT FROM 'warehouse' THEN 'not_applicable'
             WHEN NOT r.map_ok OR i.unknown_cin7 THEN 'blocked'
             WHEN i.validation_status = 'accepted' AND i.restock THEN
-                 CASE WHEN s.restocked_to_sellable + (s.transfers_into_sellable - s.transfers_out_of_sellable)
+                 CASE WHEN i.restocked_to_sellable + (i.transfers_into_sellable - i.transfers_out_of_sellable)
                            * i.quantity > 0 THEN 'released'
                       WHEN i.validated_at + %(release_sla)s < now() THEN 'overdue' ELSE 'pending' END
             ELSE 'not_due' END AS release_leg,
        CASE WHEN r.kind IS DISTINCT FROM 'store' THEN 'not_applicable'
             WHEN NOT r.map_ok THEN 'blocked'
             WHEN r.refunded = 0 THEN 'not_due'
-            WHEN x.return_records > 0 THEN 'ok' ELSE 'missing' END AS sitoo_record_leg,
+            WHEN r.return_records > 0 THEN 'ok' ELSE 'missing' END AS sitoo_record_leg,
        CASE WHEN r.kind IS DISTINCT FROM 'store' THEN 'not_applicable'
             WHEN NOT r.map_ok OR i.unknown_sitoo THEN 'blocked'
-            WHEN s.sitoo_at_mapped THEN 'ok'
-            WHEN s.sitoo_elsewhere THEN 'wrong_location'
+            WHEN i.sitoo_at_mapped THEN 'ok'
+            WHEN i.sitoo_elsewhere THEN 'wrong_location'
             WHEN i.validation_status = 'accepted' AND i.restock THEN
                  CASE WHEN i.validated_at + %(restock_sla)s < now() THEN 'missing' ELSE 'pending' END
             ELSE 'not_due' END AS sitoo_stock_leg,
        CASE WHEN i.exchange_sku IS NULL THEN 'not_applicable'
-            WHEN e.exchange_sale_id IS NULL THEN 'missing'
-            ELSE lower(coalesce(e.exchange_order_status, 'unknown')) END AS exchange_leg,
+            WHEN r.exchange_sale_id IS NULL THEN 'missing'
+            ELSE lower(coalesce(r.exchange_order_status, 'unknown')) END AS exchange_leg,
        coalesce(o.open_types, '{}') AS open_exception_types,
        CASE WHEN o.open_types IS NOT NULL THEN 'exception'
             WHEN r.status IN ('accepted', 'partly_accepted', 'rejected', 'cancelled') THEN 'reconciled'
             ELSE 'in_progress' END AS overall_status,
-       floor(extract(epoch FROM now() - r.created_at) / 86400)::int AS age_days
+       floor(date_part('epoch', now() - r.created_at) / 86400)::int AS age_days
 FROM int_items i
-JOIN int_returns r USING (return_id)
-JOIN int_return_credits c USING (return_id)
-JOIN int_item_stock s USING (item_id)
-JOIN int_return_sitoo x USING (return_id)
-JOIN int_exchanges e USING (return_id)
-LEFT JOIN LATERAL (
-    SELECT array_agg(DISTINCT q.exception_type ORDER BY q.exception_type) AS open_types
+JOIN int_return_legs r USING (return_id)
+LEFT JOIN (
+    -- open exceptions of the item, and of its return as a whole
+    SELECT i.item_id, array_agg(DISTINCT q.exception_type ORDER BY q.exception_type) AS open_types
     FROM recon.exceptions q
-    WHERE q.return_id = i.return_id AND (q.item_id IS NULL OR q.item_id = i.item_id)
-      AND q.state IN ('open', 'acknowledged')
-) o ON true;
+    JOIN int_items i ON i.return_id = q.return_id AND (q.item_id IS NULL OR q.item_id = i.item_id)
+    WHERE q.state IN ('open', 'acknowledged')
+    GROUP BY i.item_id
+) o USING (item_id);
 ALTER TABLE recon_build.fct_return_reconciliation ADD PRIMARY KEY (item_id);
 """
 
@@ -72,9 +70,9 @@ WITH refunds AS (
            sum(c.total) AS credited
     FROM int_credit_notes c WHERE c.status = 'AUTHORISED' GROUP BY 1, 2
 ), records AS (
-    SELECT (x.recorded_at AT TIME ZONE 'UTC')::date AS day, r.currency, sum(x.return_records) AS sitoo_records,
+    SELECT (x.recorded_at AT TIME ZONE 'UTC')::date AS day, x.currency, sum(x.return_records) AS sitoo_records,
            -sum(x.record_total) AS sitoo_recorded
-    FROM int_return_sitoo x JOIN int_returns r USING (return_id) WHERE x.return_records > 0 GROUP BY 1, 2
+    FROM int_return_legs x WHERE x.return_records > 0 GROUP BY 1, 2
 )
 SELECT day, currency,
        coalesce(refunds, 0) AS reveni_refunds, coalesce(refunded, 0) AS reveni_refunded,
@@ -87,10 +85,10 @@ ALTER TABLE recon_build.refund_journal ADD PRIMARY KEY (day, currency);
 
 DAILY_SUMMARY = """
 CREATE TABLE recon_build.daily_summary AS
-WITH per_return AS (
-    SELECT (r.created_at AT TIME ZONE 'UTC')::date AS day, r.currency, r.return_id, r.refunded,
-           coalesce(c.credited, 0) AS credited
-    FROM int_returns r JOIN int_return_credits c USING (return_id)
+WITH per_day AS (
+    SELECT (r.created_at AT TIME ZONE 'UTC')::date AS day, r.currency, count(*) AS returns,
+           sum(r.refunded) AS refunded, sum(coalesce(r.credited, 0)) AS credited
+    FROM int_return_legs r GROUP BY 1, 2
 ), open_exceptions AS (
     SELECT (r.created_at AT TIME ZONE 'UTC')::date AS day, r.currency,
            jsonb_object_agg(t.exception_type, t.n) AS by_type
@@ -107,14 +105,12 @@ WITH per_return AS (
     FROM recon.exceptions q JOIN int_returns r USING (return_id)
     WHERE q.state IN ('open', 'acknowledged') GROUP BY 1, 2
 )
-SELECT p.day, p.currency, count(*) AS returns, sum(p.refunded) AS refunded, sum(p.credited) AS credited,
-       sum(p.credited) - sum(p.refunded) AS difference,
+SELECT p.day, p.currency, p.returns, p.refunded, p.credited, p.credited - p.refunded AS difference,
        coalesce(a.open_under_1d, 0) AS open_under_1d, coalesce(a.open_1_to_7d, 0) AS open_1_to_7d,
        coalesce(a.open_over_7d, 0) AS open_over_7d, coalesce(o.by_type, '{}'::jsonb) AS open_by_type
-FROM per_return p
+FROM per_day p
 LEFT JOIN open_exceptions o USING (day, currency)
-LEFT JOIN aged a USING (day, currency)
-GROUP BY p.day, p.currency, o.by_type, a.open_under_1d, a.open_1_to_7d, a.open_over_7d;
+LEFT JOIN aged a USING (day, currency);
 ALTER TABLE recon_build.daily_summary ADD PRIMARY KEY (day, currency);
 """
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
+import orjson
 import psycopg
 from psycopg import sql
 
@@ -58,7 +59,11 @@ def _json_default(value: Any) -> Any:
 
 
 def canonical_json(payload: Any) -> str:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=_json_default, ensure_ascii=False)
+    """Sorted keys, no whitespace, decimals as strings: the same payload always hashes the same."""
+    try:
+        return orjson.dumps(payload, default=_json_default, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError:  # integers beyond 64 bits, non-string keys: hostile payloads
+        return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=_json_default, ensure_ascii=False)
 
 
 def content_hash(text: str) -> str:

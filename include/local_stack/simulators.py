@@ -1,0 +1,151 @@
+"""The simulators as a separate process on free loopback ports, and a small client for their
+control surface (load, faults, clock, counters) and for the demo credentials. Used by the tests
+and the benchmarks; the pipeline never imports it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import requests
+
+from recon_simulators.world import Credentials
+
+ROOT = Path(__file__).resolve().parents[2]
+CREDS = Credentials()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Simulators:
+    reveni_port: int
+    cin7_port: int
+    sitoo_port: int
+
+    @property
+    def reveni(self) -> str:
+        return f"http://127.0.0.1:{self.reveni_port}/merchants/v0/stores/{CREDS.reveni_store_id}"
+
+    @property
+    def cin7(self) -> str:
+        return f"http://127.0.0.1:{self.cin7_port}/ExternalApi/v2"
+
+    @property
+    def sitoo(self) -> str:
+        return f"http://127.0.0.1:{self.sitoo_port}/v2/accounts/{CREDS.sitoo_account_id}"
+
+    @property
+    def sitoo_site(self) -> str:
+        return f"{self.sitoo}/sites/{CREDS.sitoo_site_id}"
+
+    @property
+    def admin(self) -> str:
+        return f"http://127.0.0.1:{self.reveni_port}/_sim"
+
+    # --- sessions with the demo credentials ---
+    def reveni_session(self) -> requests.Session:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {CREDS.reveni_api_key}"
+        return session
+
+    def cin7_session(self) -> requests.Session:
+        session = requests.Session()
+        session.headers["api-auth-accountid"] = CREDS.cin7_account_id
+        session.headers["api-auth-applicationkey"] = CREDS.cin7_application_key
+        return session
+
+    def sitoo_session(self) -> requests.Session:
+        session = requests.Session()
+        session.auth = (CREDS.sitoo_api_id, CREDS.sitoo_password)
+        return session
+
+    # --- control surface ---
+    def load(self, path: Path, frozen: bool = False) -> dict:
+        response = requests.post(f"{self.admin}/load", json={"path": str(path), "frozen": frozen}, timeout=600)
+        response.raise_for_status()
+        self.faults("reveni")
+        self.faults("cin7", rate_limit_per_minute=None)
+        self.faults("sitoo")
+        return response.json()
+
+    def faults(self, service: str, **config) -> dict:
+        response = requests.post(f"{self.admin}/faults/{service}", json=config, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def counters(self, reset: bool = False) -> dict:
+        call = requests.post if reset else requests.get
+        response = call(f"{self.admin}/counters", timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def advance(self, **delta) -> dict:
+        response = requests.post(f"{self.admin}/advance", json=delta, timeout=60)
+        response.raise_for_status()
+        return response.json()
+
+    def upsert(self, kind: str, record: dict, at: str | None = None) -> None:
+        body = {"kind": kind, "record": record, "at": at}
+        requests.post(f"{self.admin}/upsert", json=body, timeout=10).raise_for_status()
+
+    def clock(self, **body) -> dict:
+        response = requests.post(f"{self.admin}/clock", json=body, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def env(self, cin7_calls_per_minute: int = 100_000) -> dict[str, str]:
+        """AIRFLOW_CONN_* variables pointing the pipeline's connections at these simulators."""
+        return {
+            "AIRFLOW_CONN_REVENI_DEFAULT": json.dumps(
+                {"conn_type": "http", "host": "127.0.0.1", "port": self.reveni_port, "schema": "http",
+                 "password": CREDS.reveni_api_key, "extra": {"store_id": CREDS.reveni_store_id}}
+            ),
+            "AIRFLOW_CONN_CIN7_CORE_DEFAULT": json.dumps(
+                {"conn_type": "http", "host": "127.0.0.1", "port": self.cin7_port, "schema": "http",
+                 "login": CREDS.cin7_account_id, "password": CREDS.cin7_application_key,
+                 "extra": {"calls_per_minute": cin7_calls_per_minute}}
+            ),
+            "AIRFLOW_CONN_SITOO_DEFAULT": json.dumps(
+                {"conn_type": "http", "host": "127.0.0.1", "port": self.sitoo_port, "schema": "http",
+                 "login": CREDS.sitoo_api_id, "password": CREDS.sitoo_password,
+                 "extra": {"account_id": CREDS.sitoo_account_id, "site_id": CREDS.sitoo_site_id}}
+            ),
+        }  # fmt: skip
+
+
+def start_simulators(log: IO[bytes]) -> tuple[Simulators, subprocess.Popen]:
+    """Start the simulators on free ports (bound to 127.0.0.1), logging to ``log``; wait until healthy."""
+    sims = Simulators(free_port(), free_port(), free_port())
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)])}
+    cmd = [
+        sys.executable, "-m", "recon_simulators",
+        "--reveni-port", str(sims.reveni_port), "--cin7-port", str(sims.cin7_port),
+        "--sitoo-port", str(sims.sitoo_port),
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603 (our own module)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{sims.admin}/health", timeout=1).ok:
+                return sims, proc
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"simulators did not start; see {getattr(log, 'name', 'the log')}")
+
+
+def stop_simulators(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    proc.wait(10)
