@@ -12,11 +12,13 @@ RETURNS ?= 1000
 SEED ?= 1
 OUT ?= .local/scenarios/scenario-$(RETURNS)-$(SEED).json
 
-.PHONY: help venv demo test lint up stop warehouse warehouse-url simulate scenario bench clean
+.PHONY: help venv demo test chaos lint up stop warehouse warehouse-url simulate scenario bench clean
 
 help:
 	@echo "make demo           run the main job end to end on embedded defaults"
-	@echo "make test           run the whole test suite (unit and integration) and ruff"
+	@echo "make test           ruff, the whole test suite (unit and integration), then the fault suite"
+	@echo "make chaos          the fault suite alone, with its tally (part of make test)"
+	@echo "make bench          benchmarks at scale (about 20 minutes), bench/results/latest.json"
 	@echo "make up             Airflow UI with our DAGs on http://127.0.0.1:8080"
 	@echo "make stop           stop everything this project started"
 	@echo "make warehouse-url  print a libpq connection string of the warehouse"
@@ -37,7 +39,12 @@ demo: venv
 	$(STACK) demo --scenario "$(SCENARIO)"
 
 test: venv lint
-	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 -m "not faults" $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory chaos
+
+# the fault suite runs serially so its tally prints (also saved to .local/fault-suite-tally.txt)
+chaos: venv
+	$(PY) -m pytest -m faults -p no:xdist -s -q $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check dags plugins include tests bench

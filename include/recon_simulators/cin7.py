@@ -260,10 +260,10 @@ class Cin7App(ServiceApp):
             while len(self._orderings) > 64:
                 self._orderings.popitem(last=False)
         offset = (page - 1) * limit
-        if page > 1 and self.faults.chance(self.faults.config.shift_rate):
+        if page > 1 and self.faults.chance(self.faults.config.shift_rate, "shift"):
             offset += -1 if self.faults.pick(2) else 1  # a row moved between page requests
         rows = [render(key) for key in ordered[max(offset, 0) : offset + limit]]
-        if rows and self.faults.chance(self.faults.config.duplicate_rate):
+        if rows and self.faults.chance(self.faults.config.duplicate_rate, "duplicate"):
             rows.insert(self.faults.pick(len(rows)), rows[self.faults.pick(len(rows))])
         return JSONResponse({"Total": len(ordered), "Page": page, list_key: rows})
 

@@ -100,9 +100,13 @@ class FaultState:
                 roll -= rate
             return decision
 
-    def chance(self, rate: float) -> bool:
+    def chance(self, rate: float, fault: str | None = None) -> bool:
+        """True with probability ``rate``; counted under ``fault`` when it happens."""
         with self._lock:
-            return rate > 0 and self._rng.random() < rate
+            hit = rate > 0 and self._rng.random() < rate
+            if hit and fault:
+                self.faults[fault] += 1
+            return hit
 
     def pick(self, n: int) -> int:
         with self._lock:

@@ -32,14 +32,16 @@ class ReveniState:
         record = copy.deepcopy(record)
         if touched_at is not None:
             record["updated_at"] = iso_z(touched_at)
-        old = self.returns.get(record["id"])
+        # a record without an id (a broken one a scenario may plant) is kept under a key of its own
+        record_id = str(record.get("id") or f"~no-id-{len(self.returns)}")
+        old = self.returns.get(record_id)
         if old is not None:
-            key = (old["updated_at"], old["id"])
+            key = (old["updated_at"], record_id)
             index = bisect.bisect_left(self._by_updated, key)
             if index < len(self._by_updated) and self._by_updated[index] == key:
                 del self._by_updated[index]
-        self.returns[record["id"]] = record
-        bisect.insort(self._by_updated, (record["updated_at"], record["id"]))
+        self.returns[record_id] = record
+        bisect.insort(self._by_updated, (record["updated_at"], record_id))
         return record
 
     def updated_since(self, since: datetime | None) -> tuple[int, int]:
@@ -86,7 +88,7 @@ class ReveniApp(ServiceApp):
         return JSONResponse({"detail": "Request was throttled."}, status_code=429, headers={"Retry-After": "1"})
 
     def _serialise(self, record: dict) -> dict:
-        if self.faults.is_malformed("reveni:" + record["id"]):
+        if self.faults.is_malformed(f"reveni:{record.get('id')}"):
             broken = copy.deepcopy(record)
             broken["amount"] = "12,5O"
             return broken
@@ -105,10 +107,10 @@ class ReveniApp(ServiceApp):
         start, end = self.state.updated_since(since)
         count = end - start
         offset = start + (page - 1) * page_size
-        if self.faults.chance(self.faults.config.shift_rate) and offset > start:
+        if self.faults.chance(self.faults.config.shift_rate, "shift") and offset > start:
             offset -= 1  # a concurrent update moved a row: this page starts one row early
         rows = [self._serialise(self.state.at(i)) for i in range(offset, min(offset + page_size, end))]
-        if rows and self.faults.chance(self.faults.config.duplicate_rate):
+        if rows and self.faults.chance(self.faults.config.duplicate_rate, "duplicate"):
             rows.insert(self.faults.pick(len(rows)), rows[self.faults.pick(len(rows))])
         base = str(request.url.replace(query=""))
 

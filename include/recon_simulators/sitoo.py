@@ -142,7 +142,7 @@ class SitooApp(ServiceApp):
             return self.error(400, f"Invalid sort field {sort}")
         descending = sort.startswith("-")
         total = len(rows)
-        if start > 0 and self.faults.chance(self.faults.config.shift_rate):
+        if start > 0 and self.faults.chance(self.faults.config.shift_rate, "shift"):
             start += -1 if self.faults.pick(2) else 1
             start = max(start, 0)
         window = rows[max(total - start - num, 0) : total - start][::-1] if descending else rows[start : start + num]
@@ -152,7 +152,7 @@ class SitooApp(ServiceApp):
             if malformed_prefix and self.faults.is_malformed(f"{malformed_prefix}:{row[id_field]}"):
                 row = {**row, "moneytotal_gross_all": "n/a", "orderitems": None}
             out.append({k: v for k, v in row.items() if k in fields} if fields else row)
-        if out and self.faults.chance(self.faults.config.duplicate_rate):
+        if out and self.faults.chance(self.faults.config.duplicate_rate, "duplicate"):
             out.insert(self.faults.pick(len(out)), out[self.faults.pick(len(out))])
         return JSONResponse({"totalcount": total, "items": out})
 

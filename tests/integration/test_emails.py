@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 pytestmark = pytest.mark.integration
 
@@ -19,12 +21,32 @@ def parts(message):
     return list(message.walk())
 
 
-def test_daily_run_sends_one_mail_per_owner_once(run_dag, empty_database, simulators, small_scenario,
-                                                 smtp_sink) -> None:  # fmt: skip
+def written_text(folder: Path) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file())
+
+
+def every_table_as_text(url: str) -> str:
+    with psycopg.connect(url) as conn:
+        tables = conn.execute("SELECT table_schema, table_name FROM information_schema.tables "
+                              "WHERE table_schema IN ('public', 'raw', 'staging', 'recon') "
+                              "AND table_type = 'BASE TABLE'").fetchall()  # fmt: skip
+        assert len(tables) > 20
+        chunks = []
+        for schema, table in tables:
+            query = sql.SQL("SELECT coalesce(string_agg(t::text, E'\\n'), '') FROM {}.{} t")
+            chunks.append(conn.execute(query.format(sql.Identifier(schema), sql.Identifier(table))).fetchone()[0])
+    return "\n".join(chunks)
+
+
+def test_daily_run_sends_one_mail_per_owner_once_and_leaks_no_secret(run_dag, airflow_home, empty_database,
+                                                                     simulators, small_scenario, smtp_sink,
+                                                                     tmp_path) -> None:  # fmt: skip
     sink, smtp_env = smtp_sink
     simulators.load(small_scenario)
+    docs = tmp_path / "data_docs"
     env = {"AIRFLOW_CONN_RECON_WAREHOUSE": empty_database.airflow_conn_json(), **simulators.env(), **smtp_env,
-           "RECON_EMAIL_RECIPIENTS": json.dumps(RECIPIENTS), "RECON_FINANCE_ALL_CLEAR_WEEKDAY": "7"}  # fmt: skip
+           "RECON_EMAIL_RECIPIENTS": json.dumps(RECIPIENTS), "RECON_FINANCE_ALL_CLEAR_WEEKDAY": "7",
+           "RECON_DATA_DOCS_DIR": str(docs)}  # fmt: skip
     result = run_dag("returns_recon_daily", **env)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert sorted(m["To"] for m in sink.messages) == sorted(a[0] for a in RECIPIENTS.values())
@@ -51,6 +73,17 @@ def test_daily_run_sends_one_mail_per_owner_once(run_dag, empty_database, simula
     again = run_dag("returns_recon_daily", **env)
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
     assert len(sink.messages) == len(RECIPIENTS)
+    # the planted secrets (the warehouse password is new for this test) appear nowhere: not in the
+    # task logs, the tables, the mails, nor any file the run wrote (logs, Data Docs)
+    assert list(docs.rglob("*.html")), "the run wrote its Data Docs"
+    places = {"output": result.stdout + result.stderr + again.stdout + again.stderr,
+              "airflow logs and files": written_text(airflow_home), "data docs": written_text(docs),
+              "tables": every_table_as_text(empty_database.url),
+              "mails": "\n".join(m.as_string() for m in sink.messages)}  # fmt: skip
+    assert "returns_recon_daily" in places["output"]
+    for where, text in places.items():
+        for secret in secrets:
+            assert secret not in text, f"a secret appears in the {where}"
 
 
 def test_a_failed_run_sends_exactly_one_alert(run_dag, empty_database, simulators, smtp_sink) -> None:

@@ -37,7 +37,8 @@ class SharedBudget:
         window = Duration.MINUTE + SKEW_MARGIN_MS
         # evenly spaced (no burst at the top of each minute), and never more than the minute's budget
         rates = [Rate(calls_per_minute, window)]
-        if validate_rate_list(spaced := [Rate(1, window // calls_per_minute), *rates]):
+        spacing = window // calls_per_minute
+        if spacing >= 1 and validate_rate_list(spaced := [Rate(1, spacing), *rates]):
             rates = spaced
         bucket = PostgresBucket(pool, table, rates)
         self._limiter = Limiter(bucket)

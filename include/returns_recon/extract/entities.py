@@ -93,7 +93,7 @@ def load_stream(
                     on_valid(outcome.model)  # type: ignore[arg-type]
             else:
                 invalid.append(outcome)
-        result: LoadResult = load_batch(conn, summary.source, summary.entity, valid, invalid, run_id)
+        result = _load_or_isolate(conn, summary, valid, invalid, run_id)
         summary.fetched += result.received
         summary.changed += result.changed
         summary.quarantined += result.quarantined
@@ -101,6 +101,34 @@ def load_stream(
     if summary.quarantined:
         log.warning("%s.%s: %d invalid records quarantined", summary.source, summary.entity, summary.quarantined)
     return summary
+
+
+# Values the models accept but the warehouse cannot hold (an amount beyond numeric(18,4), a NUL
+# character, a key too long for an index): the batch is retried record by record and the
+# records the warehouse refuses are quarantined with its reason; the rest load.
+WAREHOUSE_REFUSALS = (psycopg.errors.DataError, psycopg.errors.ProgramLimitExceeded)
+
+
+def _load_or_isolate(conn: psycopg.Connection, summary: ExtractSummary, valid: list[Valid], invalid: list[Invalid],
+                     run_id: str) -> LoadResult:  # fmt: skip
+    try:
+        return load_batch(conn, summary.source, summary.entity, valid, invalid, run_id)
+    except WAREHOUSE_REFUSALS:
+        log.warning("%s.%s: the warehouse refused a batch; loading it record by record", summary.source,
+                    summary.entity)  # fmt: skip
+    total = load_batch(conn, summary.source, summary.entity, [], invalid, run_id)
+    for record in valid:
+        try:
+            one = load_batch(conn, summary.source, summary.entity, [record], [], run_id)
+        except WAREHOUSE_REFUSALS as err:
+            reason = f"refused by the warehouse: {err.diag.message_primary or type(err).__name__}"
+            one = load_batch(conn, summary.source, summary.entity, [], [Invalid(record.key, record.payload, reason)],
+                             run_id)  # fmt: skip
+        total.received += one.received
+        total.changed += one.changed
+        total.quarantined += one.quarantined
+        total.changed_keys += one.changed_keys
+    return total
 
 
 # --- watermarks ----------------------------------------------------------------------------------

@@ -159,6 +159,7 @@ def run_checks(warehouse_url: str, checks: list[Check], docs_dir: Path | None) -
             )
         )
         outcomes += _outcomes(suite_name, checkpoint.run(), checks)
+    source.get_engine().dispose()  # no pooled connection outlives the check
     return Report(outcomes, docs_dir / "index.html" if docs_dir else None)
 
 

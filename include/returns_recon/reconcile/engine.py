@@ -28,6 +28,10 @@ MATCH_COLUMNS = {"CustomerReference": "customer_reference", "ExternalID": "exter
 
 
 RECONCILE_LOCK = 72_617_303
+OPEN_BY_OWNER = "SELECT owner, count(*) FROM recon.exceptions WHERE state IN ('open', 'acknowledged') GROUP BY 1"
+OPEN_BY_TYPE = (
+    "SELECT exception_type, count(*) FROM recon.exceptions WHERE state IN ('open', 'acknowledged') GROUP BY 1"
+)
 
 
 class AuditFailed(NotRetryable):
@@ -83,6 +87,7 @@ def reconcile(
         # the hourly and daily DAGs may overlap: one reconciliation at a time
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (RECONCILE_LOCK,))
         conn.execute("SET LOCAL work_mem = '256MB'")
+        conn.execute("SET LOCAL maintenance_work_mem = '512MB'")  # the published tables' keys
         for script in MODELS:
             _run(conn, sql.SQL(script).format(match_column=match_column), params)
         _run(conn, detect.FOUND, params)
@@ -103,9 +108,8 @@ def reconcile(
                  auto_resolved = EXCLUDED.auto_resolved""",
             (run_id, mode, started, in_scope, found, opened, resolved),
         )
-    open_rows = "FROM recon.exceptions WHERE state IN ('open', 'acknowledged') GROUP BY 1 ORDER BY 1"
-    by_owner = dict(conn.execute("SELECT owner, count(*) " + open_rows).fetchall())
-    by_type = dict(conn.execute("SELECT exception_type, count(*) " + open_rows).fetchall())
+    by_owner = dict(conn.execute(OPEN_BY_OWNER).fetchall())
+    by_type = dict(conn.execute(OPEN_BY_TYPE).fetchall())
     result = ReconResult(run_id, mode, in_scope, found, opened, resolved, by_owner, by_type)
     log.info("reconciliation %s", result.as_dict())
     return result

@@ -3,8 +3,8 @@
 Per batch, in one transaction: the records go to a temporary table by COPY; an upsert into
 ``raw.api_records`` rewrites only those whose content hash changed and returns their keys;
 only for those keys are the staging rows replaced (parents upserted, children deleted and
-re-inserted by COPY). Invalid payloads go to ``raw.quarantine`` with the reason. Re-running a
-batch changes nothing.
+re-inserted by COPY). Invalid payloads go to ``raw.quarantine`` with the reason. Stored payloads
+have their personal fields redacted (``privacy.redact``). Re-running a batch changes nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import orjson
 import psycopg
 from psycopg import sql
 
+from returns_recon.privacy import redact
 from returns_recon.warehouse.tables import TABLES, TableSpec
 
 
@@ -107,7 +108,7 @@ def _upsert_raw(conn: psycopg.Connection, source: str, entity: str, records: dic
     )
     with conn.cursor().copy("COPY tmp_raw (natural_key, content_hash, payload) FROM STDIN") as copy:
         for key, record in records.items():
-            text = canonical_json(record.payload)
+            text = canonical_json(redact(record.payload))
             copy.write_row((key, content_hash(text), text))
     rows = conn.execute(
         """INSERT INTO raw.api_records AS r (source, entity, natural_key, content_hash, payload, run_id)
@@ -186,9 +187,21 @@ def _copy(
             copy.write_row(row)
 
 
+def _text(value: str | None, limit: int) -> str | None:
+    """Text Postgres accepts and an index can hold: NUL shown as ``\\u0000``, cut at ``limit``."""
+    return None if value is None else value.replace("\x00", "\\u0000")[:limit]
+
+
+def storable_json(payload: Any) -> str:
+    """The payload as JSON Postgres accepts: a NUL character (which jsonb and text refuse) is kept
+    visible as the text ``\\u0000`` instead of being lost or failing the insert."""
+    return canonical_json(payload).replace("\\u0000", "\\\\u0000")
+
+
 def quarantine(conn: psycopg.Connection, source: str, entity: str, bad: list[Invalid], run_id: str) -> int:
     seen: dict[str, Invalid] = {}
     for item in bad:
+        item.payload = redact(item.payload)
         seen[content_hash(canonical_json(item.payload))] = item
     with conn.cursor() as cur:
         cur.executemany(
@@ -198,7 +211,15 @@ def quarantine(conn: psycopg.Connection, source: str, entity: str, bad: list[Inv
                  SET last_seen_at = now(), occurrences = q.occurrences + 1, run_id = EXCLUDED.run_id,
                      error = EXCLUDED.error, superseded_at = NULL""",
             [
-                (source, entity, item.key, digest, canonical_json(item.payload), item.error[:2000], run_id)
+                (
+                    source,
+                    entity,
+                    _text(item.key, 500),
+                    digest,
+                    storable_json(item.payload),
+                    _text(item.error, 2000),
+                    run_id,
+                )
                 for digest, item in seen.items()
             ],
         )
