@@ -58,6 +58,8 @@ wanted AS (
     WHERE i.exchange_sku IS NULL AND r.refunded > 0 AND (r.is_instant OR i.validation_status = 'accepted')
       AND r.sale_id IS NOT NULL
       AND NOT EXISTS (SELECT 1 FROM memo WHERE memo.return_id = r.return_id)
+      -- only where a note made by hand exists on the sale: the others cannot match
+      AND r.sale_id IN (SELECT c.sale_id FROM staging.stg_cin7__credit_notes c JOIN signature g USING (task_id))
     GROUP BY r.return_id, r.sale_id, r.refunded
 ),
 by_hand AS (
