@@ -10,37 +10,27 @@ faults injected, runs survived, duplicates found (0), records lost (0).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from recon_simulators.generate import location_map_csv_path
 from returns_recon.apis.client import RetrySettings
-from returns_recon.extract.run import extract_all
-from returns_recon.location_map import load_location_map
 from returns_recon.postings.execute import execute, quality_gate
 from returns_recon.postings.plan import plan
-from returns_recon.quality.check import check_warehouse
-from returns_recon.reconcile.engine import reconcile
-from returns_recon.settings import ReconSettings
 from returns_recon.warehouse.migrate import apply_migrations
+from tests.fixtures.pipeline import ROOT, SETTINGS, cycle, execute_killed_after_first_send
 from tests.fixtures.scenarios import scenario
 from tests.fixtures.warehouse import TestDatabase
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = ReconSettings(credit_note_approval_threshold=Decimal("1000000"))
 RECOVERY = SETTINGS.model_copy(update={"trailing_days": 60})
 RETRY = RetrySettings(initial_wait=0.1, max_wait=1, read_timeout=1.5)
 API = ("reveni", "cin7", "sitoo")
@@ -80,17 +70,6 @@ class Tally:
 
 
 # --- the pipeline, as the DAG tasks run it -----------------------------------------------------------
-
-
-def cycle(db: TestDatabase, clients, path: Path, run_id: str, mode: str, settings: ReconSettings = SETTINGS) -> None:
-    with psycopg.connect(db.url, autocommit=True) as conn:
-        load_location_map(conn, location_map_csv_path(path), run_id)
-        extract_all(conn, clients, run_id, mode, settings)
-        check_warehouse(conn, db.sqlalchemy_url, run_id, settings, None)
-        reconcile(conn, run_id, settings, mode)
-        quality_gate(conn, run_id)
-        plan(conn, run_id, settings)
-        execute(conn, clients, run_id, settings)
 
 
 def attempt(tally: Tally, step, retries: int = 3) -> None:
@@ -243,14 +222,14 @@ def run_case(name: str, simulators, clients_for, embedded_server, path: Path, ta
     if kill:
         attempt(tally, lambda: hourly_with_kill(db, clients, path, simulators, tally))
     else:
-        attempt(tally, lambda: cycle(db, clients, path, f"{name}-hourly", "hourly"))
+        attempt(tally, lambda: cycle(db, clients, path, f"{name}-hourly"))
     if drop:
         with db.connect() as conn:
             tally.faults_injected["warehouse connection dropped mid-load"] += connection_drops(conn)
     if late:
         late_update(simulators, path, db)
         tally.faults_injected["late-arriving update"] += 1
-    attempt(tally, lambda: cycle(db, clients, path, f"{name}-daily", "daily"))
+    attempt(tally, lambda: cycle(db, clients, path, f"{name}-daily", mode="daily"))
     count = injected(simulators)
     with db.connect() as conn:  # before settling: what the faults kept out
         quarantined = conn.execute("SELECT count(*) FROM raw.quarantine WHERE superseded_at IS NULL").fetchone()[0]
@@ -259,7 +238,7 @@ def run_case(name: str, simulators, clients_for, embedded_server, path: Path, ta
     set_faults(simulators, {})
     # settling: the recovery on call runs (operations.md): a daily run whose trailing window covers
     # the records a fault kept out (quarantined ones are read again once the source serves them well)
-    attempt(tally, lambda: cycle(db, clients, path, f"{name}-settle", "daily", RECOVERY))
+    attempt(tally, lambda: cycle(db, clients, path, f"{name}-settle", RECOVERY, mode="daily"))
     result = outcome(db)
     result["duplicates"] = duplicates_posted(simulators, db)
     result["api_faults"] = count
@@ -289,29 +268,11 @@ def connection_drops(conn: psycopg.Connection) -> int:
 
 def hourly_with_kill(db: TestDatabase, clients, path: Path, simulators, tally: Tally) -> None:
     """The hourly run, its posting task killed (SIGKILL) right after its first call, then retried."""
+    cycle(db, clients, path, "kill-hourly", post=False)
     with psycopg.connect(db.url, autocommit=True) as conn:
-        load_location_map(conn, location_map_csv_path(path), "kill-hourly")
-        extract_all(conn, clients, "kill-hourly", "hourly", SETTINGS)
-        check_warehouse(conn, db.sqlalchemy_url, "kill-hourly", SETTINGS, None)
-        reconcile(conn, "kill-hourly", SETTINGS, "hourly")
         quality_gate(conn, "kill-hourly")
         plan(conn, "kill-hourly", SETTINGS)
-    worker = (
-        "import psycopg, sys\n"
-        "from decimal import Decimal\n"
-        "from returns_recon.apis.hooks import Cin7CoreHook, ReveniHook, SitooHook\n"
-        "from returns_recon.extract.run import Clients\n"
-        "from returns_recon.postings.execute import execute\n"
-        "from returns_recon.settings import ReconSettings\n"
-        "clients = Clients(ReveniHook().client(), Cin7CoreHook().client(), SitooHook().client(), 1)\n"
-        "with psycopg.connect(sys.argv[1], autocommit=True) as conn:\n"
-        "    execute(conn, clients, 'kill-hourly', ReconSettings(credit_note_approval_threshold=Decimal(10**6)))\n"
-    )
-    env = {**os.environ, **simulators.env(), "RECON_FAULT_KILL_AFTER_SEND": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)])}  # fmt: skip
-    killed = subprocess.run([sys.executable, "-c", worker, db.url], env=env, capture_output=True, timeout=300,
-                            cwd=ROOT, check=False)  # fmt: skip
-    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+    execute_killed_after_first_send(db, simulators, "kill-hourly")
     tally.faults_injected["executor killed after a call"] += 1
     with psycopg.connect(db.url, autocommit=True) as conn:  # Airflow's retry of the posting task
         execute(conn, clients, "kill-hourly", SETTINGS)

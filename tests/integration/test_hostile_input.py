@@ -7,24 +7,14 @@ from __future__ import annotations
 
 import ast
 import json
-from decimal import Decimal
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from recon_simulators.generate import location_map_csv_path
-from returns_recon.extract.run import extract_all
-from returns_recon.location_map import load_location_map
-from returns_recon.postings.execute import execute, quality_gate
-from returns_recon.postings.plan import plan
-from returns_recon.quality.check import check_warehouse
-from returns_recon.reconcile.engine import reconcile
-from returns_recon.settings import ReconSettings
+from tests.fixtures.pipeline import cycle
 from tests.fixtures.scenarios import scenario
 
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = ReconSettings(credit_note_approval_threshold=Decimal("1000000"))
 HOSTILE = [
     "'; DROP TABLE staging.stg_reveni__returns; --",
     "Robert'); DELETE FROM recon.exceptions; --",
@@ -71,14 +61,7 @@ def test_hostile_values_are_stored_as_data_or_quarantined_and_the_run_finishes(
     path, planted = hostile_scenario(tmp_path)
     simulators.load(path)
     clients = clients_for()
-    with psycopg.connect(warehouse_db.url, autocommit=True) as conn:
-        load_location_map(conn, location_map_csv_path(path), "hostile")
-        extract_all(conn, clients, "hostile", "hourly", SETTINGS)
-        check_warehouse(conn, warehouse_db.sqlalchemy_url, "hostile", SETTINGS, None)
-        reconcile(conn, "hostile", SETTINGS, "hourly")
-        quality_gate(conn, "hostile")
-        plan(conn, "hostile", SETTINGS)
-        execute(conn, clients, "hostile", SETTINGS)
+    cycle(warehouse_db, clients, path, "hostile")
     with warehouse_db.connect() as conn:
         # nothing was executed: every table is there and full
         assert conn.execute("SELECT count(*) FROM staging.stg_reveni__returns").fetchone()[0] > 100

@@ -14,40 +14,16 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from recon_simulators.generate import location_map_csv_path
 from recon_simulators.generator import GeneratorConfig
-from returns_recon.extract.run import extract_all
-from returns_recon.location_map import load_location_map
 from returns_recon.postings.execute import PostingsLocked, QualityGateClosed, execute, quality_gate
 from returns_recon.postings.plan import ACTIONS, plan
-from returns_recon.quality.check import check_warehouse
-from returns_recon.reconcile.engine import reconcile
-from returns_recon.settings import ReconSettings
+from tests.fixtures.pipeline import SETTINGS, cycle, execute_killed_after_first_send
 from tests.fixtures.scenarios import scenario
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXABLE = set(ACTIONS)
-SETTINGS = ReconSettings(credit_note_approval_threshold=Decimal("1000000"))
-
-
-def gx_url(db) -> str:
-    return f"postgresql+psycopg://{db.user}:{db.password}@{db.host}:{db.port}/{db.dbname}"
-
-
-def cycle(db, clients, path: Path, run_id: str, settings: ReconSettings = SETTINGS, post: bool = True):
-    """One hourly run: map, extract, checks, reconcile, plan and post."""
-    with psycopg.connect(db.url, autocommit=True) as conn:
-        load_location_map(conn, location_map_csv_path(path), run_id)
-        extract_all(conn, clients, run_id, "hourly", settings)
-        check_warehouse(conn, gx_url(db), run_id, settings, None)
-        reconcile(conn, run_id, settings, "hourly")
-        if not post:
-            return None
-        quality_gate(conn, run_id)
-        plan(conn, run_id, settings)
-        return execute(conn, clients, run_id, settings)
 
 
 def fixable(path: Path) -> list[dict]:
@@ -156,22 +132,7 @@ def test_kill_between_call_and_log_then_rerun_creates_no_duplicate(simulators, c
     with psycopg.connect(warehouse_db.url, autocommit=True) as conn:
         quality_gate(conn, "kill-1")
         plan(conn, "kill-1", SETTINGS)
-    worker = (
-        "import os, psycopg, sys\n"
-        "from returns_recon.postings.execute import execute\n"
-        "from returns_recon.settings import ReconSettings\n"
-        "from tests.fixtures.simulators import *\n"
-        "from returns_recon.apis.hooks import Cin7CoreHook, ReveniHook, SitooHook\n"
-        "from returns_recon.extract.run import Clients\n"
-        "clients = Clients(ReveniHook().client(), Cin7CoreHook().client(), SitooHook().client(), 1)\n"
-        "with psycopg.connect(sys.argv[1], autocommit=True) as conn:\n"
-        "    execute(conn, clients, 'kill-1', ReconSettings(credit_note_approval_threshold=10**6))\n"
-    )
-    env = {**os.environ, **simulators.env(), "RECON_FAULT_KILL_AFTER_SEND": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)])}  # fmt: skip
-    killed = subprocess.run([sys.executable, "-c", worker, warehouse_db.url], env=env, capture_output=True,
-                            timeout=120, cwd=ROOT)  # fmt: skip
-    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+    execute_killed_after_first_send(warehouse_db, simulators, "kill-1")
     with warehouse_db.connect() as conn:
         sending = conn.execute("SELECT posting_key, action FROM recon.postings WHERE status = 'sending'").fetchall()
     assert len(sending) == 1
