@@ -1,5 +1,9 @@
 """Every exception type of the taxonomy, detected in one statement over the int_ models.
 
+Each check is a condition over one row of ``int_return_legs`` (a return) or ``int_items`` (an item)
+and the evidence to keep. Both models are read once: the rows that fail any check are picked in
+one pass, then each check runs over those few rows.
+
 Blocking rules (operating-model.md §3): ``sale_not_found`` blocks the Cin7 Core checks of the
 return; ``unmapped_location`` blocks its stock checks and (not knowing whether it is a store) the
 Sitoo return record check; ``unknown_sku_cin7`` / ``unknown_sku_sitoo`` block the item's Cin7 Core /
@@ -8,154 +12,125 @@ Sitoo checks. Time-based checks use now() against the configured SLAs.
 
 from __future__ import annotations
 
-FOUND = """
-CREATE TEMP TABLE found ON COMMIT DROP AS
-WITH r AS NOT MATERIALIZED (SELECT * FROM int_return_legs),
-i AS NOT MATERIALIZED (SELECT * FROM int_items),
-checks AS (
-    -- finance: credit notes against refunds (needs the sale)
-    SELECT 'sale_not_found' AS exception_type, return_id, NULL::text AS item_id, NULL::text AS sku,
-           jsonb_build_object('order_external_id', order_external_id, 'sale_field', %(match_field)s::text) AS evidence
-    FROM r WHERE sale_id IS NULL
-    UNION ALL
-    SELECT 'refund_without_credit_note', return_id, NULL, NULL,
-           jsonb_build_object('refunded', refunded, 'currency', refund_currency, 'sale_id', sale_id,
-                              'refunded_at', last_refund_at)
-    FROM r WHERE sale_id IS NOT NULL AND refunded > 0 AND authorised_notes = 0
-    UNION ALL
-    SELECT 'credit_note_without_refund', return_id, NULL, NULL,
-           jsonb_build_object('credited', credited, 'currency', credit_currency, 'status', status)
-    FROM r WHERE sale_id IS NOT NULL AND refunded = 0 AND authorised_notes > 0
-    UNION ALL
-    SELECT 'duplicate_credit_note', return_id, NULL, NULL,
-           jsonb_build_object('authorised_notes', authorised_notes, 'refunded', refunded)
-    FROM r WHERE sale_id IS NOT NULL AND refunded > 0 AND authorised_notes > 1
-    UNION ALL
-    SELECT 'credit_note_amount_mismatch', return_id, NULL, NULL,
-           jsonb_build_object('refunded', refunded, 'refund_currency', refund_currency, 'credited', credited,
-                              'credit_currency', credit_currency, 'difference', credited - refunded)
-    FROM r
-    WHERE sale_id IS NOT NULL AND refunded > 0 AND authorised_notes = 1
-      AND (abs(credited - refunded) > %(tolerance)s OR credit_currency IS DISTINCT FROM refund_currency)
-    UNION ALL
-    SELECT 'credit_note_tax_mismatch', return_id, NULL, NULL,
-           jsonb_build_object('credited_tax', credited_tax, 'expected_tax', expected_tax,
-                              'difference', credited_tax - expected_tax)
-    FROM r
-    WHERE sale_id IS NOT NULL AND refunded > 0 AND authorised_notes = 1
-      AND abs(credited - refunded) <= %(tolerance)s AND credit_currency = refund_currency
-      AND abs(credited_tax - expected_tax) > %(tolerance)s
-    UNION ALL
-    -- the same items refunded by Reveni and paid back at the till
-    SELECT 'double_refund', return_id, NULL, NULL,
-           jsonb_build_object('reveni_refunded', refunded, 'pos_paid', pos_paid,
-                              'sitoo_return_records', return_records)
-    FROM r WHERE refunded > 0 AND coalesce(pos_paid, 0) <> 0
-    UNION ALL
-    SELECT 'sitoo_return_record_missing', return_id, NULL, NULL,
-           jsonb_build_object('refunded', refunded, 'currency', refund_currency,
-                              'sitoo_warehouse_id', sitoo_warehouse_id)
-    FROM r WHERE map_ok AND kind = 'store' AND refunded > 0 AND return_records = 0
-    UNION ALL
-    -- customer service: exchanges
-    SELECT 'exchange_order_missing', return_id, NULL, NULL, jsonb_build_object('status', status)
-    FROM r WHERE exchange_requested AND exchange_sale_id IS NULL
-    UNION ALL
-    SELECT 'exchange_order_held', return_id, NULL, NULL,
-           jsonb_build_object('exchange_sale_id', exchange_sale_id, 'order_status', exchange_order_status)
-    FROM r
-    WHERE exchange_requested AND exchange_sale_id IS NOT NULL
-      AND upper(coalesce(exchange_order_status, '')) NOT IN ('AUTHORISED', 'COMPLETED', 'SHIPPED', 'PACKED', 'PICKED')
-    UNION ALL
-    -- operations: warehouse stock legs (the item's SKU known to Cin7 Core, the return mapped, the sale found)
-    SELECT 'missing_restock', return_id, item_id, sku,
-           jsonb_build_object('received_at', received_at, 'holding', holding, 'quantity', quantity)
-    FROM i
-    WHERE kind = 'warehouse' AND map_ok AND sale_id IS NOT NULL AND NOT unknown_cin7 AND received_at IS NOT NULL
-      AND restocked_to_holding + restocked_to_sellable + restocked_elsewhere = 0
-    UNION ALL
-    SELECT 'premature_restock', return_id, item_id, sku,
-           jsonb_build_object('validation_status', validation_status, 'restocked_to_sellable', restocked_to_sellable,
-                              'transfers_into_sellable', transfers_into_sellable, 'sellable', sellable)
-    FROM i
-    WHERE kind = 'warehouse' AND map_ok AND sale_id IS NOT NULL AND NOT unknown_cin7
-      AND validation_status = 'pending'
-      AND restocked_to_sellable + (transfers_into_sellable - transfers_out_of_sellable) * quantity > 0
-    UNION ALL
-    SELECT 'rejected_item_in_sellable_stock', return_id, item_id, sku,
-           jsonb_build_object('validation_status', validation_status, 'restock', restock,
-                              'restocked_to_sellable', restocked_to_sellable,
-                              'transfers_into_sellable', transfers_into_sellable)
-    FROM i
-    WHERE kind = 'warehouse' AND map_ok AND sale_id IS NOT NULL AND NOT unknown_cin7
-      AND (validation_status = 'rejected' OR (validation_status = 'accepted' AND restock IS NOT TRUE))
-      AND restocked_to_sellable + (transfers_into_sellable - transfers_out_of_sellable) * quantity > 0
-    UNION ALL
-    SELECT 'inspected_not_released', return_id, item_id, sku,
-           jsonb_build_object('validated_at', validated_at, 'release_due', validated_at + %(release_sla)s,
-                              'holding', holding, 'sellable', sellable)
-    FROM i
-    WHERE kind = 'warehouse' AND map_ok AND sale_id IS NOT NULL AND NOT unknown_cin7
-      AND validation_status = 'accepted' AND restock
-      AND restocked_to_holding + restocked_to_sellable + restocked_elsewhere > 0
-      AND restocked_to_sellable + (transfers_into_sellable - transfers_out_of_sellable) * quantity <= 0
-      AND validated_at + %(release_sla)s < now()
-    UNION ALL
-    SELECT 'restock_latency_breach', return_id, item_id, sku,
-           jsonb_build_object('leg', 'release', 'validated_at', validated_at, 'released_at', first_release_at,
-                              'due', validated_at + %(release_sla)s)
-    FROM i
-    WHERE kind = 'warehouse' AND map_ok AND sale_id IS NOT NULL AND NOT unknown_cin7
-      AND validation_status = 'accepted' AND restock AND first_release_at > validated_at + %(release_sla)s
-    UNION ALL
-    -- operations: store stock in Sitoo (the item's SKU known to Sitoo, the return mapped)
-    SELECT 'sitoo_stock_missing', return_id, item_id, sku,
-           jsonb_build_object('validated_at', validated_at, 'due', validated_at + %(restock_sla)s,
-                              'sitoo_warehouse_id', sitoo_warehouse_id)
-    FROM i
-    WHERE kind = 'store' AND map_ok AND NOT unknown_sitoo AND validation_status = 'accepted' AND restock
-      AND sitoo_warehouses IS NULL AND validated_at + %(restock_sla)s < now()
-    UNION ALL
-    SELECT 'sitoo_stock_wrong_location', return_id, item_id, sku,
-           jsonb_build_object('expected_warehouse_id', sitoo_warehouse_id, 'found_in_warehouses', sitoo_warehouses)
-    FROM i
-    WHERE kind = 'store' AND map_ok AND NOT unknown_sitoo AND sitoo_elsewhere AND NOT coalesce(sitoo_at_mapped, false)
-    UNION ALL
-    SELECT 'restock_latency_breach', return_id, item_id, sku,
-           jsonb_build_object('leg', 'sitoo_stock', 'validated_at', validated_at, 'stocked_at', sitoo_first_at,
-                              'due', validated_at + %(restock_sla)s)
-    FROM i
-    WHERE kind = 'store' AND map_ok AND NOT unknown_sitoo AND validation_status = 'accepted' AND restock
-      AND sitoo_first_at > validated_at + %(restock_sla)s
-    UNION ALL
+from typing import NamedTuple
+
+
+class Check(NamedTuple):
+    exception_type: str
+    where: str  # SQL condition over the model's row
+    evidence: str  # SQL jsonb expression
+
+
+RETURN_CHECKS = (
+    # finance: credit notes against refunds (needs the sale)
+    Check("sale_not_found", "sale_id IS NULL",
+          "jsonb_build_object('order_external_id', order_external_id, 'sale_field', %(match_field)s::text)"),
+    Check("refund_without_credit_note", "sale_id IS NOT NULL AND refunded > 0 AND authorised_notes = 0",
+          """jsonb_build_object('refunded', refunded, 'currency', refund_currency, 'sale_id', sale_id,
+                                'refunded_at', last_refund_at)"""),
+    Check("credit_note_without_refund", "sale_id IS NOT NULL AND refunded = 0 AND authorised_notes > 0",
+          "jsonb_build_object('credited', credited, 'currency', credit_currency, 'status', status)"),
+    Check("duplicate_credit_note", "sale_id IS NOT NULL AND refunded > 0 AND authorised_notes > 1",
+          "jsonb_build_object('authorised_notes', authorised_notes, 'refunded', refunded)"),
+    Check("credit_note_amount_mismatch",
+          """sale_id IS NOT NULL AND refunded > 0 AND authorised_notes = 1
+             AND (abs(credited - refunded) > %(tolerance)s OR credit_currency IS DISTINCT FROM refund_currency)""",
+          """jsonb_build_object('refunded', refunded, 'refund_currency', refund_currency, 'credited', credited,
+                                'credit_currency', credit_currency, 'difference', credited - refunded)"""),
+    Check("credit_note_tax_mismatch",
+          """sale_id IS NOT NULL AND refunded > 0 AND authorised_notes = 1
+             AND abs(credited - refunded) <= %(tolerance)s AND credit_currency = refund_currency
+             AND abs(credited_tax - expected_tax) > %(tolerance)s""",
+          """jsonb_build_object('credited_tax', credited_tax, 'expected_tax', expected_tax,
+                                'difference', credited_tax - expected_tax)"""),
+    # the same items refunded by Reveni and paid back at the till
+    Check("double_refund", "refunded > 0 AND coalesce(pos_paid, 0) <> 0",
+          """jsonb_build_object('reveni_refunded', refunded, 'pos_paid', pos_paid,
+                                'sitoo_return_records', return_records)"""),
+    Check("sitoo_return_record_missing", "map_ok AND kind = 'store' AND refunded > 0 AND return_records = 0",
+          """jsonb_build_object('refunded', refunded, 'currency', refund_currency,
+                                'sitoo_warehouse_id', sitoo_warehouse_id)"""),
+    # customer service: exchanges
+    Check("exchange_order_missing", "exchange_requested AND exchange_sale_id IS NULL",
+          "jsonb_build_object('status', status)"),
+    Check("exchange_order_held",
+          """exchange_requested AND exchange_sale_id IS NOT NULL
+             AND upper(coalesce(exchange_order_status, '')) NOT IN ('AUTHORISED', 'COMPLETED', 'SHIPPED', 'PACKED',
+                                                                   'PICKED')""",
+          "jsonb_build_object('exchange_sale_id', exchange_sale_id, 'order_status', exchange_order_status)"),
+    # data: master data (the rules of staging.int_master_data__mismatches, for the returns in the window)
+    Check("unmapped_location", "NOT map_ok",
+          """jsonb_strip_nulls(jsonb_build_object(
+                 'hint', coalesce(map_problem, staging.return_point_hint(return_point_name)),
+                 'return_point_id', return_point_id))"""),
+)  # fmt: skip
+
+# warehouse stock legs need the item's SKU known to Cin7 Core, the return mapped and the sale found;
+# store stock legs the SKU known to Sitoo and the return mapped
+WAREHOUSE = "kind = 'warehouse' AND map_ok AND sale_id IS NOT NULL AND NOT unknown_cin7"
+STORE = "kind = 'store' AND map_ok AND NOT unknown_sitoo"
+IN_SELLABLE = "restocked_to_sellable + (transfers_into_sellable - transfers_out_of_sellable) * quantity"
+RESTOCKED = "restocked_to_holding + restocked_to_sellable + restocked_elsewhere"
+
+ITEM_CHECKS = (
+    # operations: warehouse stock in Cin7 Core
+    Check("missing_restock", f"{WAREHOUSE} AND received_at IS NOT NULL AND {RESTOCKED} = 0",
+          "jsonb_build_object('received_at', received_at, 'holding', holding, 'quantity', quantity)"),
+    Check("premature_restock", f"{WAREHOUSE} AND validation_status = 'pending' AND {IN_SELLABLE} > 0",
+          """jsonb_build_object('validation_status', validation_status, 'restocked_to_sellable', restocked_to_sellable,
+                                'transfers_into_sellable', transfers_into_sellable, 'sellable', sellable)"""),
+    Check("rejected_item_in_sellable_stock",
+          f"""{WAREHOUSE} AND {IN_SELLABLE} > 0
+              AND (validation_status = 'rejected' OR (validation_status = 'accepted' AND restock IS NOT TRUE))""",
+          """jsonb_build_object('validation_status', validation_status, 'restock', restock,
+                                'restocked_to_sellable', restocked_to_sellable,
+                                'transfers_into_sellable', transfers_into_sellable)"""),
+    Check("inspected_not_released",
+          f"""{WAREHOUSE} AND validation_status = 'accepted' AND restock AND {RESTOCKED} > 0 AND {IN_SELLABLE} <= 0
+              AND validated_at + %(release_sla)s < now()""",
+          """jsonb_build_object('validated_at', validated_at, 'release_due', validated_at + %(release_sla)s,
+                                'holding', holding, 'sellable', sellable)"""),
+    Check("restock_latency_breach",
+          f"""{WAREHOUSE} AND validation_status = 'accepted' AND restock
+              AND first_release_at > validated_at + %(release_sla)s""",
+          """jsonb_build_object('leg', 'release', 'validated_at', validated_at, 'released_at', first_release_at,
+                                'due', validated_at + %(release_sla)s)"""),
+    # operations: store stock in Sitoo
+    Check("sitoo_stock_missing",
+          f"""{STORE} AND validation_status = 'accepted' AND restock AND sitoo_transactions = 0
+              AND validated_at + %(restock_sla)s < now()""",
+          """jsonb_build_object('validated_at', validated_at, 'due', validated_at + %(restock_sla)s,
+                                'sitoo_warehouse_id', sitoo_warehouse_id)"""),
+    Check("sitoo_stock_wrong_location", f"{STORE} AND sitoo_elsewhere AND NOT coalesce(sitoo_at_mapped, false)",
+          """jsonb_build_object('expected_warehouse_id', sitoo_warehouse_id, 'found_in_warehouses', (
+                 SELECT array_agg(DISTINCT t.warehouse_id) FROM staging.stg_sitoo__warehouse_transactions t
+                 WHERE t.external_id = 'reveni:' || return_id || ':' || item_id))"""),
+    Check("restock_latency_breach",
+          f"{STORE} AND validation_status = 'accepted' AND restock AND sitoo_first_at > validated_at + %(restock_sla)s",
+          """jsonb_build_object('leg', 'sitoo_stock', 'validated_at', validated_at, 'stocked_at', sitoo_first_at,
+                                'due', validated_at + %(restock_sla)s)"""),
+    # data: master data
+    Check("unknown_sku_cin7", "unknown_cin7",
+          "jsonb_strip_nulls(jsonb_build_object('hint', staging.cin7_sku_hint(sku)))"),
+    Check("unknown_sku_sitoo", "kind = 'store' AND map_ok AND unknown_sitoo",
+          "jsonb_strip_nulls(jsonb_build_object('hint', staging.sitoo_sku_hint(sku)))"),
+)  # fmt: skip
+
+# checks that read other tables than the two models
+OTHER_CHECKS = """
     -- our own corrective postings that need a person
     SELECT 'credit_note_awaiting_approval', p.return_id, NULL, NULL,
            jsonb_build_object('posting_key', p.posting_key, 'task_id', p.target_ref, 'amount', p.amount)
-    FROM recon.postings p JOIN r USING (return_id)
+    FROM recon.postings p JOIN int_return_legs r USING (return_id)
     WHERE p.action = 'create_credit_note' AND p.payload ->> 'Status' = 'DRAFT' AND p.status IN ('done', 'adopted')
       AND r.authorised_notes = 0
     UNION ALL
     SELECT 'posting_refused', p.return_id, NULL, NULL,
            jsonb_build_object('posting_key', p.posting_key, 'action', p.action, 'reason', p.last_error)
-    FROM recon.postings p JOIN r USING (return_id)
+    FROM recon.postings p JOIN int_return_legs r USING (return_id)
     WHERE p.status = 'refused'
     UNION ALL
-    -- data: master-data mismatches (from the data-quality view) and quarantined payloads
-    -- (the rules of staging.int_master_data__mismatches, applied to the returns in the window)
-    SELECT 'unmapped_location', return_id, NULL, NULL,
-           jsonb_strip_nulls(jsonb_build_object(
-               'hint', coalesce(map_problem, staging.return_point_hint(return_point_name)),
-               'return_point_id', return_point_id))
-    FROM r WHERE NOT map_ok
-    UNION ALL
-    SELECT 'unknown_sku_cin7', return_id, item_id, sku,
-           jsonb_strip_nulls(jsonb_build_object('hint', staging.cin7_sku_hint(sku)))
-    FROM i WHERE unknown_cin7
-    UNION ALL
-    SELECT 'unknown_sku_sitoo', return_id, item_id, sku,
-           jsonb_strip_nulls(jsonb_build_object('hint', staging.sitoo_sku_hint(sku)))
-    FROM i WHERE kind = 'store' AND map_ok AND unknown_sitoo
-    UNION ALL
+    -- data: quarantined payloads
     SELECT 'invalid_record',
            CASE WHEN q.source = 'reveni' AND q.entity = 'returns' THEN q.natural_key END,
            CASE WHEN NOT (q.source = 'reveni' AND q.entity = 'returns')
@@ -165,7 +140,32 @@ checks AS (
                               'first_seen_at', q.first_seen_at, 'occurrences', q.occurrences)
     FROM (SELECT DISTINCT ON (source, entity, coalesce(natural_key, payload_hash)) *
           FROM raw.quarantine WHERE superseded_at IS NULL
-          ORDER BY source, entity, coalesce(natural_key, payload_hash), last_seen_at DESC) q
+          ORDER BY source, entity, coalesce(natural_key, payload_hash), last_seen_at DESC) q"""
+
+
+def _failing(model: str, checks: tuple[Check, ...]) -> str:
+    """The model's rows that fail at least one check, in one scan."""
+    return f"SELECT * FROM {model} WHERE " + "\n   OR ".join(f"({check.where})" for check in checks)
+
+
+def _branches(alias: str, item_columns: str, checks: tuple[Check, ...]) -> str:
+    return "\n    UNION ALL\n".join(
+        f"    SELECT '{check.exception_type}', return_id, {item_columns}, {check.evidence}\n"
+        f"    FROM {alias} WHERE {check.where}"
+        for check in checks
+    )
+
+
+FOUND = f"""
+CREATE UNLOGGED TABLE found AS
+WITH r AS MATERIALIZED ({_failing("int_return_legs", RETURN_CHECKS)}),
+i AS MATERIALIZED ({_failing("int_items", ITEM_CHECKS)}),
+checks (exception_type, return_id, item_id, sku, evidence) AS (
+{_branches("r", "NULL::text, NULL::text", RETURN_CHECKS)}
+    UNION ALL
+{_branches("i", "item_id, sku", ITEM_CHECKS)}
+    UNION ALL
+{OTHER_CHECKS}
 )
 SELECT DISTINCT ON (key) key AS exception_key, exception_type, return_id, item_id, sku,
        CASE WHEN exception_type IN ('credit_note_without_refund', 'duplicate_credit_note',

@@ -88,6 +88,11 @@ def reconcile(
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (RECONCILE_LOCK,))
         conn.execute("SET LOCAL work_mem = '256MB'")
         conn.execute("SET LOCAL maintenance_work_mem = '512MB'")  # the published tables' keys
+        # the models are big joins and aggregates: let PostgreSQL hand them to parallel workers
+        conn.execute("SET LOCAL parallel_setup_cost = 10")
+        conn.execute("SET LOCAL parallel_tuple_cost = 0.001")
+        conn.execute("CREATE SCHEMA recon_work")
+        conn.execute("SET LOCAL search_path = recon_work")
         for script in MODELS:
             _run(conn, sql.SQL(script).format(match_column=match_column), params)
         _run(conn, detect.FOUND, params)
@@ -108,6 +113,7 @@ def reconcile(
                  auto_resolved = EXCLUDED.auto_resolved""",
             (run_id, mode, started, in_scope, found, opened, resolved),
         )
+        conn.execute("DROP SCHEMA recon_work CASCADE")
     by_owner = dict(conn.execute(OPEN_BY_OWNER).fetchall())
     by_type = dict(conn.execute(OPEN_BY_TYPE).fetchall())
     result = ReconResult(run_id, mode, in_scope, found, opened, resolved, by_owner, by_type)

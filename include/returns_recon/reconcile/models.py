@@ -10,7 +10,7 @@ leg), so detection and publication each read them once without joining again."""
 from __future__ import annotations
 
 INT_RETURNS = """
-CREATE TEMP TABLE int_returns ON COMMIT DROP AS
+CREATE UNLOGGED TABLE int_returns AS
 SELECT r.return_id, r.order_external_id, r.return_type, r.is_instant, r.status, r.amount, r.currency,
        r.return_point_id, r.return_point_name, r.received_at, r.created_at, r.updated_at,
        m.kind, m.problem AS map_problem, (m.return_point_id IS NOT NULL AND m.problem IS NULL) AS map_ok,
@@ -38,41 +38,39 @@ ANALYZE int_returns;
 # Credit notes attributed to a return: by our memo, or (made by hand, no memo) on the matched sale
 # with the same SKUs and quantities as the refunded items and the refunded total.
 INT_CREDIT_NOTES = """
-CREATE TEMP TABLE int_credit_notes ON COMMIT DROP AS
-WITH memo AS (
-    SELECT c.task_id, substr(c.memo, 8) AS return_id, 'memo'::text AS matched_by
-    FROM staging.stg_cin7__credit_notes c
-    WHERE c.memo LIKE 'reveni:%%'
-),
-signature AS (
-    SELECT c.task_id, string_agg(l.sku || '*' || trim_scale(l.quantity)::text, ',' ORDER BY l.sku, l.quantity) AS sig
+CREATE UNLOGGED TABLE int_credit_notes AS
+WITH signature AS (
+    -- notes made by hand: authorised, without our memo (few)
+    SELECT c.task_id, c.sale_id, c.total,
+           string_agg(l.sku || '*' || trim_scale(l.quantity)::text, ',' ORDER BY l.sku, l.quantity) AS sig
     FROM staging.stg_cin7__credit_notes c
     JOIN staging.stg_cin7__credit_note_lines l USING (task_id)
     WHERE coalesce(c.memo, '') NOT LIKE 'reveni:%%' AND c.status = 'AUTHORISED'
-    GROUP BY c.task_id
+    GROUP BY c.task_id, c.sale_id, c.total
 ),
 wanted AS (
+    -- the refunded items of the returns on those notes' sales that have no note with our memo
     SELECT r.return_id, r.sale_id, r.refunded,
            string_agg(i.sku || '*' || i.quantity::text, ',' ORDER BY i.sku, i.quantity) AS sig
-    FROM int_returns r JOIN staging.stg_reveni__return_items i USING (return_id)
-    WHERE i.exchange_sku IS NULL AND r.refunded > 0 AND (r.is_instant OR i.validation_status = 'accepted')
-      AND r.sale_id IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM memo WHERE memo.return_id = r.return_id)
-      -- only where a note made by hand exists on the sale: the others cannot match
-      AND r.sale_id IN (SELECT c.sale_id FROM staging.stg_cin7__credit_notes c JOIN signature g USING (task_id))
+    FROM int_returns r
+    JOIN staging.stg_reveni__return_items i USING (return_id)
+    WHERE r.sale_id IN (SELECT sale_id FROM signature)
+      AND i.exchange_sku IS NULL AND r.refunded > 0 AND (r.is_instant OR i.validation_status = 'accepted')
+      AND NOT EXISTS (SELECT 1 FROM staging.stg_cin7__credit_notes m WHERE m.memo = 'reveni:' || r.return_id)
     GROUP BY r.return_id, r.sale_id, r.refunded
 ),
-by_hand AS (
-    SELECT DISTINCT ON (w.return_id) c.task_id, w.return_id, 'sale_sku_quantity_amount'::text AS matched_by
-    FROM wanted w
-    JOIN staging.stg_cin7__credit_notes c ON c.sale_id = w.sale_id
-    JOIN signature g ON g.task_id = c.task_id AND g.sig = w.sig
-    WHERE abs(c.total - w.refunded) <= %(tolerance)s
-    ORDER BY w.return_id, c.task_id
+attributed AS (
+    SELECT task_id, substr(memo, 8) AS return_id, 'memo'::text AS matched_by
+    FROM staging.stg_cin7__credit_notes WHERE memo LIKE 'reveni:%%'
+    UNION ALL
+    (SELECT DISTINCT ON (w.return_id) g.task_id, w.return_id, 'sale_sku_quantity_amount'
+     FROM wanted w
+     JOIN signature g ON g.sale_id = w.sale_id AND g.sig = w.sig AND abs(g.total - w.refunded) <= %(tolerance)s
+     ORDER BY w.return_id, g.task_id)
 )
 SELECT c.task_id, a.return_id, a.matched_by, c.sale_id, c.credit_note_number, c.status, c.restock_status,
        c.total, c.tax, c.total_before_tax, c.currency, c.credit_note_date
-FROM (SELECT * FROM memo UNION ALL SELECT * FROM by_hand) a
+FROM attributed a
 JOIN staging.stg_cin7__credit_notes c USING (task_id);
 CREATE INDEX ON int_credit_notes (return_id);
 ANALYZE int_credit_notes;
@@ -81,7 +79,7 @@ ANALYZE int_credit_notes;
 # The tax the credit note should carry: each line's quantity at the original invoice line's price
 # and tax rate (tax rounded per line, as on the invoice).
 INT_CREDIT_NOTE_TAX = """
-CREATE TEMP TABLE int_credit_note_tax ON COMMIT DROP AS
+CREATE UNLOGGED TABLE int_credit_note_tax AS
 SELECT m.task_id, sum(round(round(m.quantity * m.price, 2) * m.rate, 2)) AS expected_tax
 FROM (
     -- each credit note line against the first invoice line of its SKU on the sale
@@ -96,67 +94,74 @@ FROM (
 GROUP BY m.task_id;
 """
 
-# Every item of the window with its stock legs: restocks riding on the return's credit notes (by
-# return and SKU), transfers and Sitoo transactions referencing the item ('reveni:<return>:<item>',
-# parsed once and checked whole). Each leg is aggregated from its own side against the returns
-# (not the items), so the items are read and written once.
+# The stock legs of the items, each aggregated from its own side against the returns: restocks
+# riding on the return's credit notes (by return and SKU); transfers and Sitoo transactions
+# referencing the item ('reveni:<return>:<item>', a transfer's reference may carry a suffix after a
+# space). Kept as tables of their own so the items join them in one parallel pass.
+INT_ITEM_RESTOCKS = """
+CREATE UNLOGGED TABLE int_item_restocks AS
+SELECT c.return_id, l.sku,
+       sum(l.quantity) FILTER (WHERE l.restock_location = r.holding) AS to_holding,
+       sum(l.quantity) FILTER (WHERE l.restock_location = r.sellable) AS to_sellable,
+       sum(l.quantity) FILTER (WHERE l.restock_location NOT IN (r.holding, r.sellable)) AS elsewhere
+FROM int_credit_notes c
+JOIN staging.stg_cin7__restocks l ON l.task_id = c.task_id AND l.restock_status = 'AUTHORISED'
+JOIN int_returns r ON r.return_id = c.return_id
+GROUP BY c.return_id, l.sku;
+ANALYZE int_item_restocks;
+"""
+
+INT_ITEM_REFERENCES = """
+CREATE UNLOGGED TABLE int_item_references AS
+SELECT split_part(m.reference, ':', 2) AS return_id,
+       -- the rest of the reference, whole: 'reveni:<return>:<item>'
+       substr(m.reference, length(split_part(m.reference, ':', 2)) + 9) AS item_id,
+       count(*) FILTER (WHERE m.leg = 'transfer' AND m.to_location = r.sellable) AS into_sellable,
+       count(*) FILTER (WHERE m.leg = 'transfer' AND m.from_location = r.sellable) AS out_of_sellable,
+       min(m.at) FILTER (WHERE m.leg = 'transfer' AND m.to_location = r.sellable) AS first_release_at,
+       count(*) FILTER (WHERE m.leg = 'sitoo') AS sitoo_transactions,
+       bool_or(m.warehouse_id = r.sitoo_warehouse_id) FILTER (WHERE m.leg = 'sitoo') AS sitoo_at_mapped,
+       bool_or(m.warehouse_id IS DISTINCT FROM r.sitoo_warehouse_id) FILTER (WHERE m.leg = 'sitoo')
+           AS sitoo_elsewhere,
+       min(m.at) FILTER (WHERE m.leg = 'sitoo' AND m.warehouse_id = r.sitoo_warehouse_id) AS sitoo_first_at
+FROM (SELECT 'transfer' AS leg, split_part(reference, ' ', 1) AS reference, to_location, from_location,
+             completion_date AS at, NULL::integer AS warehouse_id
+      FROM staging.stg_cin7__stock_transfers
+      WHERE status = 'COMPLETED' AND reference LIKE 'reveni:%%'
+      UNION ALL
+      SELECT 'sitoo', external_id, NULL, NULL, date_created, warehouse_id
+      FROM staging.stg_sitoo__warehouse_transactions
+      WHERE external_id LIKE 'reveni:%%') m
+JOIN int_returns r ON r.return_id = split_part(m.reference, ':', 2)
+GROUP BY m.reference;
+ANALYZE int_item_references;
+"""
+
+# Every item of the window with its return's attributes and its stock legs.
 INT_ITEMS = """
-CREATE TEMP TABLE int_items ON COMMIT DROP AS
-WITH restocked AS (
-    SELECT c.return_id, l.sku,
-           sum(l.quantity) FILTER (WHERE l.restock_location = r.holding) AS to_holding,
-           sum(l.quantity) FILTER (WHERE l.restock_location = r.sellable) AS to_sellable,
-           sum(l.quantity) FILTER (WHERE l.restock_location NOT IN (r.holding, r.sellable)) AS elsewhere
-    FROM int_credit_notes c
-    JOIN staging.stg_cin7__restocks l ON l.task_id = c.task_id AND l.restock_status = 'AUTHORISED'
-    JOIN int_returns r ON r.return_id = c.return_id
-    GROUP BY c.return_id, l.sku
-),
--- transfers and Sitoo transactions share the item reference: stacked, then aggregated once
-referenced AS (
-    SELECT m.reference,
-           count(*) FILTER (WHERE m.leg = 'transfer' AND m.to_location = r.sellable) AS into_sellable,
-           count(*) FILTER (WHERE m.leg = 'transfer' AND m.from_location = r.sellable) AS out_of_sellable,
-           min(m.at) FILTER (WHERE m.leg = 'transfer' AND m.to_location = r.sellable) AS first_release_at,
-           bool_or(m.warehouse_id = r.sitoo_warehouse_id) FILTER (WHERE m.leg = 'sitoo') AS sitoo_at_mapped,
-           bool_or(m.warehouse_id IS DISTINCT FROM r.sitoo_warehouse_id) FILTER (WHERE m.leg = 'sitoo')
-               AS sitoo_elsewhere,
-           min(m.at) FILTER (WHERE m.leg = 'sitoo' AND m.warehouse_id = r.sitoo_warehouse_id) AS sitoo_first_at,
-           array_agg(DISTINCT m.warehouse_id) FILTER (WHERE m.leg = 'sitoo') AS sitoo_warehouses
-    FROM (SELECT 'transfer' AS leg, split_part(reference, ' ', 1) AS reference, to_location, from_location,
-                 completion_date AS at, NULL::integer AS warehouse_id
-          FROM staging.stg_cin7__stock_transfers
-          WHERE status = 'COMPLETED' AND reference LIKE 'reveni:%%'
-          UNION ALL
-          SELECT 'sitoo', external_id, NULL, NULL, date_created, warehouse_id
-          FROM staging.stg_sitoo__warehouse_transactions
-          WHERE external_id LIKE 'reveni:%%') m
-    JOIN int_returns r ON r.return_id = split_part(m.reference, ':', 2)
-    GROUP BY m.reference
-)
-SELECT i.item_id, i.return_id, i.sku, i.quantity, i.unit_price, i.exchange_sku, i.validation_status, i.restock,
-       i.validated_at,
-       NOT EXISTS (SELECT 1 FROM staging.stg_cin7__products p WHERE p.sku = i.sku) AS unknown_cin7,
-       NOT EXISTS (SELECT 1 FROM staging.stg_sitoo__products p WHERE p.sku = i.sku) AS unknown_sitoo,
-       (i.exchange_sku IS NULL AND r.refunded > 0 AND (r.is_instant OR i.validation_status = 'accepted'))
-           AS refunded_item,
+CREATE UNLOGGED TABLE int_items AS
+SELECT i.item_id, i.return_id, i.sku, i.quantity, i.exchange_sku, i.validation_status, i.restock, i.validated_at,
+       pc.sku IS NULL AS unknown_cin7, ps.sku IS NULL AS unknown_sitoo,
        r.kind, r.map_ok, r.sale_id, r.received_at, r.holding, r.sellable, r.sitoo_warehouse_id,
        coalesce(rs.to_holding, 0) AS restocked_to_holding,
        coalesce(rs.to_sellable, 0) AS restocked_to_sellable,
        coalesce(rs.elsewhere, 0) AS restocked_elsewhere,
        coalesce(x.into_sellable, 0) AS transfers_into_sellable,
        coalesce(x.out_of_sellable, 0) AS transfers_out_of_sellable,
-       x.first_release_at, x.sitoo_at_mapped, x.sitoo_elsewhere, x.sitoo_first_at, x.sitoo_warehouses
+       x.first_release_at, coalesce(x.sitoo_transactions, 0) AS sitoo_transactions, x.sitoo_at_mapped,
+       x.sitoo_elsewhere, x.sitoo_first_at
 FROM staging.stg_reveni__return_items i
 JOIN int_returns r USING (return_id)
-LEFT JOIN restocked rs ON rs.return_id = i.return_id AND rs.sku = i.sku
-LEFT JOIN referenced x ON x.reference = 'reveni:' || i.return_id || ':' || i.item_id;
+LEFT JOIN int_item_restocks rs ON rs.return_id = i.return_id AND rs.sku = i.sku
+LEFT JOIN int_item_references x ON x.return_id = i.return_id AND x.item_id = i.item_id
+LEFT JOIN (SELECT DISTINCT sku FROM staging.stg_cin7__products) pc ON pc.sku = i.sku
+LEFT JOIN (SELECT DISTINCT sku FROM staging.stg_sitoo__products) ps ON ps.sku = i.sku;
 ANALYZE int_items;
 """
 
 # Every return with its finance, store and exchange legs.
 INT_RETURN_LEGS = """
-CREATE TEMP TABLE int_return_legs ON COMMIT DROP AS
+CREATE UNLOGGED TABLE int_return_legs AS
 WITH credits AS (
     SELECT c.return_id,
            count(*) FILTER (WHERE c.status = 'AUTHORISED') AS authorised_notes,
@@ -195,4 +200,12 @@ LEFT JOIN exchange_orders e USING (return_id);
 ANALYZE int_return_legs;
 """
 
-MODELS = (INT_RETURNS, INT_CREDIT_NOTES, INT_CREDIT_NOTE_TAX, INT_ITEMS, INT_RETURN_LEGS)
+MODELS = (
+    INT_RETURNS,
+    INT_CREDIT_NOTES,
+    INT_CREDIT_NOTE_TAX,
+    INT_ITEM_RESTOCKS,
+    INT_ITEM_REFERENCES,
+    INT_ITEMS,
+    INT_RETURN_LEGS,
+)
