@@ -48,7 +48,15 @@ def test_open_exceptions_equal_the_answer_key(seed, simulators, clients_for, war
                                  ).fetchone()  # fmt: skip
         items = conn.execute("SELECT count(*) FROM staging.stg_reveni__return_items").fetchone()[0]
         owners = dict(conn.execute("SELECT owner, count(*) FROM recon.exceptions GROUP BY 1").fetchall())
+        listed = conn.execute("SELECT return_id, item_id, open_exception_types, overall_status "
+                              "FROM recon.fct_return_reconciliation").fetchall()  # fmt: skip
     assert published == (items, items)
+    # each published item lists the open exceptions of the item and of its return as a whole
+    for return_id, item_id, types, status in listed:
+        wanted = sorted({t for t, r, i in found if r == return_id and i in (None, item_id)})
+        assert types == wanted, (return_id, item_id)
+        assert (status == "exception") == bool(wanted)
+    assert any(types for _, _, types, _ in listed)
     assert set(owners) == {"finance", "operations", "data", "customer service"}
 
 

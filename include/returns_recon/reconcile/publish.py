@@ -40,21 +40,25 @@ SELECT i.item_id, i.return_id, r.order_external_id, r.sale_id, i.sku, i.quantity
        CASE WHEN i.exchange_sku IS NULL THEN 'not_applicable'
             WHEN r.exchange_sale_id IS NULL THEN 'missing'
             ELSE lower(coalesce(r.exchange_order_status, 'unknown')) END AS exchange_leg,
-       coalesce(o.open_types, '{}') AS open_exception_types,
-       CASE WHEN o.open_types IS NOT NULL THEN 'exception'
+       CASE WHEN o.types IS NULL AND ro.types IS NULL THEN '{}'::text[]
+            WHEN ro.types IS NULL THEN o.types
+            WHEN o.types IS NULL THEN ro.types
+            ELSE ARRAY(SELECT DISTINCT t FROM unnest(o.types || ro.types) t ORDER BY t) END AS open_exception_types,
+       CASE WHEN o.types IS NOT NULL OR ro.types IS NOT NULL THEN 'exception'
             WHEN r.status IN ('accepted', 'partly_accepted', 'rejected', 'cancelled') THEN 'reconciled'
             ELSE 'in_progress' END AS overall_status,
        floor(date_part('epoch', now() - r.created_at) / 86400)::int AS age_days
 FROM int_items i
 JOIN int_return_legs r USING (return_id)
+-- open exceptions of the item, and of its return as a whole
 LEFT JOIN (
-    -- open exceptions of the item, and of its return as a whole
-    SELECT i.item_id, array_agg(DISTINCT q.exception_type ORDER BY q.exception_type) AS open_types
-    FROM recon.exceptions q
-    JOIN int_items i ON i.return_id = q.return_id AND (q.item_id IS NULL OR q.item_id = i.item_id)
-    WHERE q.state IN ('open', 'acknowledged')
-    GROUP BY i.item_id
-) o USING (item_id);
+    SELECT return_id, item_id, array_agg(DISTINCT exception_type ORDER BY exception_type) AS types
+    FROM recon.exceptions WHERE state IN ('open', 'acknowledged') AND item_id IS NOT NULL GROUP BY return_id, item_id
+) o ON o.return_id = i.return_id AND o.item_id = i.item_id
+LEFT JOIN (
+    SELECT return_id, array_agg(DISTINCT exception_type ORDER BY exception_type) AS types
+    FROM recon.exceptions WHERE state IN ('open', 'acknowledged') AND item_id IS NULL GROUP BY return_id
+) ro ON ro.return_id = i.return_id;
 ALTER TABLE recon_build.fct_return_reconciliation ADD PRIMARY KEY (item_id);
 """
 
