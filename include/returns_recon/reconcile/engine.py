@@ -91,6 +91,8 @@ def reconcile(
         # the models are big joins and aggregates: let PostgreSQL hand them to parallel workers
         conn.execute("SET LOCAL parallel_setup_cost = 10")
         conn.execute("SET LOCAL parallel_tuple_cost = 0.001")
+        # the models live in a schema of this transaction only (rolled back with it on failure)
+        search_path = conn.execute("SELECT current_setting('search_path')").fetchone()[0]
         conn.execute("CREATE SCHEMA recon_work")
         conn.execute("SET LOCAL search_path = recon_work")
         for script in MODELS:
@@ -114,6 +116,7 @@ def reconcile(
             (run_id, mode, started, in_scope, found, opened, resolved),
         )
         conn.execute("DROP SCHEMA recon_work CASCADE")
+        conn.execute("SELECT set_config('search_path', %s, true)", (search_path,))
     by_owner = dict(conn.execute(OPEN_BY_OWNER).fetchall())
     by_type = dict(conn.execute(OPEN_BY_TYPE).fetchall())
     result = ReconResult(run_id, mode, in_scope, found, opened, resolved, by_owner, by_type)
