@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from recon_simulators.behaviour import Behaviour
 from recon_simulators.faults import FaultConfig, FaultState
 from recon_simulators.http import read_json
 from recon_simulators.timefmt import parse_ts
@@ -63,6 +64,17 @@ def admin_routes(world: World, faults: dict[str, FaultState]) -> list[Route]:
                 state.reset_counters()
         return JSONResponse({name: state.snapshot() for name, state in faults.items()})
 
+    async def behaviour(request: Request) -> JSONResponse:
+        service = request.path_params["service"]
+        if service not in Behaviour.MODELS:
+            return JSONResponse({"error": f"unknown service {service}"}, status_code=404)
+        if request.method == "POST":
+            try:
+                world.behaviour.set(service, await read_json(request) or {})
+            except ValidationError as err:
+                return JSONResponse({"error": err.errors(include_url=False)}, status_code=400)
+        return JSONResponse(world.behaviour.get(service).model_dump())
+
     async def upsert(request: Request) -> JSONResponse:
         body = await read_json(request) or {}
         try:
@@ -79,4 +91,5 @@ def admin_routes(world: World, faults: dict[str, FaultState]) -> list[Route]:
         Route("/_sim/faults/{service}", fault_config, methods=["GET", "POST"]),
         Route("/_sim/counters", counters, methods=["GET", "POST"]),
         Route("/_sim/upsert", upsert, methods=["POST"]),
+        Route("/_sim/behaviour/{service}", behaviour, methods=["GET", "POST"]),
     ]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from recon_simulators.behaviour import Behaviour
 from recon_simulators.cin7 import Cin7State
 from recon_simulators.clock import SimClock
 from recon_simulators.reveni import ReveniState
@@ -40,6 +41,7 @@ class World:
     def __init__(self, credentials: Credentials | None = None) -> None:
         self.credentials = credentials or Credentials()
         self.clock = SimClock()
+        self.behaviour = Behaviour()  # what the vendors leave undocumented (reset by every load)
         self.reset()
 
     def reset(self) -> None:
@@ -56,6 +58,7 @@ class World:
     def load(self, path: Path, *, frozen_clock: bool = False) -> dict:
         """Replace the world with a scenario file; returns counts per collection."""
         self.reset()
+        self.behaviour.reset()
         header, records = read_header_and_records(path)
         self.header = header
         if header.get("reveni_store_id"):
