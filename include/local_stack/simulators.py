@@ -105,6 +105,22 @@ class Simulators:
         response.raise_for_status()
         return response.json()
 
+    # --- request/response journal (contract tests) ---
+    def journal(self, enabled: bool | None = None, clear: bool = False) -> dict:
+        """Switch the journal on/off and/or clear it; returns its status."""
+        body: dict = {"clear": clear}
+        if enabled is not None:
+            body["enabled"] = enabled
+        response = requests.post(f"{self.admin}/journal", json=body, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def journal_records(self) -> list[dict]:
+        """Every record captured since the journal was last cleared (oldest first)."""
+        response = requests.get(f"{self.admin}/journal", timeout=120)
+        response.raise_for_status()
+        return response.json()["records"]
+
     def env(self, cin7_calls_per_minute: int = 100_000) -> dict[str, str]:
         """AIRFLOW_CONN_* variables pointing the pipeline's connections at these simulators."""
         return {

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from recon_simulators.behaviour import Behaviour
 from recon_simulators.faults import FaultConfig, FaultState
 from recon_simulators.http import read_json
+from recon_simulators.journal import JOURNAL
 from recon_simulators.timefmt import parse_ts
 from recon_simulators.world import World
 
@@ -75,6 +76,12 @@ def admin_routes(world: World, faults: dict[str, FaultState]) -> list[Route]:
                 return JSONResponse({"error": err.errors(include_url=False)}, status_code=400)
         return JSONResponse(world.behaviour.get(service).model_dump())
 
+    async def journal(request: Request) -> JSONResponse:
+        if request.method == "POST":
+            body = await read_json(request) or {}
+            return JSONResponse(JOURNAL.configure(body.get("enabled"), bool(body.get("clear")), body.get("max_records")))
+        return JSONResponse({**JOURNAL.status(), "records": JOURNAL.records()})
+
     async def upsert(request: Request) -> JSONResponse:
         body = await read_json(request) or {}
         try:
@@ -92,4 +99,5 @@ def admin_routes(world: World, faults: dict[str, FaultState]) -> list[Route]:
         Route("/_sim/counters", counters, methods=["GET", "POST"]),
         Route("/_sim/upsert", upsert, methods=["POST"]),
         Route("/_sim/behaviour/{service}", behaviour, methods=["GET", "POST"]),
+        Route("/_sim/journal", journal, methods=["GET", "POST"]),
     ]

@@ -9,7 +9,7 @@ check (``python -m returns_recon.cli golive-check``) asks a real account the sam
 from __future__ import annotations
 
 import threading
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
@@ -49,7 +49,11 @@ class SitooBehaviour(BaseModel):
 class Behaviour:
     """The three services' settings, shared by the apps and the control surface."""
 
-    MODELS: dict[str, type[BaseModel]] = {"reveni": ReveniBehaviour, "cin7": Cin7Behaviour, "sitoo": SitooBehaviour}
+    MODELS: ClassVar[dict[str, type[BaseModel]]] = {
+        "reveni": ReveniBehaviour,
+        "cin7": Cin7Behaviour,
+        "sitoo": SitooBehaviour,
+    }
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -1,12 +1,17 @@
 """Cin7 Core External API v2 simulator (``/ExternalApi/v2/``).
 
-Faithful to ``cin7_core_api.md``: two auth headers (403 otherwise), ``{Total, Page, <Key>}``
-envelopes with ``Page``/``Limit`` (max 1000), case-insensitive paths and query keys, lists in a
-stable but meaningless (hash) order, timestamps with varying fractional precision, an HTML page
-with HTTP 200 for unknown paths, error bodies ``[{"ErrorCode", "Exception"}]``, the credit note
-rules (zero-GUID TaskID creates, POST replaces lines, AUTHORISED cannot be re-posted, the invoice
-must be AUTHORISED or PAID, a Simple Sale has one credit note), stock that moves when restocks and
-transfers are posted, and the 60 calls/minute limit in any of its three throttle forms.
+Each behaviour comes from the vendor's blueprint (``shared/reference/vendor/dearinventory.apib``,
+cited as ``apib Lnnn``); what the vendor does not document is a setting in ``behaviour.py``.
+Two auth headers (403 otherwise, L33-L45), ``{Total, Page, <Key>}`` envelopes with ``Page``/``Limit``
+(max 1000, L75-L112), case-insensitive paths and query keys, lists in a stable but meaningless
+(hash) order, an HTML page with HTTP 200 for unknown paths (integrators' report), error bodies
+``[{"ErrorCode", "Exception"}]`` (L31239), the credit-note rules (L24687-L24691: a POST is refused
+unless the note is DRAFT or NOT AVAILABLE and unless the invoice is AUTHORISED or PAID; the zero
+GUID creates; only the POST model's fields are read, L24578; the answer is ``{SaleID, CreditNotes}``),
+the restock state served only on ``saleCreditNoteList`` rows (L20649, not on the notes of
+``GET /sale``), ``stockTransferList`` ``Search`` over its documented fields only (L26299), stock
+that moves when restocks and transfers are authorised, and the 60 calls/minute limit in any of its
+three throttle forms.
 """
 
 from __future__ import annotations
@@ -26,6 +31,49 @@ from recon_simulators.http import HTML_PAGE, ServiceApp, read_json
 from recon_simulators.timefmt import cin7_ts, parse_ts
 
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
+# apib L24578-L24591 (Sale Credit Note POST Model), L30576 (line model), L30638 (restock lines)
+CREDIT_NOTE_POST_FIELDS = (
+    "SaleID",
+    "TaskID",
+    "CombineAdditionalCharges",
+    "CreditNoteInvoiceNumber",
+    "Memo",
+    "Status",
+    "CreditNoteDate",
+    "CreditNoteConversionRate",
+    "Lines",
+    "AdditionalCharges",
+    "Restock",
+)
+LINE_FIELDS = (
+    "ProductID",
+    "SKU",
+    "Name",
+    "Quantity",
+    "Price",
+    "Discount",
+    "Tax",
+    "AverageCost",
+    "TaxRule",
+    "Account",
+    "Comment",
+    "Total",
+)
+RESTOCK_FIELDS = (
+    "ProductID",
+    "SKU",
+    "Name",
+    "Location",
+    "LocationID",
+    "Quantity",
+    "BatchSN",
+    "ExpiryDate",
+    "NonInventory",
+    "RestockLocation",
+    "RestockLocationID",
+    "RestockDate",
+)
+INTERNAL_NOTE_FIELDS = ("RestockStatus",)  # kept in the world, served only on saleCreditNoteList rows
 MAX_LIMIT = 1000
 CENT = Decimal("0.01")
 
@@ -65,6 +113,9 @@ class Cin7State:
         if name and any(loc["Name"] == name for loc in self.locations.values()):
             return name
         return None
+
+    def location_id(self, name: str) -> str | None:
+        return next((k for k, v in self.locations.items() if v["Name"] == name), None)
 
     def set_stock(self, product_id: str, location: str, on_hand: float) -> None:
         self.stock[(product_id, location)] = on_hand
@@ -312,34 +363,42 @@ class Cin7App(ServiceApp):
             return self.error(404, "Sale not found")
         body = dict(self._malformed(sale))
         body["LastModifiedOn"] = cin7_ts(parse_ts(sale["LastModifiedOn"]), sale["ID"])
+        if isinstance(body.get("CreditNotes"), list):
+            body["CreditNotes"] = [served_note(n) for n in body["CreditNotes"]]
         return JSONResponse(body)
 
     def credit_note_list(self, request: Request) -> Response:
+        """One row per credit note: the sale list's fields with the note's number and status, and the
+        restock state of the note (``RestockStatus``, apib L20649/L20683)."""
         params = self.params(request)
         dates = self._dates(params)
         if isinstance(dates, Response):
             return dates
+        sales = self.state.sales
         keys = [
-            f"{sale_id}|{note['TaskID']}"
+            f"{sale_id}|{index}"
             for sale_id in self.state.sales_updated_between(*dates)
-            for note in self.state.sales[sale_id].get("CreditNotes", [])
+            for index, _ in enumerate(sales[sale_id].get("CreditNotes", []))
         ]
 
+        def note_of(key: str) -> tuple[dict, dict]:
+            sale_id, index = key.split("|")
+            return sales[sale_id], sales[sale_id]["CreditNotes"][int(index)]
+
+        if params.get("creditnotestatus"):
+            keys = [k for k in keys if note_of(k)[1].get("Status") == params["creditnotestatus"]]
+        if params.get("status"):
+            keys = [k for k in keys if note_of(k)[0].get("Status") == params["status"]]
+        if params.get("search"):
+            needle = params["search"].lower()
+            keys = [k for k in keys if needle in _searchable(note_of(k)[0])]
+
         def render(key: str) -> dict:
-            sale_id, task_id = key.split("|")
-            sale = self.state.sales[sale_id]
-            note = next(n for n in sale["CreditNotes"] if n["TaskID"] == task_id)
+            sale, note = note_of(key)
             row = sale_list_row(sale)
-            row.update(
-                {
-                    "TaskID": task_id,
-                    "CreditNoteNumber": note.get("CreditNoteNumber"),
-                    "CreditNoteStatus": note.get("Status"),
-                    "CreditNoteDate": note.get("CreditNoteDate"),
-                    "RestockStatus": note.get("RestockStatus", "NOT AVAILABLE"),
-                    "Type": "Sale Credit Note",
-                }
-            )
+            row.update({"CreditNoteNumber": note.get("CreditNoteNumber"), "CreditNoteStatus": note.get("Status")})
+            if self.world.behaviour.cin7.credit_note_list_restock_status:
+                row["RestockStatus"] = note.get("RestockStatus") or "NOT AVAILABLE"
             return row
 
         return self._page("saleCreditNoteList", params, keys, render, "SaleList")
@@ -349,13 +408,15 @@ class Cin7App(ServiceApp):
             sale = self.state.sales.get(self.params(request).get("saleid", ""))
             if sale is None:
                 return self.error(404, "Sale not found")
-            return JSONResponse({"SaleID": sale["ID"], "CreditNotes": sale.get("CreditNotes", [])})
+            notes = [served_note(n) for n in sale.get("CreditNotes", [])]
+            return JSONResponse({"SaleID": sale["ID"], "CreditNotes": notes})
         body = await read_json(request)
         if not isinstance(body, dict):
             return self.error(400, "Request body must be a JSON object")
         return self._post_credit_note(body)
 
     def _post_credit_note(self, body: dict) -> Response:
+        body = {k: v for k, v in body.items() if k in CREDIT_NOTE_POST_FIELDS}  # anything else is not read
         sale = self.state.sales.get(body.get("SaleID") or "")
         if sale is None:
             return self.error(400, "Sale not found")
@@ -380,7 +441,7 @@ class Cin7App(ServiceApp):
             note: dict = {
                 "TaskID": sale["ID"] if sale.get("Type") == "Simple Sale" else str(uuid.uuid4()),
                 "CreditNoteNumber": self.state.next_credit_note_number(),
-                "Status": "DRAFT",
+                "Status": "NOT AVAILABLE",
                 "RestockStatus": "NOT AVAILABLE",
                 "Lines": [],
                 "Restock": [],
@@ -391,25 +452,24 @@ class Cin7App(ServiceApp):
             note = next((n for n in notes if n["TaskID"] == body["TaskID"]), None)
             if note is None:
                 return self.error(400, f"Credit note task {body['TaskID']} not found")
-        if note["Status"] == "AUTHORISED":
-            restock_only = "Restock" in body and body.get("Lines") in (None, note["Lines"])
-            if not restock_only or note.get("RestockStatus") == "AUTHORISED":
-                return self.error(400, "Credit note with status AUTHORISED cannot be updated")
-        else:
-            lines = self._credit_lines(body.get("Lines") or [])
-            if isinstance(lines, Response):
-                return lines
-            note["Lines"] = lines
-            note["Status"] = body["Status"]
-        if "Restock" in body:
+        if note["Status"] not in {"DRAFT", "NOT AVAILABLE"}:  # apib L24689
+            return self.error(400, f"Credit Note with status {note['Status']} cannot be changed")
+        lines = self._credit_lines(body.get("Lines") or [])
+        if isinstance(lines, Response):
+            return lines
+        note["Lines"] = lines
+        note["Status"] = body["Status"]
+        if "Restock" in body:  # vendor silent on an omitted array: the lines already there stay
             restock = self._restock_lines(body["Restock"] or [])
             if isinstance(restock, Response):
                 return restock
             note["Restock"] = restock
-            wanted = body.get("RestockStatus") or ("AUTHORISED" if note["Status"] == "AUTHORISED" else "DRAFT")
-            note["RestockStatus"] = wanted if restock else "NOT AVAILABLE"
-        elif note["Status"] == "AUTHORISED" and note.get("Restock"):
-            note["RestockStatus"] = "AUTHORISED"
+        if note["Restock"]:
+            with_note = self.world.behaviour.cin7.restock_authorised_with_note and note["Status"] == "AUTHORISED"
+            if with_note or note.get("RestockStatus") != "AUTHORISED":
+                note["RestockStatus"] = "AUTHORISED" if with_note else "DRAFT"
+        else:
+            note["RestockStatus"] = "NOT AVAILABLE"
         for field in ("Memo", "CreditNoteDate", "CreditNoteInvoiceNumber", "CombineAdditionalCharges"):
             if field in body:
                 note[field] = body[field]
@@ -418,7 +478,7 @@ class Cin7App(ServiceApp):
         tax = sum(Decimal(str(line["Tax"])) for line in note["Lines"])
         note.update({"TotalBeforeTax": money(before_tax), "Tax": money(tax), "Total": money(before_tax + tax)})
         self.state.upsert_sale(sale, touched_at=self.world.clock.now())
-        return JSONResponse(note)
+        return JSONResponse({"SaleID": sale["ID"], "CreditNotes": [served_note(note)]})  # apib L24750-L24760
 
     def _credit_lines(self, lines: list) -> list[dict] | Response:
         result = []
@@ -436,10 +496,13 @@ class Cin7App(ServiceApp):
                 return self.error(400, f"Line total for {product['SKU']} is incorrect")
             result.append(
                 {
-                    **line,
+                    **{k: v for k, v in line.items() if k in LINE_FIELDS},
                     "ProductID": product["ID"],
                     "SKU": product["SKU"],
                     "Name": line.get("Name") or product["Name"],
+                    "Quantity": float(quantity),
+                    "Price": float(price),
+                    "Discount": float(discount),
                     "Total": float(total),
                     "Tax": money(line.get("Tax", 0)),
                 }
@@ -447,23 +510,41 @@ class Cin7App(ServiceApp):
         return result
 
     def _restock_lines(self, lines: list) -> list[dict] | Response:
+        """apib L30638: Location or LocationID required; RestockLocation(ID) optional (the stock then
+        comes back where it was picked, unless ``require_restock_location``); Quantity at least 1."""
         result = []
         for line in lines:
+            if not isinstance(line, dict):
+                return self.error(400, "Restock lines must be objects")
             product = self._product(line)
             if product is None:
                 return self.error(400, f"Product {line.get('SKU') or line.get('ProductID')} not found")
             location = self.state.location_name(line.get("LocationID"), line.get("Location"))
-            restock_to = self.state.location_name(line.get("RestockLocationID"), line.get("RestockLocation"))
-            if location is None or restock_to is None:
+            if location is None:
                 return self.error(404, "Location was not found in Locations reference book")
+            named_restock = line.get("RestockLocationID") or line.get("RestockLocation")
+            if named_restock:
+                restock_to = self.state.location_name(line.get("RestockLocationID"), line.get("RestockLocation"))
+                if restock_to is None:
+                    return self.error(404, "Location was not found in Locations reference book")
+            elif self.world.behaviour.cin7.require_restock_location:
+                return self.error(400, "Missing RestockLocation")
+            else:
+                restock_to = location
+            quantity = Decimal(str(line.get("Quantity", 0)))
+            if quantity < 1:
+                return self.error(400, "Quantity must be at least 1")
             result.append(
                 {
-                    **line,
+                    **{k: v for k, v in line.items() if k in RESTOCK_FIELDS},
                     "ProductID": product["ID"],
                     "SKU": product["SKU"],
+                    "Name": line.get("Name") or product["Name"],
                     "Location": location,
+                    "LocationID": self.state.location_id(location),
                     "RestockLocation": restock_to,
-                    "Quantity": float(line.get("Quantity", 0)),
+                    "RestockLocationID": self.state.location_id(restock_to),
+                    "Quantity": float(quantity),
                 }
             )
         return result
@@ -581,16 +662,10 @@ class Cin7App(ServiceApp):
         keys = list(transfers)
         if params.get("status"):
             keys = [k for k in keys if transfers[k].get("Status") == params["status"].upper()]
-        if params.get("search"):
+        if params.get("search"):  # apib L26299: only these fields are searched
             needle = params["search"].lower()
-            keys = [
-                k
-                for k in keys
-                if any(
-                    needle in str(transfers[k].get(f) or "").lower()
-                    for f in ("Reference", "Number", "FromLocation", "ToLocation", "Status")
-                )
-            ]
+            fields = self.world.behaviour.cin7.transfer_search_fields
+            keys = [k for k in keys if any(needle in str(transfers[k].get(f) or "").lower() for f in fields)]
 
         def render(key: str) -> dict:
             t = transfers[key]
@@ -600,6 +675,11 @@ class Cin7App(ServiceApp):
             )}  # fmt: skip
 
         return self._page("stockTransferList", params, keys, render, "StockTransferList")
+
+
+def served_note(note: dict) -> dict:
+    """A credit note as GET /sale and /sale/creditnote serve it: without the restock state."""
+    return {k: v for k, v in note.items() if k not in INTERNAL_NOTE_FIELDS}
 
 
 def _searchable(sale: dict) -> str:

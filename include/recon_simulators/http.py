@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from recon_simulators.faults import Decision, FaultState
+from recon_simulators.journal import JOURNAL
 
 Handler = Callable[[Request], Awaitable[Response] | Response]
 
@@ -74,13 +75,21 @@ class ServiceApp:
         self.routes.append(Route(path, wrapped, methods=methods, name=f"{self.name}:{endpoint}:{path}"))
 
     async def _serve(self, request: Request, endpoint: str, handler: Handler) -> Response:
+        response = await self._respond(request, endpoint, handler)
+        if JOURNAL.enabled:  # the request/response journal (contract tests); off by default
+            await JOURNAL.record(self.name, endpoint, request, response)
+        return response
+
+    async def _respond(self, request: Request, endpoint: str, handler: Handler) -> Response:
         refusal = self.authenticate(request)
         if refusal is not None:
             self.faults.decide(endpoint, "unauthenticated", self.world.clock.now(), eligible=False)
             return refusal
         decision = self.faults.decide(endpoint, self.budget_key(request), self.world.clock.now())
         if decision.throttled:
+            request.state.sim_fault = "throttled"
             return self.throttled()
+        request.state.sim_fault = decision.fault
         if decision.latency_s:
             await asyncio.sleep(decision.latency_s)
         is_write = request.method in {"POST", "PUT", "DELETE"}

@@ -19,7 +19,6 @@ class ReconSettings(BaseSettings):
     # extraction
     overlap_hours: float = Field(48, ge=0, description="hourly runs re-read this far behind the watermark")
     trailing_days: float = Field(14, ge=0, description="the daily run re-extracts this trailing window")
-    transfer_search: str = Field("reveni:", description="Cin7 stockTransferList Search term for our transfers")
     detail_workers: int = Field(4, ge=1, le=16, description="parallel Cin7 sale detail requests")
     # matching
     location_map_path: Path = Field(ROOT / "include" / "location_map.csv")

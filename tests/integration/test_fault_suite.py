@@ -139,13 +139,13 @@ def duplicates_posted(simulators, db: TestDatabase) -> int:
         postings = conn.execute("SELECT action, reference, payload FROM recon.postings").fetchall()
     found = 0
     cin7, sitoo = simulators.cin7_session(), simulators.sitoo_session()
-    transfers = cin7.get(f"{simulators.cin7}/stockTransferList", params={"Search": "reveni:", "Limit": 1000},
+    transfers = cin7.get(f"{simulators.cin7}/stockTransferList", params={"Limit": 1000},
                          timeout=10).json()["StockTransferList"]  # fmt: skip
     by_reference = Counter(t["Reference"] for t in transfers)
     stock = sitoo.get(f"{simulators.sitoo_site}/warehousetransactions.json", params={"num": 10000}, timeout=10).json()
     by_external = Counter(t.get("externalid") for t in stock["items"])
     for action, reference, payload in postings:
-        if action in ("create_credit_note", "restock_to_holding"):
+        if action == "create_credit_note":
             notes = cin7.get(f"{simulators.cin7}/sale/creditnote", params={"SaleID": payload["SaleID"]},
                              timeout=10).json()["CreditNotes"]  # fmt: skip
             memo = f"reveni:{payload.get('ReturnID') or reference.split(':')[1]}"

@@ -42,9 +42,9 @@ def documents(simulators, path: Path, entry: dict) -> list[dict]:
                                               ).json()["CreditNotes"]  # fmt: skip
         return [n for n in notes if n.get("Memo") == f"reveni:{rid}"]
     if kind in {"inspected_not_released", "premature_restock", "rejected_item_in_sellable_stock"}:
-        params = {"Search": f"reveni:{rid}:{iid} ", "Limit": 100}
-        rows = simulators.cin7_session().get(f"{simulators.cin7}/stockTransferList", params=params).json()
-        return rows["StockTransferList"]
+        # stockTransferList does not search Reference (apib L26299): read it whole, match here
+        rows = simulators.cin7_session().get(f"{simulators.cin7}/stockTransferList", params={"Limit": 1000}).json()
+        return [t for t in rows["StockTransferList"] if (t.get("Reference") or "").startswith(f"reveni:{rid}:{iid} ")]
     if kind == "sitoo_stock_missing":
         rows = simulators.sitoo_session().get(f"{simulators.sitoo_site}/warehousetransactions.json",
                                               params={"num": 10000}).json()["items"]  # fmt: skip
@@ -276,3 +276,67 @@ def test_credit_notes_cost_one_call_each_and_a_note_added_after_extraction_is_ad
     for _key, payload in notes:
         entry = {"type": "refund_without_credit_note", "return_id": payload["Memo"].split(":", 1)[1], "item_id": None}
         assert len(documents(simulators, path, entry)) == 1
+
+
+def test_the_credit_note_we_create_restocks_received_units_in_the_same_post(simulators, clients_for, warehouse_db,
+                                                                             tmp_path) -> None:  # fmt: skip
+    """Cin7 Core refuses any change to an authorised credit note (apib L24689): the restock of units
+    already back at the warehouse rides on the POST that creates the note, once, into holding; the
+    restock state is then read from the note's saleCreditNoteList row."""
+    path = scenario(tmp_path, 515, returns=200)
+    document = json.loads(path.read_text())
+    entry = next(e for e in document["expected_exceptions"] if e["type"] == "refund_without_credit_note"
+                 and next(r for r in document["reveni"]["returns"] if r["id"] == e["return_id"])["return_point"]
+                 ["type"] == "warehouse")  # fmt: skip
+    ret = next(r for r in document["reveni"]["returns"] if r["id"] == entry["return_id"])
+    simulators.load(path)
+    received = {**ret, "status": "received", "received_at": ret["created_at"]}
+    simulators.upsert("reveni.returns", received)
+    clients = clients_for()
+    report = cycle(warehouse_db, clients, path, "restock-1")
+    assert report.refused == 0
+    notes = documents(simulators, path, entry)
+    assert len(notes) == 1
+    hold = f"{doc_location(ret)} Returns Hold"
+    assert sorted((r["SKU"], r["RestockLocation"], r["Quantity"]) for r in notes[0]["Restock"]) == sorted(
+        (i["sku"], hold, i["quantity"]) for i in ret["return_items"]
+    )
+    listed = clients.cin7.get("saleCreditNoteList", {"Page": 1, "Limit": 1000})["SaleList"]
+    assert [r["RestockStatus"] for r in listed if r["CreditNoteNumber"] == notes[0]["CreditNoteNumber"]] == [
+        "AUTHORISED"
+    ]
+    cycle(warehouse_db, clients, path, "restock-2")
+    assert len(documents(simulators, path, entry)) == 1
+    with warehouse_db.connect() as conn:
+        open_for_return = {t for (t,) in conn.execute(
+            "SELECT exception_type FROM recon.exceptions WHERE return_id = %s AND state IN ('open', 'acknowledged')",
+            (ret["id"],))}  # fmt: skip
+        number = conn.execute("SELECT target_number FROM recon.postings WHERE return_id = %s AND action = "
+                              "'create_credit_note'", (ret["id"],)).fetchone()[0]  # fmt: skip
+    assert "missing_restock" not in open_for_return
+    assert "refund_without_credit_note" not in open_for_return
+    assert number == notes[0]["CreditNoteNumber"]
+
+
+def test_a_missing_restock_is_left_to_a_person_with_the_steps(simulators, clients_for, warehouse_db,
+                                                              tmp_path) -> None:  # fmt: skip
+    path = scenario(tmp_path, 808, returns=400)
+    simulators.load(path)
+    planted = [e for e in json.loads(path.read_text())["expected_exceptions"] if e["type"] == "missing_restock"]
+    assert planted
+    clients = clients_for()
+    cycle(warehouse_db, clients, path, "manual-1")
+    cycle(warehouse_db, clients, path, "manual-2")
+    with warehouse_db.connect() as conn:
+        rows = conn.execute(
+            "SELECT return_id, item_id, state, evidence->>'steps' FROM recon.exceptions WHERE exception_type = "
+            "'missing_restock'").fetchall()  # fmt: skip
+        postings = conn.execute("SELECT count(*) FROM recon.postings p JOIN recon.exceptions e USING (exception_key) "
+                                "WHERE e.exception_type = 'missing_restock'").fetchone()[0]  # fmt: skip
+    assert postings == 0
+    by_item = {(r, i): (state, steps) for r, i, state, steps in rows}
+    for entry in planted:
+        state, steps = by_item[(entry["return_id"], entry["item_id"])]
+        assert state == "open"
+        assert "authorise the restock" in steps
+        assert "Returns Hold" in steps

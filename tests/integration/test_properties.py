@@ -85,7 +85,7 @@ def documents(simulators, db: TestDatabase) -> Counter:
     cin7, sitoo = simulators.cin7_session(), simulators.sitoo_session()
     found: Counter = Counter()
     for action, reference, payload in rows:
-        if action in ("create_credit_note", "restock_to_holding"):
+        if action == "create_credit_note":
             notes = cin7.get(f"{simulators.cin7}/sale/creditnote", params={"SaleID": payload["SaleID"]},
                              timeout=10).json()["CreditNotes"]  # fmt: skip
             memo = f"reveni:{payload.get('ReturnID') or reference.split(':')[1]}"
@@ -93,7 +93,7 @@ def documents(simulators, db: TestDatabase) -> Counter:
                 if note.get("Memo") == memo:
                     found[(action, memo, str(note.get("Total")), len(note.get("Restock") or []))] += 1
         elif action.startswith("transfer"):
-            listed = cin7.get(f"{simulators.cin7}/stockTransferList", params={"Search": payload["Reference"]},
+            listed = cin7.get(f"{simulators.cin7}/stockTransferList", params={"Limit": 1000},
                               timeout=10).json()["StockTransferList"]  # fmt: skip
             ours = [t for t in listed if t["Reference"] == payload["Reference"]]
             found.update((action, t["Reference"], t["ToLocation"]) for t in ours)

@@ -203,7 +203,7 @@ def test_simple_sale_allows_one_credit_note(sims, data) -> None:
     sale, session = _sale_without_credit_note(data, "Simple Sale"), sims.cin7_session()
     first = session.post(f"{sims.cin7}/sale/creditnote", json=_credit_note_body(sale), timeout=5)
     assert first.status_code == 200, first.text
-    assert first.json()["TaskID"] == sale["ID"]
+    assert first.json()["CreditNotes"][0]["TaskID"] == sale["ID"]
     second = session.post(f"{sims.cin7}/sale/creditnote", json=_credit_note_body(sale), timeout=5)
     assert second.status_code == 400
     assert "only one credit note" in second.json()[0]["Exception"]
@@ -212,19 +212,36 @@ def test_simple_sale_allows_one_credit_note(sims, data) -> None:
 def test_advanced_sale_credit_notes_post_replaces_lines_and_authorised_is_final(sims, data) -> None:
     sale, session = _sale_without_credit_note(data, "Advanced Sale"), sims.cin7_session()
     url = f"{sims.cin7}/sale/creditnote"
-    one = session.post(url, json=_credit_note_body(sale)).json()
-    two = session.post(url, json=_credit_note_body(sale)).json()
+
+    def post(body: dict) -> requests.Response:
+        return session.post(url, json=body)
+
+    one = post(_credit_note_body(sale)).json()["CreditNotes"][0]
+    two = post(_credit_note_body(sale)).json()["CreditNotes"][0]
     assert one["TaskID"] != two["TaskID"]
     assert ZERO_GUID not in (one["TaskID"], two["TaskID"])
-    replaced = session.post(url, json=_credit_note_body(sale, one["TaskID"], qty=2)).json()
+    replaced = post(_credit_note_body(sale, one["TaskID"], qty=2)).json()["CreditNotes"][0]
     assert [line["Quantity"] for line in replaced["Lines"]] == [2]
-    authorised = session.post(url, json=_credit_note_body(sale, one["TaskID"], status="AUTHORISED"))
-    assert authorised.json()["Status"] == "AUTHORISED"
-    again = session.post(url, json=_credit_note_body(sale, one["TaskID"], status="AUTHORISED"))
-    assert again.status_code == 400
-    assert "AUTHORISED cannot be updated" in again.json()[0]["Exception"]
+    # a field outside the POST model (apib L24578) is not read
+    authorised = post({**_credit_note_body(sale, one["TaskID"], status="AUTHORISED"), "RestockStatus": "DRAFT",
+                       "Unknown": 1}).json()["CreditNotes"][0]  # fmt: skip
+    assert authorised["Status"] == "AUTHORISED"
+    assert "Unknown" not in authorised
+    # apib L24689: a POST is refused unless the note is DRAFT or NOT AVAILABLE, whatever it carries
+    for body in (
+        _credit_note_body(sale, one["TaskID"], status="AUTHORISED"),
+        {
+            **_credit_note_body(sale, one["TaskID"], status="AUTHORISED"),
+            "Lines": authorised["Lines"],
+            "Restock": [{"SKU": authorised["Lines"][0]["SKU"], "Location": "Main Warehouse", "Quantity": 1}],
+        },
+    ):
+        again = post(body)
+        assert again.status_code == 400
+        assert "cannot be changed" in again.json()[0]["Exception"]
     notes = session.get(url, params={"SaleID": sale["ID"]}).json()["CreditNotes"]
     assert {n["TaskID"] for n in notes} == {one["TaskID"], two["TaskID"]}
+    assert all("RestockStatus" not in n for n in notes)
 
 
 def test_credit_note_needs_an_authorised_or_paid_invoice(sims, data) -> None:
@@ -254,7 +271,12 @@ def test_restock_and_transfer_move_stock(sims, data) -> None:
     body = _credit_note_body(sale, status="AUTHORISED")
     body["Restock"] = [{"ProductID": line["ProductID"], "SKU": line["SKU"], "LocationID": locations[sellable],
                         "Quantity": 1, "RestockLocationID": locations[hold]}]  # fmt: skip
-    assert session.post(f"{sims.cin7}/sale/creditnote", json=body).json()["RestockStatus"] == "AUTHORISED"
+    posted = session.post(f"{sims.cin7}/sale/creditnote", json=body).json()
+    assert set(posted) == {"SaleID", "CreditNotes"}  # apib L24750
+    note = posted["CreditNotes"][0]
+    assert "RestockStatus" not in note
+    listed = _cin7_all(session, f"{sims.cin7}/saleCreditNoteList", "SaleList", 1000)[0]
+    assert [r["RestockStatus"] for r in listed if r["CreditNoteNumber"] == note["CreditNoteNumber"]] == ["AUTHORISED"]
     assert _on_hand(sims, line["SKU"], hold) == before_hold + 1
     transfer = {"From": locations[hold], "To": locations[sellable], "Status": "COMPLETED", "Reference": "reveni:t:1",
                 "Lines": [{"ProductID": line["ProductID"], "SKU": line["SKU"], "TransferQuantity": 1}]}  # fmt: skip
@@ -262,8 +284,11 @@ def test_restock_and_transfer_move_stock(sims, data) -> None:
     assert created.status_code == 200, created.text
     assert _on_hand(sims, line["SKU"], hold) == before_hold
     assert _on_hand(sims, line["SKU"], sellable) == before_sellable + 1
-    found = session.get(f"{sims.cin7}/stockTransferList", params={"Search": "reveni:t:1"}).json()
-    assert [t["TaskID"] for t in found["StockTransferList"]] == [created.json()["TaskID"]]
+    # Search reads FromLocation, ToLocation, Status, CustomerReference and Number, not Reference (apib L26299)
+    number = created.json()["Number"]
+    by_number = session.get(f"{sims.cin7}/stockTransferList", params={"Search": number}).json()["StockTransferList"]
+    assert [t["TaskID"] for t in by_number] == [created.json()["TaskID"]]
+    assert session.get(f"{sims.cin7}/stockTransferList", params={"Search": "reveni:t:1"}).json()["Total"] == 0
     too_many = {**transfer, "Lines": [{**transfer["Lines"][0], "TransferQuantity": 10_000}]}
     refused = session.post(f"{sims.cin7}/stockTransfer", json=too_many)
     assert refused.status_code == 400

@@ -254,6 +254,34 @@ def extract_cin7_sales(
     return _run(conn, client, summary, run_id, body)
 
 
+def extract_cin7_credit_note_list(
+    conn: psycopg.Connection, client: ApiClient, run_id: str, mode: Mode, settings: ReconSettings
+) -> ExtractSummary:
+    """The credit-note list for the window: each credit note's status and its restock state, which
+    Cin7 Core serves only there (``RestockStatus``, apib L20649), one paged list rather than a call
+    per sale."""
+    summary = ExtractSummary("cin7", "credit_note_list")
+
+    def body() -> None:
+        since = window_start(get_watermark(conn, "cin7", "credit_note_list"), mode, settings)
+        summary.window_from = since.isoformat() if since else None
+        params = {"UpdatedSince": since.strftime("%Y-%m-%dT%H:%M:%S")} if since else {}
+        newest = _Newest()
+        rows = paging.cin7_list(client, "saleCreditNoteList", "SaleList", _credit_note_list_key, params)
+        load_stream(conn, summary, cin7.CreditNoteListRow, rows, run_id, _credit_note_list_key,
+                    on_valid=lambda r: newest.see(r.Updated))  # fmt: skip
+        if newest.value is not None:
+            _advance(conn, "cin7", "credit_note_list", newest.value.isoformat(), run_id)
+
+    return _run(conn, client, summary, run_id, body)
+
+
+def _credit_note_list_key(row: dict) -> str | None:
+    if row.get("SaleID") is None:
+        return None
+    return f"{row['SaleID']}|{row.get('CreditNoteNumber') or ''}"
+
+
 def stale_sale_ids(conn: psycopg.Connection, settings: ReconSettings) -> list[str]:
     """Return-related sales whose detail we lack or is older than the sale list says."""
     column = sql.Identifier(SALE_MATCH_COLUMN[settings.sale_match_field])
@@ -275,12 +303,12 @@ def _sale_details(client: ApiClient, sale_ids: list[str], workers: int) -> Itera
 def extract_cin7_transfers(
     conn: psycopg.Connection, client: ApiClient, run_id: str, mode: Mode, settings: ReconSettings
 ) -> ExtractSummary:
-    """Our stock transfers (the API has no change filter on this list: it is read whole)."""
+    """The stock transfers, read whole: the list has no change filter, and its ``Search`` does not
+    read ``Reference`` (apib L26299), so our transfers are picked out by reference on our side."""
     summary = ExtractSummary("cin7", "stock_transfers")
 
     def body() -> None:
-        rows = paging.cin7_list(client, "stockTransferList", "StockTransferList", paging.field_key("TaskID"),
-                                {"Search": settings.transfer_search})  # fmt: skip
+        rows = paging.cin7_list(client, "stockTransferList", "StockTransferList", paging.field_key("TaskID"))
         load_stream(conn, summary, cin7.StockTransferRow, rows, run_id, "TaskID")
 
     return _run(conn, client, summary, run_id, body)

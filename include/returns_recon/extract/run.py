@@ -30,6 +30,7 @@ def extract_cin7(conn: psycopg.Connection, clients: Clients, run_id: str, mode: 
                  reference: bool) -> list[ExtractSummary]:  # fmt: skip
     summaries = entities.extract_cin7_reference(conn, clients.cin7, run_id) if reference else []
     summaries.append(entities.extract_cin7_sales(conn, clients.cin7, run_id, mode, settings))
+    summaries.append(entities.extract_cin7_credit_note_list(conn, clients.cin7, run_id, mode, settings))
     summaries.append(entities.extract_cin7_transfers(conn, clients.cin7, run_id, mode, settings))
     return summaries
 

@@ -1,4 +1,5 @@
-"""Cin7 Core objects (field names and casing as in cin7_core_api.md)."""
+"""Cin7 Core objects: field names and casing as the vendor's blueprint gives them
+(``shared/reference/vendor/dearinventory.apib``; the project's contract is ``contracts/cin7_core.yaml``)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,30 @@ class SaleListRow(_Tolerant):
         }  # fmt: skip
 
 
+class CreditNoteListRow(_Tolerant):
+    """A ``GET /saleCreditNoteList`` row (apib L20551-L20687): the sale list's fields with the credit
+    note's number and status and, in the vendor's example, the note's ``RestockStatus``."""
+
+    SaleID: str = Field(min_length=1)
+    CreditNoteNumber: str | None = None
+    CreditNoteStatus: str | None = None
+    RestockStatus: str | None = None
+    Type: str | None = None
+    Updated: UtcTime
+
+    @property
+    def natural_key(self) -> str:
+        return f"{self.SaleID}|{self.CreditNoteNumber or ''}"
+
+    def staging_rows(self, run_id: str) -> dict[str, list[tuple]]:
+        return {
+            "stg_cin7__credit_note_list": [
+                (self.SaleID, self.CreditNoteNumber or "", self.CreditNoteStatus, self.RestockStatus, self.Type,
+                 self.Updated, run_id)
+            ]
+        }  # fmt: skip
+
+
 class Line(_Tolerant):
     ProductID: str | None = None
     SKU: str = Field(min_length=1)
@@ -55,12 +80,19 @@ class Line(_Tolerant):
 
 
 class RestockLine(_Tolerant):
+    """A restock line of a credit note (apib L30638). Without ``RestockLocation`` the stock comes
+    back to ``Location``."""
+
     ProductID: str | None = None
     SKU: str = Field(min_length=1)
     Quantity: Money
     Location: str | None = None
-    RestockLocation: str = Field(min_length=1)
+    RestockLocation: str | None = None
     RestockDate: OptionalUtcTime = None
+
+    @property
+    def lands_at(self) -> str | None:
+        return self.RestockLocation or self.Location
 
 
 class Invoice(_Tolerant):
@@ -75,7 +107,6 @@ class CreditNote(_Tolerant):
     CreditNoteInvoiceNumber: str | None = None
     Memo: str | None = None
     Status: str
-    RestockStatus: str | None = None
     CreditNoteDate: OptionalUtcTime = None
     Lines: list[Line] = Field(default_factory=list)
     Restock: list[RestockLine] = Field(default_factory=list)
@@ -136,7 +167,7 @@ class Sale(_Tolerant):
             "stg_cin7__sale_lines": lines,
             "stg_cin7__credit_notes": [
                 (cn.TaskID, sid, cn.CreditNoteNumber, cn.CreditNoteInvoiceNumber, cn.Memo, cn.Status,
-                 cn.RestockStatus, cn.CreditNoteDate, cn.TotalBeforeTax, cn.Tax, cn.Total, currency)
+                 cn.CreditNoteDate, cn.TotalBeforeTax, cn.Tax, cn.Total, currency)
                 for cn in self.CreditNotes
             ],
             "stg_cin7__credit_note_lines": [
@@ -146,8 +177,7 @@ class Sale(_Tolerant):
                 for n, ln in enumerate(cn.Lines, 1)
             ],
             "stg_cin7__restocks": [
-                (cn.TaskID, n, sid, r.ProductID, r.SKU, r.Quantity, r.Location, r.RestockLocation, cn.RestockStatus,
-                 r.RestockDate)
+                (cn.TaskID, n, sid, r.ProductID, r.SKU, r.Quantity, r.Location, r.lands_at, r.RestockDate)
                 for cn in self.CreditNotes
                 for n, r in enumerate(cn.Restock, 1)
             ],

@@ -22,7 +22,6 @@ import psycopg
 from returns_recon.apis.errors import ApiError, TransientError
 from returns_recon.errors import NotRetryable
 from returns_recon.extract.run import Clients
-from returns_recon.postings.plan import ZERO_GUID
 from returns_recon.postings.sale_view import SaleView
 from returns_recon.settings import ReconSettings
 
@@ -69,11 +68,12 @@ def _log(conn: psycopg.Connection, key: str, run_id: str, step: str, outcome: st
 
 
 def _set(conn: psycopg.Connection, key: str, run_id: str, status: str, target_ref: str | None = None,
-         error: str | None = None, attempt: bool = False) -> None:  # fmt: skip
+         error: str | None = None, attempt: bool = False, target_number: str | None = None) -> None:  # fmt: skip
     conn.execute(
-        """UPDATE recon.postings SET status = %s, target_ref = coalesce(%s, target_ref), last_error = %s,
+        """UPDATE recon.postings SET status = %s, target_ref = coalesce(%s, target_ref),
+             target_number = coalesce(%s, target_number), last_error = %s,
              attempts = attempts + %s, last_run_id = %s, updated_at = now() WHERE posting_key = %s""",
-        (status, target_ref, error, 1 if attempt else 0, run_id, key),
+        (status, target_ref, target_number, error, 1 if attempt else 0, run_id, key),
     )
 
 
@@ -174,8 +174,8 @@ def _one(conn, ctx: Context, run_id: str, key: str, action: str, reference: str,
         return _refuse(conn, key, run_id, return_id, str(err))
     if os.environ.get("RECON_FAULT_KILL_AFTER_SEND") == "1":  # fault-suite hook: die between call and log
         os.kill(os.getpid(), signal.SIGKILL)
-    target = handler.target_ref(response)
-    _set(conn, key, run_id, "done", target_ref=target)
+    target, number = handler.target_ref(response), handler.target_number(response)
+    _set(conn, key, run_id, "done", target_ref=target, target_number=number)
     _log(conn, key, run_id, "response", "done", request=body, response=response)
     if action == "create_credit_note" and body.get("Status") == "DRAFT":
         log.warning("credit note for return %s (%s) is above the approval threshold: posted as DRAFT", return_id,
@@ -193,32 +193,17 @@ def _refuse(conn, key: str, run_id: str, return_id: str, reason: str) -> str:
 # --- per action: read back, prepare, send -----------------------------------------------------------
 
 
-class _CreditNoteHandler:
-    """Credit notes and restocks ride on the sale's credit note whose Memo is our reference.
-
-    Every read goes through the ``SaleView``: the stored copy when it is known current, else live."""
-
-    @staticmethod
-    def _ours(ctx: Context, sale_id: str, reference: str, live: bool = False) -> dict | None:
-        notes = ctx.view.credit_notes(sale_id, live=ctx.live or live)
-        return next((n for n in notes if n.get("Memo") == reference), None)
-
-    @staticmethod
-    def _refuse_second_note_on_simple_sale(ctx: Context, sale_id: str) -> None:
-        sale = ctx.view.sale(sale_id, live=ctx.live)
-        if sale.get("Type") == "Simple Sale" and (sale.get("CreditNotes") or ctx.view.credit_notes(sale_id, ctx.live)):
-            raise Refused("the sale is a Simple Sale that already has a credit note; Cin7 Core allows one")
-
-    @staticmethod
-    def send(clients: Clients, body: dict) -> Any:
-        return clients.cin7.send("POST", "sale/creditnote", json_body=body, label="sale/creditnote")
-
-    @staticmethod
-    def target_ref(response: Any) -> str | None:
-        return response.get("TaskID") if isinstance(response, dict) else None
+# apib L24578-L24591: the fields a credit-note POST reads; L30638: those of a restock line
+RESTOCK_LINE_FIELDS = ("ProductID", "SKU", "Name", "Location", "LocationID", "Quantity", "BatchSN", "ExpiryDate",
+                       "RestockLocation", "RestockLocationID", "RestockDate")  # fmt: skip
+WRITABLE_NOTE_STATUSES = ("DRAFT", "NOT AVAILABLE")  # apib L24689: a POST to any other is refused
 
 
-class CreateCreditNote(_CreditNoteHandler):
+class CreateCreditNote:
+    """The credit note of a refunded return, with the restock lines of the units already back (in the
+    same POST: Cin7 Core refuses changes to an authorised note). Read back through the ``SaleView``:
+    the stored copy when it is known current, else live ``GET /sale/creditnote``."""
+
     def read_back(self, ctx: Context, payload: dict, reference: str) -> str | None:
         note = self._ours(ctx, payload["SaleID"], reference)
         self._existing = None
@@ -229,56 +214,49 @@ class CreateCreditNote(_CreditNoteHandler):
 
     def prepare(self, ctx: Context, payload: dict) -> dict:
         note = getattr(self, "_existing", None)
-        if note is not None:  # our DRAFT (restock only): complete it rather than add a second note
-            return {**payload, "TaskID": note["TaskID"]}
-        self._refuse_second_note_on_simple_sale(ctx, payload["SaleID"])
-        return payload
-
-
-class RestockToHolding(_CreditNoteHandler):
-    def read_back(self, ctx: Context, payload: dict, reference: str) -> str | None:
-        note = self._ours(ctx, payload["SaleID"], reference)
-        self._note_seen = note is not None
-        if (
-            note
-            and any(
-                line.get("SKU") == payload["SKU"] and line.get("RestockLocation") == payload["RestockLocation"]
-                for line in note.get("Restock") or []
-            )
-            and note.get("RestockStatus") == "AUTHORISED"
-        ):
-            return note["TaskID"]
-        return None
-
-    def prepare(self, ctx: Context, payload: dict) -> dict:
-        line = {"SKU": payload["SKU"], "Quantity": payload["Quantity"], "Location": payload["Location"],
-                "RestockLocation": payload["RestockLocation"], "RestockDate": payload["RestockDate"]}  # fmt: skip
-        if not self._note_seen:
-            self._refuse_second_note_on_simple_sale(ctx, payload["SaleID"])
-            return {"SaleID": payload["SaleID"], "TaskID": ZERO_GUID, "CombineAdditionalCharges": False,
-                    "CreditNoteInvoiceNumber": payload["InvoiceNumber"], "Memo": f"reveni:{payload['ReturnID']}",
-                    "Status": "DRAFT", "CreditNoteDate": payload["RestockDate"],
-                    "Lines": [], "Restock": [line], "RestockStatus": "AUTHORISED"}  # fmt: skip
-        # the body carries the note's current lines (the stored copy when it is known current)
-        note = self._ours(ctx, payload["SaleID"], f"reveni:{payload['ReturnID']}")
         if note is None:
-            raise Refused("the return's credit note disappeared while the restock was being prepared")
-        if note.get("Status") == "AUTHORISED" and note.get("RestockStatus") == "AUTHORISED":
-            raise Refused("the return's credit note is authorised and already restocked; Cin7 Core refuses a change")
-        body = {"SaleID": payload["SaleID"], "TaskID": note["TaskID"], "CombineAdditionalCharges": False,
-                "CreditNoteInvoiceNumber": note.get("CreditNoteInvoiceNumber") or payload["InvoiceNumber"],
-                "Memo": note.get("Memo"), "Status": note["Status"], "CreditNoteDate": note.get("CreditNoteDate")
-                or payload["RestockDate"], "Restock": [*(note.get("Restock") or []), line],
-                "RestockStatus": "AUTHORISED"}  # fmt: skip
-        if note.get("Status") != "AUTHORISED":
-            body["Lines"] = note.get("Lines") or []
+            sale = ctx.view.sale(payload["SaleID"], live=ctx.live)
+            if sale.get("Type") == "Simple Sale" and (sale.get("CreditNotes") or ctx.view.credit_notes(
+                    payload["SaleID"], ctx.live)):  # fmt: skip
+                raise Refused("the sale is a Simple Sale that already has a credit note; Cin7 Core allows one")
+            return payload
+        if note.get("Status") not in WRITABLE_NOTE_STATUSES:
+            raise Refused(f"our credit note {note.get('CreditNoteNumber')} is {note.get('Status')}; "
+                          "Cin7 Core refuses a change to it")  # fmt: skip
+        # complete our DRAFT rather than add a second note; restock lines already drafted on it stay
+        body = {**payload, "TaskID": note["TaskID"]}
+        drafted = [{k: v for k, v in line.items() if k in RESTOCK_LINE_FIELDS} for line in note.get("Restock") or []]
+        if drafted:
+            body["Restock"] = drafted
         return body
+
+    @staticmethod
+    def _ours(ctx: Context, sale_id: str, reference: str) -> dict | None:
+        notes = ctx.view.credit_notes(sale_id, live=ctx.live)
+        return next((n for n in notes if n.get("Memo") == reference), None)
+
+    @staticmethod
+    def send(clients: Clients, body: dict) -> Any:
+        return clients.cin7.send("POST", "sale/creditnote", json_body=body, label="sale/creditnote")
+
+    @staticmethod
+    def _created(response: Any) -> dict:
+        """The note in the documented answer ``{SaleID, CreditNotes: [...]}`` (apib L24750)."""
+        notes = response.get("CreditNotes") if isinstance(response, dict) else None
+        return notes[0] if isinstance(notes, list) and notes and isinstance(notes[0], dict) else {}
+
+    def target_ref(self, response: Any) -> str | None:
+        return self._created(response).get("TaskID")
+
+    def target_number(self, response: Any) -> str | None:
+        return self._created(response).get("CreditNoteNumber")
 
 
 class Transfer:
-    """Transfers carry a reference only this executor mints ('reveni:<return>:<item> ...'), and the
-    transfer list is read whole at every extraction: a transfer never attempted is looked up in that
-    copy; one with an earlier attempt (or a replay) is searched for live."""
+    """Transfers carry a reference only this executor mints ('reveni:<return>:<item> ...').
+    ``stockTransferList`` does not search ``Reference`` (apib L26299): a transfer never attempted is
+    looked up in this run's extracted copy of the whole list; one with an earlier attempt (or a
+    replay) in a live read of the whole list, matched on our side, once per executor run."""
 
     @staticmethod
     def read_back(ctx: Context, payload: dict, reference: str) -> str | None:
@@ -286,10 +264,7 @@ class Transfer:
             row = ctx.view.transfer(payload["Reference"])
             if row is not None or ctx.view.transfers_extracted():
                 return row
-        body = ctx.clients.cin7.get("stockTransferList", {"Search": reference, "Page": 1, "Limit": 100},
-                                label="stockTransferList")  # fmt: skip
-        found = [t for t in body.get("StockTransferList") or [] if t.get("Reference") == payload["Reference"]]
-        return found[0]["TaskID"] if found else None
+        return ctx.view.live_transfers().get(payload["Reference"])
 
     @staticmethod
     def prepare(ctx: Context, payload: dict) -> dict:
@@ -302,6 +277,10 @@ class Transfer:
     @staticmethod
     def target_ref(response: Any) -> str | None:
         return response.get("TaskID") if isinstance(response, dict) else None
+
+    @staticmethod
+    def target_number(response: Any) -> str | None:
+        return response.get("Number") if isinstance(response, dict) else None
 
 
 class SitooStoreStock:
@@ -338,6 +317,10 @@ class SitooStoreStock:
     def target_ref(response: Any) -> str | None:
         return str(response) if isinstance(response, int) else None
 
+    @staticmethod
+    def target_number(response: Any) -> str | None:
+        return None
+
 
 class SitooReturnRecord:
     @staticmethod
@@ -358,10 +341,13 @@ class SitooReturnRecord:
     def target_ref(response: Any) -> str | None:
         return str(response) if isinstance(response, int) else None
 
+    @staticmethod
+    def target_number(response: Any) -> str | None:
+        return None
+
 
 HANDLERS: dict[str, Any] = {
     "create_credit_note": CreateCreditNote(),
-    "restock_to_holding": RestockToHolding(),
     "transfer_to_sellable": Transfer(),
     "transfer_to_holding": Transfer(),
     "sitoo_store_stock": SitooStoreStock(),

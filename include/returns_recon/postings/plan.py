@@ -16,9 +16,10 @@ from psycopg import sql
 from returns_recon.settings import ReconSettings
 
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
+# missing_restock is not here: Cin7 Core takes restock lines only on a credit note being created or
+# still DRAFT (apib L24689); the credit note we create carries them, anything else is for a person.
 ACTIONS = {
     "refund_without_credit_note": ("create_credit_note", "cin7"),
-    "missing_restock": ("restock_to_holding", "cin7"),
     "inspected_not_released": ("transfer_to_sellable", "cin7"),
     "premature_restock": ("transfer_to_holding", "cin7"),
     "rejected_item_in_sellable_stock": ("transfer_to_holding", "cin7"),
@@ -61,6 +62,20 @@ JOIN LATERAL (
     WHERE l.sale_id = %(sale_id)s AND l.document <> 'order' AND l.sku = i.sku ORDER BY l.document, l.line_no LIMIT 1
 ) l ON true
 WHERE i.return_id = %(return_id)s AND i.exchange_sku IS NULL AND (r.is_instant OR i.validation_status = 'accepted')
+ORDER BY i.line_no
+"""
+
+# The returned units of a received warehouse return, restocked into holding by the credit note we create.
+RESTOCK_LINES = """
+SELECT i.sku, i.quantity, l.product_id, l.name, r.received_at
+FROM staging.stg_reveni__return_items i
+JOIN staging.stg_reveni__returns r USING (return_id)
+JOIN staging.dim_location_map m ON m.return_point_id = r.return_point_id AND m.kind = 'warehouse'
+JOIN LATERAL (
+    SELECT product_id, name FROM staging.stg_cin7__sale_lines l
+    WHERE l.sale_id = %(sale_id)s AND l.sku = i.sku ORDER BY l.document, l.line_no LIMIT 1
+) l ON true
+WHERE i.return_id = %(return_id)s AND r.received_at IS NOT NULL AND m.cin7_holding_location IS NOT NULL
 ORDER BY i.line_no
 """
 
@@ -143,16 +158,12 @@ def _build(conn: psycopg.Connection, row: dict[str, Any], settings: ReconSetting
             "CreditNoteInvoiceNumber": lines[0][8], "Memo": f"reveni:{rid}",
             "Status": "DRAFT" if approval else "AUTHORISED", "CreditNoteDate": now, "Lines": body_lines,
         }  # fmt: skip
+        restock = _restock_lines(conn, row)
+        if restock:
+            payload["Restock"] = restock
         target = row["sale_id"]
         return Planned(posting_key(action, rid, None, target), action, system, row["exception_key"], rid, None,
                        f"reveni:{rid}", payload, amount)  # fmt: skip
-    if action == "restock_to_holding":
-        payload = {"SaleID": row["sale_id"], "SKU": row["sku"], "Quantity": row["quantity"],
-                   "Location": row["sale_location"] or row["cin7_sellable_location"],
-                   "RestockLocation": row["cin7_holding_location"], "RestockDate": now,
-                   "InvoiceNumber": _invoice_number(conn, row["sale_id"]), "ReturnID": rid}  # fmt: skip
-        return Planned(posting_key(action, rid, iid, row["cin7_holding_location"]), action, system,
-                       row["exception_key"], rid, iid, f"reveni:{rid}", payload)  # fmt: skip
     if action in ("transfer_to_sellable", "transfer_to_holding"):
         source, target = row["cin7_holding_location"], row["cin7_sellable_location"]
         if action == "transfer_to_holding":
@@ -189,9 +200,10 @@ def _build(conn: psycopg.Connection, row: dict[str, Any], settings: ReconSetting
                    row["exception_key"], rid, None, rid, payload, row["refunded"])  # fmt: skip
 
 
-def _invoice_number(conn: psycopg.Connection, sale_id: str) -> str | None:
-    row = conn.execute(
-        "SELECT document FROM staging.stg_cin7__sale_lines WHERE sale_id = %s AND document <> 'order' LIMIT 1",
-        (sale_id,),
-    ).fetchone()
-    return row[0] if row else None
+def _restock_lines(conn: psycopg.Connection, row: dict[str, Any]) -> list[dict[str, Any]]:
+    """Restock lines (apib L30638) for the units already back at the warehouse: into holding."""
+    rows = conn.execute(RESTOCK_LINES, {"sale_id": row["sale_id"], "return_id": row["return_id"]}).fetchall()
+    return [{"ProductID": product_id, "SKU": sku, "Name": name, "Quantity": quantity,
+             "Location": row["sale_location"] or row["cin7_sellable_location"],
+             "RestockLocation": row["cin7_holding_location"], "RestockDate": received.strftime("%Y-%m-%dT%H:%M:%S")}
+            for sku, quantity, product_id, name, received in rows]  # fmt: skip

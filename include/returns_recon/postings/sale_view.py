@@ -49,6 +49,7 @@ class SaleView:
         self._read_at: float | None = None
         self._changed: set[str] = set()
         self._written: set[str] = set()
+        self._live_transfers: dict[str, str] | None = None
         self.calls = 0
 
     def _since(self) -> str | None:
@@ -115,6 +116,25 @@ class SaleView:
             (reference,),
         ).fetchone()
         return row[0] if row else None
+
+    def live_transfers(self) -> dict[str, str]:
+        """Reference → TaskID of every transfer, read live once per executor run: the whole
+        ``stockTransferList``, paged, since its ``Search`` does not read ``Reference`` (apib L26299)."""
+        if self._live_transfers is None:
+            found: dict[str, str] = {}
+            page = 1
+            while True:
+                body = self._cin7.get("stockTransferList", {"Page": page, "Limit": PAGE}, label="stockTransferList")
+                self.calls += 1
+                rows = body.get("StockTransferList") or []
+                for row in rows:
+                    if isinstance(row, dict) and row.get("Reference") and row.get("TaskID"):
+                        found.setdefault(str(row["Reference"]), str(row["TaskID"]))
+                if len(rows) < PAGE:
+                    break
+                page += 1
+            self._live_transfers = found
+        return self._live_transfers
 
     def transfers_extracted(self) -> bool:
         """Whether the transfer list has been read at least once (else read live)."""

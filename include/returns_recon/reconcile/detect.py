@@ -74,8 +74,14 @@ RESTOCKED = "restocked_to_holding + restocked_to_sellable + restocked_elsewhere"
 
 ITEM_CHECKS = (
     # operations: warehouse stock in Cin7 Core
+    # not auto-fixed: Cin7 Core takes restock lines only on a DRAFT credit note or one being created
+    # (apib L24689), which the credit note we create carries; anything else needs a person
     Check("missing_restock", f"{WAREHOUSE} AND received_at IS NOT NULL AND {RESTOCKED} = 0",
-          "jsonb_build_object('received_at', received_at, 'holding', holding, 'quantity', quantity)"),
+          """jsonb_build_object('received_at', received_at, 'holding', holding, 'quantity', quantity,
+                 'steps', format('In Cin7 Core open the sale %%s, tab Credit Note (memo reveni:%%s; create it as DRAFT '
+                                 'if there is none), section Restock: add %%s x %%s into %%s, then authorise the '
+                                 'restock. The API cannot add restock lines to an authorised credit note.',
+                                 sale_id, return_id, quantity, sku, holding))"""),
     Check("premature_restock", f"{WAREHOUSE} AND validation_status = 'pending' AND {IN_SELLABLE} > 0",
           """jsonb_build_object('validation_status', validation_status, 'restocked_to_sellable', restocked_to_sellable,
                                 'transfers_into_sellable', transfers_into_sellable, 'sellable', sellable)"""),

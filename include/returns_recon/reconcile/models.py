@@ -68,10 +68,13 @@ attributed AS (
      JOIN signature g ON g.sale_id = w.sale_id AND g.sig = w.sig AND abs(g.total - w.refunded) <= %(tolerance)s
      ORDER BY w.return_id, g.task_id)
 )
-SELECT c.task_id, a.return_id, a.matched_by, c.sale_id, c.credit_note_number, c.status, c.restock_status,
-       c.total, c.tax, c.total_before_tax, c.currency, c.credit_note_date
+SELECT c.task_id, a.return_id, a.matched_by, c.sale_id, c.credit_note_number, c.status,
+       -- the restock state is the note's saleCreditNoteList row's (apib L20649), not a field of the note
+       cl.restock_status, c.total, c.tax, c.total_before_tax, c.currency, c.credit_note_date
 FROM attributed a
-JOIN staging.stg_cin7__credit_notes c USING (task_id);
+JOIN staging.stg_cin7__credit_notes c USING (task_id)
+LEFT JOIN staging.stg_cin7__credit_note_list cl
+       ON cl.sale_id = c.sale_id AND cl.credit_note_number = coalesce(c.credit_note_number, '');
 CREATE INDEX ON int_credit_notes (return_id);
 ANALYZE int_credit_notes;
 """
@@ -105,7 +108,7 @@ SELECT c.return_id, l.sku,
        sum(l.quantity) FILTER (WHERE l.restock_location = r.sellable) AS to_sellable,
        sum(l.quantity) FILTER (WHERE l.restock_location NOT IN (r.holding, r.sellable)) AS elsewhere
 FROM int_credit_notes c
-JOIN staging.stg_cin7__restocks l ON l.task_id = c.task_id AND l.restock_status = 'AUTHORISED'
+JOIN staging.stg_cin7__restocks l ON l.task_id = c.task_id AND c.restock_status = 'AUTHORISED'
 JOIN int_returns r ON r.return_id = c.return_id
 GROUP BY c.return_id, l.sku;
 ANALYZE int_item_restocks;

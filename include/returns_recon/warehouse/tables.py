@@ -51,12 +51,14 @@ TABLES: dict[str, TableSpec] = {
                   "customer_currency source_channel sale_order_date updated_at _run_id credit_note_number"),
         _t("stg_cin7__sale_lines", "sale_id document line_no invoice_status product_id sku name quantity price "
            "discount tax total tax_rule", "sale_id document line_no", parent_key="sale_id"),
-        _t("stg_cin7__credit_notes", "task_id sale_id credit_note_number invoice_number memo status restock_status "
+        _t("stg_cin7__credit_notes", "task_id sale_id credit_note_number invoice_number memo status "
            "credit_note_date total_before_tax tax total currency", "task_id", parent_key="sale_id"),
+        _t("stg_cin7__credit_note_list", "sale_id credit_note_number credit_note_status restock_status sale_type "
+           "updated_at _run_id", "sale_id credit_note_number"),
         _t("stg_cin7__credit_note_lines", "task_id line_no sale_id product_id sku quantity price discount tax total "
            "tax_rule", "task_id line_no", parent_key="sale_id"),
         _t("stg_cin7__restocks", "task_id line_no sale_id product_id sku quantity location restock_location "
-           "restock_status restock_date", "task_id line_no", parent_key="sale_id"),
+           "restock_date", "task_id line_no", parent_key="sale_id"),
         _t("stg_cin7__stock_transfers", "task_id number status from_location to_location reference completion_date "
            "updated_at _run_id", "task_id"),
         _t("stg_cin7__products", "product_id sku name status product_type _run_id", "product_id"),
