@@ -157,6 +157,9 @@ def cin7_locations(catalog: Catalog) -> list[dict]:
     return rows
 
 
+INACTIVE_EVERY = 12  # one Sitoo product in twelve is inactive
+
+
 def sitoo_products(catalog: Catalog) -> list[dict]:
     return [
         {
@@ -171,8 +174,10 @@ def sitoo_products(catalog: Catalog) -> list[dict]:
             "activepos": True,
             "stockcountenable": True,
             "datemodified": 1767225600,
+            # discontinued in the shop yet still returned: listed only with includeinactive=true
+            **({"active": False} if n % INACTIVE_EVERY == INACTIVE_EVERY - 1 else {}),
         }
-        for p in catalog.products
+        for n, p in enumerate(catalog.products)
     ]
 
 

@@ -1,10 +1,13 @@
 """Sitoo REST API v2 simulator (``/v2/accounts/{accountid}/...json``, HTTP Basic).
 
-Faithful to ``sitoo_api.md``: ``{totalcount, items}`` envelopes with ``start``/``num``, ``fields``
-and ``sort``; money as 2-decimal strings, quantities as 3-decimal strings, Unix-second dates;
-warehouse transactions posted in batches of at most 1000 with a status per element, refused for
-virtual warehouses and read-only types; refund orders at account level with ``creditorderid``;
-errors ``{statuscode, errortext}``; 429 with Retry-After.
+Each behaviour from Sitoo's documentation as mirrored in ``shared/reference/vendor/sitoo/src`` (cited
+by path), else ``sitoo_api.md``: ``{totalcount, items}`` envelopes with ``start``/``num``, ``fields``
+and, where declared, ``sort``; only the query parameters each endpoint declares are read (what an
+undeclared one gets is not documented: ``behaviour.sitoo.undeclared_query_parameters``, ignored by
+default); inactive products listed only with ``includeinactive=true``; money as 2-decimal strings,
+quantities as 3-decimal strings, Unix-second dates; warehouse transactions posted in batches of at
+most 1000 with a status per element, refused for virtual warehouses and read-only types; refund
+orders at account level; errors ``{statuscode, errortext}``; 429 with Retry-After.
 """
 
 from __future__ import annotations
@@ -21,6 +24,22 @@ from recon_simulators.http import ServiceApp, read_json
 from recon_simulators.timefmt import unix
 
 MAX_BATCH = 1000
+# The query parameters each endpoint declares (shared/reference/vendor/sitoo/src/paths/…, get.parameters)
+DECLARED = {
+    "products": {"sku", "includeinactive", "datelastmodified", "start", "num", "fields"},  # sites/_siteid_/products
+    "warehouses": {"start", "num", "fields"},  # sites/_siteid_/warehouses.yaml
+    "stores": {"start", "num", "fields"},  # sites/_siteid_/stores.yaml
+    # sites/_siteid_/warehouses/_warehouseid_/warehouseitems.yaml
+    "warehouseitems": {"start", "num", "datelastmodifiedfrom", "datelastmodifiedto", "sku", "fields"},
+    # sites/_siteid_/warehousetransactions.yaml
+    "warehousetransactions": {"warehousetransactionid", "warehousetransactionidfrom", "warehousetransactionidto",
+                              "datecreatedfrom", "datecreatedto", "warehouseid", "transactiontype", "start", "num",
+                              "sort", "fields"},
+    # orders.yaml
+    "orders": {"eshopid", "externalid", "orderid", "orderidfrom", "orderidto", "orderdatefrom", "orderdateto",
+               "orderstate", "paymentstate", "ordertype", "email", "start", "num", "sort", "fields"},
+}  # fmt: skip
+INTERNAL_PRODUCT_FIELDS = ("active",)  # product-write.yaml has it, product-read.yaml does not
 READ_ONLY_TYPES = {30, 40, 50}  # Sales, Refund, StockTaking
 VIRTUAL = 20
 
@@ -128,8 +147,19 @@ class SitooApp(ServiceApp):
         )
 
     # --- collections ---------------------------------------------------------------------------
-    def _collection(self, request: Request, rows: list[dict], id_field: str, malformed_prefix: str = "") -> Response:
-        params = request.query_params
+    def _declared(self, request: Request, endpoint: str) -> dict[str, str] | Response:
+        """The query parameters the endpoint declares; an undeclared one is ignored or refused."""
+        params = dict(request.query_params)
+        undeclared = sorted(set(params) - DECLARED[endpoint])
+        if undeclared and self.world.behaviour.sitoo.undeclared_query_parameters == "reject":
+            return self.error(400, f"Invalid parameter {undeclared[0]}")
+        return {k: v for k, v in params.items() if k in DECLARED[endpoint]}
+
+    def _collection(self, request: Request, rows: list[dict], id_field: str, *, endpoint: str,
+                    malformed_prefix: str = "") -> Response:  # fmt: skip
+        params = self._declared(request, endpoint)
+        if isinstance(params, Response):
+            return params
         try:
             start = int(params.get("start", "0"))
             num = int(params.get("num", "10"))
@@ -137,7 +167,7 @@ class SitooApp(ServiceApp):
             return self.error(400, "start and num must be integers")
         if start < 0 or num < 1:
             return self.error(400, "Invalid start or num")
-        sort = params.get("sort", f"-{id_field}")
+        sort = params.get("sort", f"-{id_field}")  # newest first unless sorted (sitoo_api.md)
         if sort not in {id_field, f"-{id_field}"}:
             return self.error(400, f"Invalid sort field {sort}")
         descending = sort.startswith("-")
@@ -158,16 +188,19 @@ class SitooApp(ServiceApp):
 
     def products(self, request: Request) -> Response:
         rows = list(self.state.products.values())
+        if request.query_params.get("includeinactive") != "true":  # products.yaml get.parameters[1]
+            rows = [r for r in rows if r.get("active", True) is not False]
+        rows = [{k: v for k, v in r.items() if k not in INTERNAL_PRODUCT_FIELDS} for r in rows]
         skus = [s for s in request.query_params.get("sku", "").split(",") if s]
         if skus:
             rows = [r for r in rows if r["sku"] in skus]
-        return self._collection(request, rows, "productid")
+        return self._collection(request, rows, "productid", endpoint="products")
 
     def warehouses(self, request: Request) -> Response:
-        return self._collection(request, list(self.state.warehouses.values()), "warehouseid")
+        return self._collection(request, list(self.state.warehouses.values()), "warehouseid", endpoint="warehouses")
 
     def stores(self, request: Request) -> Response:
-        return self._collection(request, list(self.state.stores.values()), "storeid")
+        return self._collection(request, list(self.state.stores.values()), "storeid", endpoint="stores")
 
     def items(self, request: Request) -> Response:
         warehouse_id = int(request.path_params["warehouseid"])
@@ -177,7 +210,7 @@ class SitooApp(ServiceApp):
         skus = [s for s in request.query_params.get("sku", "").split(",") if s]
         if skus:
             rows = [r for r in rows if r["sku"] in skus]
-        return self._collection(request, rows, "warehouseitemid")
+        return self._collection(request, rows, "warehouseitemid", endpoint="warehouseitems")
 
     async def transactions(self, request: Request) -> Response:
         if request.method == "POST":
@@ -198,7 +231,7 @@ class SitooApp(ServiceApp):
         if params.get("datecreatedfrom"):
             since = int(params["datecreatedfrom"])
             rows = [r for r in rows if r["datecreated"] >= since]
-        return self._collection(request, rows, "warehousetransactionid")
+        return self._collection(request, rows, "warehousetransactionid", endpoint="warehousetransactions")
 
     async def _post_transactions(self, request: Request) -> Response:
         body = await read_json(request)
@@ -270,11 +303,11 @@ class SitooApp(ServiceApp):
         if lo or hi:
             ids = [r["orderid"] for r in rows]
             rows = rows[bisect.bisect_left(ids, lo) : bisect.bisect_left(ids, hi) if hi else len(rows)]
-        for field in ("externalid", "creditorderid", "eshopid"):
+        for field in ("externalid", "eshopid"):
             if params.get(field):
                 wanted = set(params[field].split(","))
                 rows = [r for r in rows if str(r.get(field)) in wanted]
-        return self._collection(request, rows, "orderid", malformed_prefix="sitoo-order")
+        return self._collection(request, rows, "orderid", malformed_prefix="sitoo-order", endpoint="orders")
 
     async def post_order(self, request: Request) -> Response:
         body = await read_json(request)

@@ -15,7 +15,7 @@ REVENI_STAGING = [table_asset("staging", t) for t in
 CIN7_STAGING = [
     table_asset("staging", t)
     for t in ("stg_cin7__sales", "stg_cin7__sale_lines", "stg_cin7__credit_notes", "stg_cin7__credit_note_lines",
-              "stg_cin7__restocks", "stg_cin7__stock_transfers")
+              "stg_cin7__restocks", "stg_cin7__credit_note_list", "stg_cin7__stock_transfers")
 ]  # fmt: skip
 CIN7_REFERENCE = [table_asset("staging", t) for t in
                   ("stg_cin7__products", "stg_cin7__locations", "stg_cin7__availability")]  # fmt: skip

@@ -412,15 +412,16 @@ def extract_sitoo_transactions(
 def extract_sitoo_reference(conn: psycopg.Connection, client: ApiClient, run_id: str, site_id: int
                             ) -> list[ExtractSummary]:  # fmt: skip
     site = f"sites/{site_id}"
+    # inactive (discontinued) products are still products a return can carry: listed only on request
     plan = [
-        ("products", f"{site}/products.json", "productid", sitoo.Product),
-        ("warehouses", f"{site}/warehouses.json", "warehouseid", sitoo.Warehouse),
-        ("stores", f"{site}/stores.json", "storeid", sitoo.Store),
+        ("products", f"{site}/products.json", "productid", sitoo.Product, {"includeinactive": "true"}),
+        ("warehouses", f"{site}/warehouses.json", "warehouseid", sitoo.Warehouse, None),
+        ("stores", f"{site}/stores.json", "storeid", sitoo.Store, None),
     ]
     summaries = [
-        _load_whole(conn, client, ExtractSummary("sitoo", entity), model, paging.sitoo_list(client, path, id_field),
-                    run_id, id_field)
-        for entity, path, id_field, model in plan
+        _load_whole(conn, client, ExtractSummary("sitoo", entity), model,
+                    paging.sitoo_list(client, path, id_field, params), run_id, id_field)
+        for entity, path, id_field, model, params in plan
     ]  # fmt: skip
     items = ExtractSummary("sitoo", "warehouse_items")
 

@@ -7,7 +7,7 @@
   distinct keys seen reach ``Total``; if rows moved between pages it scans again, yielding only
   keys not yet seen.
 - Sitoo with an id range filter: keyset on the id (ascending); without one, ``start``/``num``
-  with the same completeness check as Cin7.
+  (unsorted: those lists declare no ``sort``) with the same completeness check as Cin7.
 
 Every pager yields each record once (duplicates in a page are dropped) and holds only keys,
 never the records, of what it has already yielded.
@@ -138,7 +138,8 @@ def sitoo_list(
     for _ in range(MAX_PASSES):
         start, total = 0, 0
         while True:
-            body = client.get(path, {**(params or {}), "start": start, "num": num, "sort": id_field}, label=path)
+            # no sort: these lists do not declare one (Sitoo OpenAPI); rows that move are caught below
+            body = client.get(path, {**(params or {}), "start": start, "num": num}, label=path)
             rows = body.get("items") or []
             total = int(body.get("totalcount") or 0)
             for row in rows:
