@@ -49,7 +49,8 @@ SCAN_BOUND = (Path(__file__).parent / "scan_bound.sql").read_text()
 PG_SETTINGS = (("shared_buffers", "1GB"), ("max_wal_size", "4GB"), ("work_mem", "64MB"))
 # largest page each endpoint serves: the minimum number of calls is rows / page, rounded up
 PAGE = {("reveni", "returns"): 500, ("cin7", "sale_list"): 1000, ("cin7", "sales"): 1,
-        ("cin7", "stock_transfers"): 1000, ("sitoo", "orders"): 1000, ("sitoo", "warehouse_transactions"): 1000,
+        ("cin7", "stock_transfers"): 1000, ("cin7", "credit_note_list"): 1000, ("sitoo", "orders"): 1000,
+        ("sitoo", "warehouse_transactions"): 1000,
         ("cin7", "products"): 1000, ("cin7", "locations"): 1000, ("cin7", "availability"): 1000,
         ("sitoo", "products"): 1000, ("sitoo", "warehouses"): 1000, ("sitoo", "stores"): 1000}  # fmt: skip
 TARGETS = {"recon_1m_seconds": ("<=", 60), "recon_1m_scan_bound_ratio": ("<=", 5),
@@ -177,7 +178,16 @@ def hourly_and_postings(server: EmbeddedWarehouse, work: Path, results: dict, hi
             results["api_calls_minimum"] = minimum
             results["api_calls_ratio_to_minimum"] = round(calls / max(minimum, 1), 3)
             results["api_calls_per_1000_returns"] = round(calls / changed * 1000, 1)
+            results["cin7_calls_per_changed_return"] = round(counters["cin7"]["total_calls"] / changed, 3)
             print(f"  API calls {calls}, minimum {minimum}", flush=True)
+
+            # the go-live check first, as before any real go-live: postings stay held until it passes
+            from returns_recon.golive import run_golive_check
+
+            with psycopg.connect(url, autocommit=True) as conn:
+                golive = run_golive_check(conn, unthrottled, settings, "bench-golive")
+            print(golive.render(), flush=True)
+            results["golive_check_ok"] = golive.ok
 
             # postings against Cin7 Core at its limit: ours (shared budget) and the simulator's
             sims.faults("cin7", rate_limit_per_minute=60)

@@ -13,7 +13,8 @@ from local_stack import stack
 from local_stack.env import ROOT, project_env
 from local_stack.settings import api_url, warehouse_conn
 
-DAGS = ("returns_recon_hourly", "returns_recon_daily")
+# the go-live check first: until it has passed, postings to Cin7 Core and Sitoo are held (docs/golive.md)
+DAGS = ("returns_recon_golive_check", "returns_recon_hourly", "returns_recon_daily")
 
 
 def cmd_warehouse(env: dict[str, str], _: argparse.Namespace) -> int:

@@ -79,7 +79,8 @@ def admin_routes(world: World, faults: dict[str, FaultState]) -> list[Route]:
     async def journal(request: Request) -> JSONResponse:
         if request.method == "POST":
             body = await read_json(request) or {}
-            return JSONResponse(JOURNAL.configure(body.get("enabled"), bool(body.get("clear")), body.get("max_records")))
+            status = JOURNAL.configure(body.get("enabled"), bool(body.get("clear")), body.get("max_records"))
+            return JSONResponse(status)
         return JSONResponse({**JOURNAL.status(), "records": JOURNAL.records()})
 
     async def upsert(request: Request) -> JSONResponse:

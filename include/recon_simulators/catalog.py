@@ -135,7 +135,7 @@ def cin7_products(catalog: Catalog) -> list[dict]:
             "Barcode": None,
             "Type": "Stock",
             "CostingMethod": "FIFO",
-            "Status": "ACTIVE",
+            "Status": "Active",  # apib L5239: Active, Setup required, Deprecated
             "UOM": "Item",
             "AverageCost": p.cost,
             "Sellable": True,

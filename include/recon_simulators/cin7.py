@@ -74,6 +74,10 @@ RESTOCK_FIELDS = (
     "RestockDate",
 )
 INTERNAL_NOTE_FIELDS = ("RestockStatus",)  # kept in the world, served only on saleCreditNoteList rows
+# what each endpoint serves of a credit note beyond the fields both share: totals on GET /sale (Sale
+# Credit Note Model, L30739-L30755), CombineAdditionalCharges on /sale/creditnote (partial model, L24564)
+ONLY_ON_SALE = ("TotalBeforeTax", "Tax", "Total")
+ONLY_ON_CREDIT_NOTE_ENDPOINT = ("CombineAdditionalCharges",)
 MAX_LIMIT = 1000
 CENT = Decimal("0.01")
 
@@ -339,11 +343,8 @@ class Cin7App(ServiceApp):
         if isinstance(dates, Response):
             return dates
         ids = self.state.sales_updated_between(*dates)
-        for field in ("externalid", "customerreference"):
-            if params.get(field):
-                wanted = params[field]
-                key = "ExternalID" if field == "externalid" else "CustomerReference"
-                ids = [i for i in ids if self.state.sales[i].get(key) == wanted]
+        if params.get("externalid"):  # declared (L20459); CustomerReference is not a filter (L20440-L20462)
+            ids = [i for i in ids if self.state.sales[i].get("ExternalID") == params["externalid"]]
         if params.get("search"):
             needle = params["search"].lower()
             ids = [i for i in ids if needle in _searchable(self.state.sales[i])]
@@ -364,7 +365,7 @@ class Cin7App(ServiceApp):
         body = dict(self._malformed(sale))
         body["LastModifiedOn"] = cin7_ts(parse_ts(sale["LastModifiedOn"]), sale["ID"])
         if isinstance(body.get("CreditNotes"), list):
-            body["CreditNotes"] = [served_note(n) for n in body["CreditNotes"]]
+            body["CreditNotes"] = [served_note(n, on_sale=True) for n in body["CreditNotes"]]
         return JSONResponse(body)
 
     def credit_note_list(self, request: Request) -> Response:
@@ -627,6 +628,8 @@ class Cin7App(ServiceApp):
         status = body.get("Status")
         if status not in {"DRAFT", "IN TRANSIT", "COMPLETED"}:
             return self.error(400, "Status must be DRAFT, IN TRANSIT or COMPLETED")
+        if not body.get("CompletionDate"):  # apib L26409
+            return self.error(400, "Missing CompletionDate")
         lines = []
         for line in body.get("Lines") or []:
             product = self._product(line)
@@ -650,7 +653,7 @@ class Cin7App(ServiceApp):
             "To": next(k for k, v in state.locations.items() if v["Name"] == target),
             "ToLocation": target,
             "Lines": lines,
-            "CompletionDate": body.get("CompletionDate") or (now.isoformat() if status == "COMPLETED" else None),
+            "CompletionDate": body["CompletionDate"],
             "LastModifiedOn": cin7_ts(now, "transfer"),
         }
         state.add_transfer(transfer)
@@ -677,9 +680,10 @@ class Cin7App(ServiceApp):
         return self._page("stockTransferList", params, keys, render, "StockTransferList")
 
 
-def served_note(note: dict) -> dict:
-    """A credit note as GET /sale and /sale/creditnote serve it: without the restock state."""
-    return {k: v for k, v in note.items() if k not in INTERNAL_NOTE_FIELDS}
+def served_note(note: dict, on_sale: bool = False) -> dict:
+    """A credit note as GET /sale (``on_sale``) or /sale/creditnote serves it: never the restock state."""
+    hidden = INTERNAL_NOTE_FIELDS + (ONLY_ON_CREDIT_NOTE_ENDPOINT if on_sale else ONLY_ON_SALE)
+    return {k: v for k, v in note.items() if k not in hidden}
 
 
 def _searchable(sale: dict) -> str:

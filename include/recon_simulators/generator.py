@@ -463,7 +463,8 @@ class Generator:
             "Order": {
                 "SaleOrderNumber": self._doc_number("SO"),
                 "Status": "AUTHORISED",
-                "Lines": rows,
+                # an order line has no Account (Sale Order Line Model, apib L30604-L30619); invoice lines do
+                "Lines": [{k: v for k, v in row.items() if k != "Account"} for row in rows],
                 **totals,
             },
             "Invoices": [

@@ -95,6 +95,8 @@ class ReveniApp(ServiceApp):
         return record
 
     def list_returns(self, request: Request) -> Response:
+        if not self.world.behaviour.reveni.list_endpoint:  # vendor silent: an account may have no list endpoint
+            return self.error(404, "Not found.")
         params = request.query_params
         try:
             since = parse_ts(params.get("updated_since"))

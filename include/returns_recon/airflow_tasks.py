@@ -160,6 +160,24 @@ def post_corrections() -> dict:
     return report.as_dict()
 
 
+@task(pool="cin7_api")
+def golive_check() -> dict:
+    """The read-only go-live check (docs/golive.md): one question per undocumented assumption, stored in
+    recon.golive_checks. Fails, without retry, when a blocking check fails: that system's postings stay held."""
+    from returns_recon.golive import cin7_pace, enforce, run_golive_check
+    from returns_recon.orchestration import api_clients, lookup_connection, warehouse_connection, warehouse_dsn
+    from returns_recon.settings import load_settings
+
+    cin7 = lookup_connection("cin7_core_default")
+    with warehouse_connection() as conn:
+        report = run_golive_check(conn, api_clients(warehouse_dsn()), load_settings(), _run_id(),
+                                  cin7_calls_per_minute=cin7_pace(cin7.extra_dejson if cin7 else None))  # fmt: skip
+    for line in report.render().splitlines():
+        log.info("%s", line)
+    enforce(report)
+    return report.as_dict()
+
+
 @task
 def send_exception_emails() -> dict:
     """One email per owner with new and still-open exceptions; nothing twice for the same day."""

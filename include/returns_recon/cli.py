@@ -7,6 +7,8 @@
     postings list [--status refused]
     postings replay --key KEY            one posting, through the same read-back and idempotency
     postings replay --run RUN_ID --failed   every refused or ambiguous posting of a run
+    golive-check [--run-id ID]          read-only questions to the three accounts (docs/golive.md);
+                                        exits 1 when a blocking check fails (that system's postings stay held)
 
 The warehouse is the ``recon_warehouse`` Airflow connection (AIRFLOW_CONN_RECON_WAREHOUSE).
 """
@@ -45,9 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--key")
     replay.add_argument("--run")
     replay.add_argument("--failed", action="store_true", help="with --run: its refused and ambiguous postings")
+    golive = sub.add_parser("golive-check", help="the read-only go-live check (docs/golive.md)")
+    golive.add_argument("--run-id", help="default: golive-<UTC time>")
     args = parser.parse_args(argv)
     if args.area == "postings":
         return _postings(args)
+    if args.area == "golive-check":
+        return _golive_check(args)
     from returns_recon.reconcile.engine import set_state
 
     with _connect() as conn:
@@ -98,6 +104,26 @@ def _postings(args: argparse.Namespace) -> int:
         report = execute(conn, api_clients(warehouse_dsn()), f"replay-{args.key or args.run}", load_settings(), keys)
         print(report.as_dict())
     return 0
+
+
+def _golive_check(args: argparse.Namespace) -> int:
+    """The same connections and hooks as the pipeline; the report is printed and kept in recon.golive_checks."""
+    from datetime import UTC, datetime
+
+    from returns_recon.golive import cin7_pace, run_golive_check
+    from returns_recon.orchestration import api_clients, lookup_connection, warehouse_dsn
+    from returns_recon.settings import load_settings
+    from returns_recon.warehouse.migrate import apply_migrations
+
+    run_id = args.run_id or f"golive-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    cin7 = lookup_connection("cin7_core_default")
+    with _connect() as conn:
+        apply_migrations(conn)
+        clients = api_clients(warehouse_dsn())
+        report = run_golive_check(conn, clients, load_settings(), run_id,
+                                  cin7_calls_per_minute=cin7_pace(cin7.extra_dejson if cin7 else None))  # fmt: skip
+    print(report.render())
+    return 0 if report.ok else 1
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ FAILURES = """**Failures and what to do**
 - `reconcile.reconcile_and_publish`: an audit of the published tables failed; the previous tables stay.
 - `post.post_corrections`: another run holds the postings lock, or this run's checks did not pass.
   Refused postings do not fail the task: they become `posting_refused` exceptions for finance;
-  replay with `python -m returns_recon.cli postings replay`.
+  replay with `python -m returns_recon.cli postings replay`. Postings `held` (nothing sent to that system):
+  its go-live check has not passed; trigger `returns_recon_golive_check` (docs/golive.md).
 
 """
 
@@ -73,3 +74,26 @@ Only one run at a time (`max_active_runs=1`): the DAG posts to external systems.
 the data team once (after retries).
 """
 )
+
+GOLIVE_CHECK = """### Returns reconciliation — go-live check (manual)
+
+Run it by hand (Trigger DAG) when the connections point at a merchant's accounts for the first time (sandbox,
+then live), and again after any change to those accounts or to `RECON_SALE_MATCH_FIELD`,
+`RECON_SITOO_RESTOCK_TRANSACTION_TYPE` or the connections. It asks each account, read-only, the questions
+the vendors' documentation leaves open (one or two GETs each) and stores the answers in `recon.golive_checks`;
+the task log prints the report (one line per check: expected, observed, PASS/FAIL/DIFFERS/UNVERIFIED/ERROR).
+
+**Postings to Cin7 Core or Sitoo stay held** (status `held` in `recon.postings`, nothing sent) until the latest
+go-live run of that system has no failed blocking check. A system never checked is held too. Held postings
+are sent by the next hourly or daily run after the check passes. `RECON_GOLIVE_OVERRIDE='["cin7"]'` releases a
+system explicitly, despite a failed check (the merchant's decision; the report says so).
+
+**Stages:** `preflight` (connections, warehouse schema) → `check.golive_check`.
+
+**Failures and what to do**
+- `check.golive_check` failed: a blocking check failed (the log names it and what stays held). Read
+  `docs/golive.md` for what to do about that check, fix the setting or the account, then trigger the DAG again.
+  A check that could not ask (ERROR) holds its system if it is blocking: check the connection named in the log.
+- `preflight.*`: as in the hourly DAG (missing connection, migration).
+
+"""

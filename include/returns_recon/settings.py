@@ -33,7 +33,15 @@ class ReconSettings(BaseSettings):
     credit_note_approval_threshold: Decimal = Field(Decimal("1000"), description="above it: DRAFT, for approval")
     max_postings_per_run: int = Field(200, ge=0)
     postings_disabled: tuple[str, ...] = Field((), description="kill switch per system: cin7, sitoo")
-    sitoo_restock_transaction_type: int = 10
+    # Sitoo documents these ids without their values (order-write.yaml): assumptions, see docs/golive.md
+    sitoo_restock_transaction_type: int = Field(10, description="warehouse transaction type of our store restocks")
+    sitoo_return_order_type_id: int = Field(10, description="ordertypeid of the return record (10 Order)")
+    sitoo_return_order_state_id: int = Field(10, description="orderstateid of the return record (10 Closed)")
+    sitoo_return_payment_state_id: int = Field(0, description="paymentstateid of the return record (0 None)")
+    golive_override: tuple[str, ...] = Field(
+        (),
+        description="post to these systems (cin7, sitoo) although their go-live check has not passed (docs/golive.md)",
+    )
     # exception emails
     email_recipients: dict[str, list[str]] = Field(default_factory=dict, description="owner -> addresses")
     finance_all_clear_weekday: int | None = Field(0, description="weekday (0 = Monday) of finance's all-clear mail")

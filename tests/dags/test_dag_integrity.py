@@ -13,7 +13,8 @@ pytestmark = pytest.mark.unit
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(DAGS_DIR.glob("*.py"))
-EXPECTED_DAGS = {"returns_recon_hourly", "returns_recon_daily"}
+POSTING_DAGS = {"returns_recon_hourly", "returns_recon_daily"}
+EXPECTED_DAGS = {*POSTING_DAGS, "returns_recon_golive_check"}
 
 
 @pytest.fixture(scope="session")
@@ -84,7 +85,7 @@ def test_catchup_policy_catches_an_implicit_catchup(tmp_path: Path) -> None:
     assert source_violations(path) == ["implicit.py:2: DAG declared without an explicit catchup"]
 
 
-@pytest.mark.parametrize("dag_id", sorted(EXPECTED_DAGS))
+@pytest.mark.parametrize("dag_id", sorted(POSTING_DAGS))
 def test_postings_only_follow_the_data_quality_checks(dagbag, dag_id: str) -> None:
     """A failing critical check fails `check.data_quality`; everything that posts lies downstream of it."""
     dag = dagbag.dags[dag_id]
@@ -110,3 +111,12 @@ def test_alert_says_when_a_run_was_late() -> None:
     message = alert_message({"reason": "timed_out"}, ["data@example.com"], "recon@example.com")
     assert "late and was stopped by its timeout" in message.get_content()
     assert message["To"] == "data@example.com"
+
+
+def test_the_golive_check_is_manual_read_only_and_follows_the_preflight(dagbag) -> None:
+    dag = dagbag.dags["returns_recon_golive_check"]
+    assert type(dag.timetable).__name__ == "NullTimetable"  # schedule=None: triggered by hand
+    assert {t.task_id for t in dag.tasks} == {"preflight.check_connections", "preflight.migrate_warehouse",
+                                              "check.golive_check"}  # fmt: skip
+    upstream = {t.task_id for t in dag.get_task("check.golive_check").get_flat_relatives(upstream=True)}
+    assert upstream == {"preflight.check_connections", "preflight.migrate_warehouse"}

@@ -16,7 +16,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-EXPECTED_DAGS = {"returns_recon_hourly", "returns_recon_daily"}
+EXPECTED_DAGS = {"returns_recon_hourly", "returns_recon_daily", "returns_recon_golive_check"}
 
 
 def _free_port() -> int:

@@ -38,7 +38,8 @@ def documents(simulators, path: Path, entry: dict) -> list[dict]:
     kind = entry["type"]
     if kind in {"refund_without_credit_note", "missing_restock"}:
         sale = next(s for s in document["cin7"]["sales"] if s["CustomerReference"] == ret["order"]["external_id"])
-        notes = simulators.cin7_session().get(f"{simulators.cin7}/sale/creditnote", params={"SaleID": sale["ID"]}
+        # GET /sale serves the notes with their totals (the credit-note endpoint does not, apib L24564)
+        notes = simulators.cin7_session().get(f"{simulators.cin7}/sale", params={"ID": sale["ID"]}
                                               ).json()["CreditNotes"]  # fmt: skip
         return [n for n in notes if n.get("Memo") == f"reveni:{rid}"]
     if kind in {"inspected_not_released", "premature_restock", "rejected_item_in_sellable_stock"}:

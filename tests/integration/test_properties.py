@@ -28,6 +28,7 @@ from recon_simulators.scenario import read_header_and_records
 from returns_recon.extract import entities
 from returns_recon.extract.entities import ExtractSummary, load_stream
 from returns_recon.extract.run import extract_all
+from returns_recon.golive import run_golive_check
 from returns_recon.location_map import load_location_map
 from returns_recon.postings.execute import execute, quality_gate
 from returns_recon.postings.plan import plan
@@ -86,7 +87,7 @@ def documents(simulators, db: TestDatabase) -> Counter:
     found: Counter = Counter()
     for action, reference, payload in rows:
         if action == "create_credit_note":
-            notes = cin7.get(f"{simulators.cin7}/sale/creditnote", params={"SaleID": payload["SaleID"]},
+            notes = cin7.get(f"{simulators.cin7}/sale", params={"ID": payload["SaleID"]},
                              timeout=10).json()["CreditNotes"]  # fmt: skip
             memo = f"reveni:{payload.get('ReturnID') or reference.split(':')[1]}"
             for note in notes:
@@ -131,6 +132,7 @@ def planned(simulators, embedded_server, tmp_path_factory):
         extract_all(conn, clients, "plan", "hourly", SETTINGS)
         check_warehouse(conn, db.sqlalchemy_url, "plan", SETTINGS, None)
         reconcile(conn, "plan", SETTINGS, "hourly")
+        run_golive_check(conn, clients, SETTINGS, "plan-golive")  # postings are held until it has passed
         quality_gate(conn, "plan")
         plan(conn, "plan", SETTINGS)
 

@@ -279,6 +279,7 @@ def test_restock_and_transfer_move_stock(sims, data) -> None:
     assert [r["RestockStatus"] for r in listed if r["CreditNoteNumber"] == note["CreditNoteNumber"]] == ["AUTHORISED"]
     assert _on_hand(sims, line["SKU"], hold) == before_hold + 1
     transfer = {"From": locations[hold], "To": locations[sellable], "Status": "COMPLETED", "Reference": "reveni:t:1",
+                "CompletionDate": "2026-11-20T00:00:00",
                 "Lines": [{"ProductID": line["ProductID"], "SKU": line["SKU"], "TransferQuantity": 1}]}  # fmt: skip
     created = session.post(f"{sims.cin7}/stockTransfer", json=transfer)
     assert created.status_code == 200, created.text
@@ -289,6 +290,8 @@ def test_restock_and_transfer_move_stock(sims, data) -> None:
     by_number = session.get(f"{sims.cin7}/stockTransferList", params={"Search": number}).json()["StockTransferList"]
     assert [t["TaskID"] for t in by_number] == [created.json()["TaskID"]]
     assert session.get(f"{sims.cin7}/stockTransferList", params={"Search": "reveni:t:1"}).json()["Total"] == 0
+    undated = {k: v for k, v in transfer.items() if k != "CompletionDate"}  # required (apib L26409)
+    assert "Missing CompletionDate" in session.post(f"{sims.cin7}/stockTransfer", json=undated).json()[0]["Exception"]
     too_many = {**transfer, "Lines": [{**transfer["Lines"][0], "TransferQuantity": 10_000}]}
     refused = session.post(f"{sims.cin7}/stockTransfer", json=too_many)
     assert refused.status_code == 400
@@ -417,3 +420,30 @@ def test_advancing_the_clock_applies_due_events(sims, small_scenario: Path) -> N
     body = sims.reveni_session().get(f"{sims.reveni}/returns/{event['v']['id']}").json()
     assert body["status"] == "received"
     assert body["updated_at"] == event["at"]
+
+
+# --- Sitoo: documented parameters ------------------------------------------------------------------------
+
+
+def test_sitoo_lists_inactive_products_only_when_asked(sims, data) -> None:
+    inactive = {p["productid"] for p in data["sitoo.products"] if p.get("active") is False}
+    assert inactive, "the generator plants inactive products"
+    url, session = f"{sims.sitoo_site}/products.json", sims.sitoo_session()
+    default = {p["productid"] for p in session.get(url, params={"num": 1000}).json()["items"]}
+    listed = session.get(url, params={"num": 1000, "includeinactive": "true"}).json()["items"]
+    assert not default & inactive
+    assert inactive <= {p["productid"] for p in listed}
+    assert all("active" not in p for p in listed)  # product-read.yaml has no such field
+
+
+def test_sitoo_undeclared_query_parameters_follow_the_setting(sims) -> None:
+    url, session = f"{sims.sitoo_site}/stores.json", sims.sitoo_session()
+    assert session.get(url, params={"sort": "storeid"}).status_code == 200  # ignored by default
+    requests.post(f"{sims.admin}/behaviour/sitoo", json={"undeclared_query_parameters": "reject"}, timeout=5)
+    try:
+        refused = session.get(url, params={"sort": "storeid"})
+        assert refused.status_code == 400
+        assert set(refused.json()) == {"statuscode", "errortext"}
+        assert session.get(url, params={"num": 5}).status_code == 200
+    finally:
+        requests.post(f"{sims.admin}/behaviour/sitoo", json={"undeclared_query_parameters": "ignore"}, timeout=5)

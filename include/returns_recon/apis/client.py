@@ -64,6 +64,8 @@ class ApiClient:
     budget: Budget = field(default_factory=NoBudget)
     retry: RetrySettings = field(default_factory=RetrySettings)
     calls: Counter[str] = field(default_factory=Counter)
+    # the headers of the latest answer (read by the go-live check; informational only)
+    last_headers: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def url(self, path: str) -> str:
         return f"{self.base_url.rstrip('/')}/{path.lstrip('/')}"
@@ -118,6 +120,7 @@ class ApiClient:
                 timeout=(self.retry.connect_timeout, self.retry.read_timeout),
             )
             body = response.content
+            self.last_headers = response.headers
         except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as err:
             raise TransientError(f"{self.service}: {type(err).__name__}: {err}") from err
         return self._parse(response, body)

@@ -51,6 +51,7 @@ class ExecutionReport:
     refused: int = 0
     dry_run: int = 0
     skipped: int = 0
+    held: int = 0  # postings to a system whose go-live check has not passed (docs/golive.md)
     details: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, int]:
@@ -94,14 +95,19 @@ def quality_gate(conn: psycopg.Connection, run_id: str) -> None:
 def execute(conn: psycopg.Connection, clients: Clients, run_id: str, settings: ReconSettings,
             keys: list[str] | None = None) -> ExecutionReport:  # fmt: skip
     """Send what is planned (or, for a replay, the given keys), under a run-level lock."""
+    from returns_recon.golive import held_systems
+
     if not conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
         raise PostingsLocked("another run holds the postings lock; try again when it has finished")
     report = ExecutionReport()
     try:
+        held = held_systems(conn, settings)  # system -> why: its go-live check has not passed
+        for system, why in held.items():
+            log.warning("postings to %s are held: %s", system, why)
         rows = conn.execute(
             """SELECT posting_key, action, system, return_id, item_id, reference, payload, amount, status
                FROM recon.postings
-               WHERE (%(keys)s::text[] IS NULL AND status IN ('planned', 'ambiguous', 'sending'))
+               WHERE (%(keys)s::text[] IS NULL AND status IN ('planned', 'ambiguous', 'sending', 'held'))
                   OR posting_key = ANY(%(keys)s::text[])
                ORDER BY planned_at, posting_key""",
             {"keys": keys},
@@ -113,6 +119,13 @@ def execute(conn: psycopg.Connection, clients: Clients, run_id: str, settings: R
                 _set(conn, key, run_id, "dry_run")
                 _log(conn, key, run_id, "outcome", "dry_run", request=payload)
                 report.dry_run += 1
+                continue
+            if system in held:  # sent by a later run once the system's go-live check passes
+                # an ambiguous or sending posting keeps its status: its next attempt must read back live
+                _set(conn, key, run_id, status if status in ("ambiguous", "sending") else "held",
+                     error=f"held: {held[system]}")  # fmt: skip
+                _log(conn, key, run_id, "outcome", "held", response={"reason": held[system]})
+                report.held += 1
                 continue
             if system in settings.postings_disabled or sent >= settings.max_postings_per_run:
                 why = "kill switch" if system in settings.postings_disabled else "cap per run reached"

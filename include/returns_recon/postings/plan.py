@@ -4,7 +4,6 @@ deterministic idempotency key, before anything is sent."""
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,6 +12,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from returns_recon.apis.client import encode_json
 from returns_recon.settings import ReconSettings
 
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
@@ -93,6 +93,12 @@ class Planned:
     amount: Decimal | None = None
 
 
+def stored_json(payload: dict[str, Any]) -> str:
+    """The payload as the outbox keeps it: amounts stay JSON numbers, digit for digit, so the body sent
+    from the outbox carries numbers where the vendor documents numbers."""
+    return encode_json(payload).decode()
+
+
 def posting_key(action: str, return_id: str, item_id: str | None, target: str) -> str:
     """Deterministic: from the action, the return, the item and the target; never time or randomness."""
     return hashlib.sha256(f"{action}|{return_id}|{item_id or '-'}|{target}".encode()).hexdigest()[:32]
@@ -124,12 +130,12 @@ def plan(conn: psycopg.Connection, run_id: str, settings: ReconSettings) -> list
                      last_run_id = EXCLUDED.last_run_id, updated_at = now()
                    RETURNING (xmax = 0)""",
                 (p.posting_key, p.action, p.system, p.exception_key, p.return_id, p.item_id, p.reference,
-                 json.dumps(p.payload, default=str), p.amount, run_id, run_id),
+                 stored_json(p.payload), p.amount, run_id, run_id),
             )  # fmt: skip
             if cur.fetchone()[0]:
                 cur.execute(
                     "INSERT INTO recon.posting_log (posting_key, run_id, step, request) VALUES (%s, %s, 'planned', %s)",
-                    (p.posting_key, run_id, json.dumps(p.payload, default=str)),
+                    (p.posting_key, run_id, stored_json(p.payload)),
                 )
     return planned
 
@@ -190,7 +196,8 @@ def _build(conn: psycopg.Connection, row: dict[str, Any], settings: ReconSetting
            ORDER BY i.line_no""",
         (rid,),
     ).fetchall()
-    payload = {"ordertypeid": 10, "orderstateid": 10, "paymentstateid": 0, "externalid": rid,
+    payload = {"ordertypeid": settings.sitoo_return_order_type_id, "orderstateid": settings.sitoo_return_order_state_id,
+               "paymentstateid": settings.sitoo_return_payment_state_id, "externalid": rid,
                "warehouseid": int(row["sitoo_warehouse_id"]), "currencycode": row["currency"], "payments": [],
                "additionaldata": {"reveni-return-id": rid, "source": "returns-recon"},
                "orderitems": [{"productname": name or sku, "sku": sku, "quantity": -int(quantity),
