@@ -14,6 +14,7 @@ DAG ``returns_recon_golive_check`` build the clients through the hooks and call 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -380,7 +381,7 @@ CHECKS: tuple[Check, ...] = (
         "transfer_search_reference", "cin7",
         "stockTransferList Search matches a transfer's Reference.",
         "dearinventory.apib L26300: Search reads FromLocation, ToLocation, Status, CustomerReference, Number",
-        "simulator behaviour cin7.transfer_search_fields; RECON_TRANSFER_SEARCH",
+        "simulator behaviour cin7.transfer_search_fields (the pipeline matches Reference on its side)",
         False, "refuted",
         "a transfer with a Reference from GET stockTransferList, then GET stockTransferList?Search=<Reference>",
         _transfer_search_reference,
@@ -440,18 +441,33 @@ def run_checks(ctx: CheckContext, checks: Sequence[Check] = CHECKS) -> list[Resu
     return results
 
 
-def store(conn: psycopg.Connection, run_id: str, checked_at: datetime, results: Sequence[Result]) -> None:
+def account_of(client: Any) -> str:
+    """Which account a client talks to, without a secret: a hash of its base URL and its login (Cin7
+    Core's account id header, Sitoo's API id). A go-live pass releases that account only, so switching a
+    connection from the sandbox to the live account holds its postings until the check runs again."""
+    auth = getattr(client.session, "auth", None)
+    login = auth[0] if isinstance(auth, tuple) and auth else ""
+    account_id = client.session.headers.get("api-auth-accountid", "")
+    return hashlib.sha256(f"{client.base_url}|{account_id}|{login}".encode()).hexdigest()[:16]
+
+
+def accounts_of(clients: Clients) -> dict[str, str]:
+    return {"reveni": account_of(clients.reveni), "cin7": account_of(clients.cin7), "sitoo": account_of(clients.sitoo)}
+
+
+def store(conn: psycopg.Connection, run_id: str, checked_at: datetime, results: Sequence[Result],
+          accounts: Mapping[str, str]) -> None:  # fmt: skip
     with conn.transaction():
         for r in results:
             c = r.check
             conn.execute(
                 """INSERT INTO recon.golive_checks (run_id, checked_at, system, check_id, assumption, source, setting,
-                                                  blocking, expected, outcome, passed, evidence)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                                  blocking, expected, outcome, passed, evidence, account)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                    ON CONFLICT (run_id, check_id) DO UPDATE SET checked_at = excluded.checked_at,
                      outcome = excluded.outcome, passed = excluded.passed, evidence = excluded.evidence""",
                 (run_id, checked_at, c.system, c.id, c.assumption, c.source, c.setting, c.blocking, c.expected,
-                 r.outcome, r.passed, json.dumps(r.evidence, default=str)),
+                 r.outcome, r.passed, json.dumps(r.evidence, default=str), accounts[c.system]),
             )  # fmt: skip
 
 
@@ -461,8 +477,9 @@ def run_golive_check(conn: psycopg.Connection, clients: Clients, settings: Recon
     checked_at = datetime.now(UTC)
     ctx = CheckContext(clients, conn, settings, cin7_calls_per_minute or DEFAULT_CIN7_PACE)
     results = run_checks(ctx, checks)
-    store(conn, run_id, checked_at, results)
-    return Report(run_id, checked_at, results, held_systems(conn, settings), tuple(settings.golive_override))
+    accounts = accounts_of(clients)
+    store(conn, run_id, checked_at, results, accounts)
+    return Report(run_id, checked_at, results, held_systems(conn, settings, accounts), tuple(settings.golive_override))
 
 
 def hold_reasons(latest: Mapping[str, tuple[str, Sequence[str]]], override: Sequence[str]) -> dict[str, str]:
@@ -475,22 +492,27 @@ def hold_reasons(latest: Mapping[str, tuple[str, Sequence[str]]], override: Sequ
         if system in override:
             continue
         if system not in latest:
-            held[system] = "no go-live check has run: python -m returns_recon.cli golive-check"
+            held[system] = "no go-live check has run for this account: python -m returns_recon.cli golive-check"
         elif failed := latest[system][1]:
             held[system] = f"go-live check {latest[system][0]} failed: {', '.join(sorted(failed))}"
     return held
 
 
-def held_systems(conn: psycopg.Connection, settings: ReconSettings) -> dict[str, str]:
+def held_systems(conn: psycopg.Connection, settings: ReconSettings,
+                 accounts: Mapping[str, str] | None = None) -> dict[str, str]:  # fmt: skip
     """Posting systems whose latest go-live run failed a blocking check, or that were never checked,
-    less those in ``RECON_GOLIVE_OVERRIDE``."""
+    less those in ``RECON_GOLIVE_OVERRIDE``. With ``accounts`` (``accounts_of(clients)``), only runs that
+    asked those accounts count: a pass on the sandbox does not release the live account."""
+    accounts = accounts or {}
     rows = conn.execute(
         """WITH latest AS (SELECT DISTINCT ON (system) system, run_id FROM recon.golive_checks
+                           WHERE %(accounts)s::jsonb ->> system IS NULL OR account = %(accounts)s::jsonb ->> system
                            ORDER BY system, checked_at DESC, run_id DESC)
            SELECT l.system, l.run_id,
                   coalesce(array_agg(g.check_id) FILTER (WHERE g.blocking AND g.passed IS FALSE), '{}')
            FROM latest l JOIN recon.golive_checks g USING (system, run_id)
-           GROUP BY l.system, l.run_id"""
+           GROUP BY l.system, l.run_id""",
+        {"accounts": json.dumps(dict(accounts))},
     ).fetchall()
     return hold_reasons({system: (run_id, failed) for system, run_id, failed in rows}, settings.golive_override)
 

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from recon_simulators.behaviour import Behaviour
-from returns_recon.golive import CHECKS, held_systems, run_golive_check
+from returns_recon.golive import CHECKS, accounts_of, held_systems, run_golive_check
 from returns_recon.postings.execute import execute, quality_gate
 from returns_recon.postings.plan import plan
 from tests.fixtures.pipeline import SETTINGS, cycle
@@ -64,7 +64,12 @@ def test_every_assumption_passes_against_the_default_simulators_and_a_wrong_matc
     cycle(warehouse_db, clients, world, "golive-ok", post=False)
     with warehouse_db.connect(autocommit=True) as conn:
         report = run_golive_check(conn, clients, SETTINGS, "golive-ok-again")
-        assert held_systems(conn, SETTINGS) == {}
+        ours = accounts_of(clients)
+        assert held_systems(conn, SETTINGS, ours) == {}
+        # a pass on one account does not release another (the sandbox's pass, then the live connection)
+        elsewhere = held_systems(conn, SETTINGS, {**ours, "cin7": "another-account"})
+        assert set(elsewhere) == {"cin7"}
+        assert "for this account" in elsewhere["cin7"]
         rows = conn.execute("SELECT check_id, system, outcome, passed, evidence FROM recon.golive_checks "
                             "WHERE run_id = 'golive-ok-again'").fetchall()  # fmt: skip
         wrong = run_golive_check(conn, clients, SETTINGS.model_copy(update={"sale_match_field": "ExternalID"}),

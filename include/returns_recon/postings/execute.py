@@ -95,13 +95,13 @@ def quality_gate(conn: psycopg.Connection, run_id: str) -> None:
 def execute(conn: psycopg.Connection, clients: Clients, run_id: str, settings: ReconSettings,
             keys: list[str] | None = None) -> ExecutionReport:  # fmt: skip
     """Send what is planned (or, for a replay, the given keys), under a run-level lock."""
-    from returns_recon.golive import held_systems
+    from returns_recon.golive import accounts_of, held_systems
 
     if not conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
         raise PostingsLocked("another run holds the postings lock; try again when it has finished")
     report = ExecutionReport()
     try:
-        held = held_systems(conn, settings)  # system -> why: its go-live check has not passed
+        held = held_systems(conn, settings, accounts_of(clients))  # system -> why: its go-live check has not passed
         for system, why in held.items():
             log.warning("postings to %s are held: %s", system, why)
         rows = conn.execute(

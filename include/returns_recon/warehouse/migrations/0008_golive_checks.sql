@@ -14,6 +14,7 @@ CREATE TABLE recon.golive_checks (
     outcome         text NOT NULL CHECK (outcome IN ('confirmed', 'refuted', 'unverified', 'error')),
     passed          boolean,                   -- NULL: unverified (nothing on the account to ask about)
     evidence        jsonb NOT NULL DEFAULT '{}',
+    account         text NOT NULL,             -- which account was asked: a hash of its base URL and login
     PRIMARY KEY (run_id, check_id)
 );
 CREATE INDEX golive_checks_latest ON recon.golive_checks (system, checked_at DESC);
@@ -32,6 +33,8 @@ COMMENT ON COLUMN recon.golive_checks.blocking IS 'whether a failure holds the p
 COMMENT ON COLUMN recon.golive_checks.expected IS 'the answer the pipeline is configured for: confirmed or refuted';
 COMMENT ON COLUMN recon.golive_checks.outcome IS 'what the account answered: confirmed, refuted, unverified, error';
 COMMENT ON COLUMN recon.golive_checks.passed IS 'outcome = expected; NULL when unverified; false on error';
+COMMENT ON COLUMN recon.golive_checks.account IS
+    'the account asked (sha256 of the connection''s base URL and login, no secret): a pass releases that account only';
 COMMENT ON COLUMN recon.golive_checks.evidence IS 'what was asked and seen (no credentials, no personal data)';
 
 -- a posting to a system whose go-live check has not passed is held (sent by a later run once it passes)
