@@ -226,6 +226,14 @@ def _advance(conn: psycopg.Connection, source: str, entity: str, value: str, run
 # --- Cin7 Core -------------------------------------------------------------------------------------
 
 
+def _cin7_window(conn: psycopg.Connection, summary: ExtractSummary, watermark: str, mode: Mode,
+                 settings: ReconSettings) -> dict[str, str]:  # fmt: skip
+    """The ``UpdatedSince`` of a Cin7 Core list read behind its watermark (none on a first read)."""
+    since = window_start(get_watermark(conn, "cin7", watermark), mode, settings)
+    summary.window_from = since.isoformat() if since else None
+    return {"UpdatedSince": since.strftime("%Y-%m-%dT%H:%M:%S")} if since else {}
+
+
 def extract_cin7_sales(
     conn: psycopg.Connection, client: ApiClient, run_id: str, mode: Mode, settings: ReconSettings
 ) -> ExtractSummary:
@@ -235,9 +243,7 @@ def extract_cin7_sales(
     summary = ExtractSummary("cin7", "sales")
 
     def body() -> None:
-        since = window_start(get_watermark(conn, "cin7", "sale_list"), mode, settings)
-        summary.window_from = since.isoformat() if since else None
-        params = {"UpdatedSince": since.strftime("%Y-%m-%dT%H:%M:%S")} if since else {}
+        params = _cin7_window(conn, summary, "sale_list", mode, settings)
         newest = _Newest()
         rows = paging.cin7_list(client, "saleList", "SaleList", paging.field_key("SaleID"), params)
         listed = ExtractSummary("cin7", "sale_list")
@@ -263,9 +269,7 @@ def extract_cin7_credit_note_list(
     summary = ExtractSummary("cin7", "credit_note_list")
 
     def body() -> None:
-        since = window_start(get_watermark(conn, "cin7", "credit_note_list"), mode, settings)
-        summary.window_from = since.isoformat() if since else None
-        params = {"UpdatedSince": since.strftime("%Y-%m-%dT%H:%M:%S")} if since else {}
+        params = _cin7_window(conn, summary, "credit_note_list", mode, settings)
         newest = _Newest()
         rows = paging.cin7_list(client, "saleCreditNoteList", "SaleList", _credit_note_list_key, params)
         load_stream(conn, summary, cin7.CreditNoteListRow, rows, run_id, _credit_note_list_key,
