@@ -22,6 +22,7 @@ import pytest
 from psycopg import sql
 
 from returns_recon.apis.client import RetrySettings
+from returns_recon.golive import CHECKS, OFF_CONTRACT, run_golive_check
 from returns_recon.postings.execute import execute, quality_gate
 from returns_recon.postings.plan import plan
 from returns_recon.warehouse.migrate import apply_migrations
@@ -217,6 +218,10 @@ def run_case(name: str, simulators, clients_for, embedded_server, path: Path, ta
     if drop:
         with db.connect() as conn:
             install_connection_drop(conn)
+    with db.connect(autocommit=True) as conn:  # the merchant went live before this day of faults
+        golive = run_golive_check(conn, clients, SETTINGS, f"{name}-golive",
+                                  checks=[c for c in CHECKS if c.id not in OFF_CONTRACT])  # fmt: skip
+    assert golive.held == {}, golive.render()
     simulators.counters(reset=True)
     set_faults(simulators, spec)
     if kill:
