@@ -17,15 +17,17 @@ from typing import IO, Any
 
 import psycopg
 
-from recon_simulators.cin7 import sale_list_row
-from returns_recon.extract.entities import ExtractSummary, load_stream
+from recon_simulators.cin7 import credit_note_list_rows, sale_list_row
+from returns_recon.extract.entities import ExtractSummary, credit_note_list_key, load_stream
 from returns_recon.models import cin7, reveni, sitoo
 
 # (scenario collection, source, entity, model, key field, row transform), largest first
-JOBS: list[tuple[str, str, str, Any, str, Callable[[dict], dict] | None]] = [
+JOBS: list[tuple[str, str, str, Any, Any, Callable[[dict], Any] | None]] = [
     ("reveni.returns", "reveni", "returns", reveni.ReveniReturn, "id", None),
     ("cin7.sales", "cin7", "sales", cin7.Sale, "ID", None),
     ("cin7.sales", "cin7", "sale_list", cin7.SaleListRow, "SaleID", sale_list_row),
+    # the restock state of each note is served on its saleCreditNoteList row (one row per note)
+    ("cin7.sales", "cin7", "credit_note_list", cin7.CreditNoteListRow, credit_note_list_key, credit_note_list_rows),
     ("sitoo.warehouse_transactions", "sitoo", "warehouse_transactions", sitoo.WarehouseTransaction,
      "warehousetransactionid", None),
     ("cin7.stock_transfers", "cin7", "stock_transfers", cin7.StockTransferRow, "TaskID", None),
@@ -58,12 +60,13 @@ def split_by_collection(path: Path, into: Path) -> dict[str, Path]:
     return {kind: into / f"{kind}.jsonl" for kind in files}
 
 
-def _records(path: Path, transform: Callable[[dict], dict] | None) -> Iterator[dict]:
+def _records(path: Path, transform: Callable[[dict], Any] | None) -> Iterator[dict]:
     """Numbers read as the API client reads them: exact decimals, never floats."""
     with path.open(encoding="utf-8") as handle:
         for line in handle:
             record = json.loads(line, parse_float=Decimal)["v"]
-            yield transform(record) if transform else record
+            out = transform(record) if transform else record
+            yield from out if isinstance(out, list) else [out]
 
 
 def _load_job(url: str, path: Path, job: tuple, run_id: str) -> tuple[str, int]:

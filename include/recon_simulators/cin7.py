@@ -228,6 +228,20 @@ def sale_list_row(sale: dict) -> dict:
     }
 
 
+def credit_note_list_row(sale: dict, note: dict, with_restock_status: bool = True) -> dict:
+    """A note's ``saleCreditNoteList`` row: the sale list's fields, the note's number and status and
+    (apib L20649) its restock state."""
+    row = sale_list_row(sale)
+    row.update({"CreditNoteNumber": note.get("CreditNoteNumber"), "CreditNoteStatus": note.get("Status")})
+    if with_restock_status:
+        row["RestockStatus"] = note.get("RestockStatus") or "NOT AVAILABLE"
+    return row
+
+
+def credit_note_list_rows(sale: dict) -> list[dict]:
+    return [credit_note_list_row(sale, note) for note in sale.get("CreditNotes", [])]
+
+
 class Cin7App(ServiceApp):
     name = "cin7"
 
@@ -396,11 +410,7 @@ class Cin7App(ServiceApp):
 
         def render(key: str) -> dict:
             sale, note = note_of(key)
-            row = sale_list_row(sale)
-            row.update({"CreditNoteNumber": note.get("CreditNoteNumber"), "CreditNoteStatus": note.get("Status")})
-            if self.world.behaviour.cin7.credit_note_list_restock_status:
-                row["RestockStatus"] = note.get("RestockStatus") or "NOT AVAILABLE"
-            return row
+            return credit_note_list_row(sale, note, self.world.behaviour.cin7.credit_note_list_restock_status)
 
         return self._page("saleCreditNoteList", params, keys, render, "SaleList")
 

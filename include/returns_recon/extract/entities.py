@@ -271,8 +271,8 @@ def extract_cin7_credit_note_list(
     def body() -> None:
         params = _cin7_window(conn, summary, "credit_note_list", mode, settings)
         newest = _Newest()
-        rows = paging.cin7_list(client, "saleCreditNoteList", "SaleList", _credit_note_list_key, params)
-        load_stream(conn, summary, cin7.CreditNoteListRow, rows, run_id, _credit_note_list_key,
+        rows = paging.cin7_list(client, "saleCreditNoteList", "SaleList", credit_note_list_key, params)
+        load_stream(conn, summary, cin7.CreditNoteListRow, rows, run_id, credit_note_list_key,
                     on_valid=lambda r: newest.see(r.Updated))  # fmt: skip
         if newest.value is not None:
             _advance(conn, "cin7", "credit_note_list", newest.value.isoformat(), run_id)
@@ -280,7 +280,7 @@ def extract_cin7_credit_note_list(
     return _run(conn, client, summary, run_id, body)
 
 
-def _credit_note_list_key(row: dict) -> str | None:
+def credit_note_list_key(row: dict) -> str | None:
     if row.get("SaleID") is None:
         return None
     return f"{row['SaleID']}|{row.get('CreditNoteNumber') or ''}"
