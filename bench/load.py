@@ -60,13 +60,18 @@ def split_by_collection(path: Path, into: Path) -> dict[str, Path]:
     return {kind: into / f"{kind}.jsonl" for kind in files}
 
 
+def rows_of(record: dict, transform: Callable[[dict], Any] | None) -> list[dict]:
+    """The rows one scenario record gives an entity: itself, its transform, or (a list) several."""
+    out = transform(record) if transform else record
+    return out if isinstance(out, list) else [out]
+
+
 def _records(path: Path, transform: Callable[[dict], Any] | None) -> Iterator[dict]:
     """Numbers read as the API client reads them: exact decimals, never floats."""
     with path.open(encoding="utf-8") as handle:
         for line in handle:
             record = json.loads(line, parse_float=Decimal)["v"]
-            out = transform(record) if transform else record
-            yield from out if isinstance(out, list) else [out]
+            yield from rows_of(record, transform)
 
 
 def _load_job(url: str, path: Path, job: tuple, run_id: str) -> tuple[str, int]:

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from bench.load import JOBS
+from bench.load import JOBS, rows_of
 from recon_simulators.generate import location_map_csv_path
 from recon_simulators.scenario import read_header_and_records
 from returns_recon.extract import entities
@@ -208,8 +208,7 @@ def load_in_order(db: TestDatabase, path: Path, rng: random.Random | None) -> No
             rows = list(by_kind.get(kind, []))
             if rng is not None:
                 rng.shuffle(rows)
-            if transform:
-                rows = [transform(r) for r in rows]
+            rows = [row for r in rows for row in rows_of(r, transform)]
             load_stream(conn, ExtractSummary(source, entity), model, rows, "order", key)
         reconcile(conn, "order", SETTINGS, "daily")
 
