@@ -65,7 +65,8 @@ def build(mode: str) -> None:
 
         @task_group
         def notify() -> None:
-            """The daily exception email per owner (finance, operations, customer service, data)."""
-            send_exception_emails()
+            """The daily exception email per owner (finance, operations, customer service, data). Sent even
+            when the postings failed (refused credentials, a locked run): the queue is what people act on."""
+            send_exception_emails.override(trigger_rule="all_done")()
 
         stages >> notify()

@@ -94,6 +94,13 @@ def test_postings_only_follow_the_data_quality_checks(dagbag, dag_id: str) -> No
     assert post.trigger_rule == "all_success"
 
 
+def test_the_daily_mail_goes_out_when_the_postings_failed(dagbag) -> None:
+    """Refused credentials fail `post.post_corrections`; finance and operations still get their queue."""
+    mail = dagbag.dags["returns_recon_daily"].get_task("notify.send_exception_emails")
+    assert "post.post_corrections" in mail.upstream_task_ids
+    assert mail.trigger_rule == "all_done"
+
+
 def test_every_dag_alerts_once_per_failed_run_and_the_hourly_one_when_late(dagbag) -> None:
     from returns_recon.notify.alerts import dag_failure_alert
 

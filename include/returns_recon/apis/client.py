@@ -19,10 +19,13 @@ import requests
 from tenacity import (
     RetryCallState,
     Retrying,
+    retry_if_exception,
     retry_if_exception_type,
     stop_after_attempt,
     wait_exponential_jitter,
 )
+from urllib3.exceptions import InvalidHeader
+from urllib3.util.retry import Retry
 
 from returns_recon.apis.errors import ApiError, AuthError, ThrottledError, TransientError
 from returns_recon.apis.ratelimit import Budget, NoBudget
@@ -39,6 +42,20 @@ def encode_json(body: Any) -> bytes:
 
 
 log = logging.getLogger(__name__)
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """``Retry-After`` in either form RFC 9110 §10.2.3 allows (delay seconds or an HTTP date), parsed by
+    urllib3's own parser; None when absent or unreadable (the backoff then decides)."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(Retry().parse_retry_after(value)))
+    except InvalidHeader:
+        log.warning("ignoring an unreadable Retry-After header: %r", value[:64])
+        return None
+
 
 ThrottleCheck = Callable[[requests.Response], bool]
 
@@ -75,8 +92,16 @@ class ApiClient:
         return self._with_retries(lambda: self._once("GET", path, params=params, label=label))
 
     def send(self, method: str, path: str, *, json_body: Any = None, label: str | None = None) -> Any:
-        """One write, not retried: the caller reads back before any second attempt."""
-        return self._once(method, path, json_body=json_body, label=label)
+        """One write. Retried only when the service refused it unprocessed for its rate limit (after its
+        ``Retry-After``); any other failure is left to the caller, who reads back before a second attempt."""
+        retrying = Retrying(
+            retry=retry_if_exception(lambda e: isinstance(e, ThrottledError) and e.refused_unprocessed),
+            stop=stop_after_attempt(self.retry.attempts),
+            wait=self._wait,
+            reraise=True,
+            before_sleep=self._log_retry,
+        )
+        return retrying(lambda: self._once(method, path, json_body=json_body, label=label))
 
     def _with_retries(self, call: Callable[[], Any]) -> Any:
         retrying = Retrying(
@@ -130,10 +155,7 @@ class ApiClient:
         if status in (401, 403):
             raise AuthError(self.service, status, self.conn_id)
         if self.is_throttled(response):
-            retry_after = response.headers.get("Retry-After")
-            raise ThrottledError(
-                self.service, body.decode(errors="replace"), float(retry_after) if retry_after else None
-            )
+            raise ThrottledError(self.service, body.decode(errors="replace"), retry_after_seconds(response), status)
         if status >= 500:
             raise TransientError(f"{self.service} answered {status}: {body[:200].decode(errors='replace')}")
         if status >= 400:

@@ -30,6 +30,13 @@ class TransientError(RuntimeError):
 class ThrottledError(TransientError):
     """The service said slow down; ``retry_after`` seconds if it said how long."""
 
-    def __init__(self, service: str, message: str, retry_after: float | None) -> None:
-        super().__init__(f"{service} throttled the call: {message[:200]}")
+    def __init__(self, service: str, message: str, retry_after: float | None, status: int = 429) -> None:
+        super().__init__(f"{service} throttled the call ({status}): {message[:200]}")
         self.retry_after = retry_after
+        self.status = status
+
+    @property
+    def refused_unprocessed(self) -> bool:
+        """A rate-limit refusal (429, or Cin7 Core's 400 limit message) was not processed, so a write may be
+        sent again; a 503 may come from anywhere on the way and is treated as ambiguous."""
+        return self.status != 503

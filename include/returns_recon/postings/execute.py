@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 
-from returns_recon.apis.errors import ApiError, TransientError
+from returns_recon.apis.errors import ApiError, AuthError, TransientError
 from returns_recon.errors import NotRetryable
 from returns_recon.extract.run import Clients
 from returns_recon.postings.sale_view import SaleView
@@ -27,6 +27,7 @@ from returns_recon.settings import ReconSettings
 
 log = logging.getLogger(__name__)
 LOCK_KEY = 72_617_302
+OPEN_STATES = ("open", "acknowledged")
 
 
 class PostingsLocked(RuntimeError):
@@ -52,6 +53,8 @@ class ExecutionReport:
     dry_run: int = 0
     skipped: int = 0
     held: int = 0  # postings to a system whose go-live check has not passed (docs/golive.md)
+    superseded: int = 0  # not sent: the exception was resolved another way, or a person's document appeared
+    pending_credentials: int = 0  # not sent: the system refused our credentials in this run
     details: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, int]:
@@ -92,57 +95,108 @@ def quality_gate(conn: psycopg.Connection, run_id: str) -> None:
         )
 
 
+class CredentialsRefused(NotRetryable):
+    """A system refused our credentials on a write: its postings stay pending for the next run."""
+
+
+class Superseded(Exception):
+    """The reason for a posting is gone: a person (or a later run) fixed it another way."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Posting:
+    key: str
+    action: str
+    system: str
+    exception_key: str
+    return_id: str
+    reference: str
+    payload: dict
+    amount: Any
+    status: str
+
+
+OUTBOX = """SELECT posting_key, action, system, exception_key, return_id, reference, payload, amount, status
+FROM recon.postings
+WHERE (%(keys)s::text[] IS NULL AND status IN ('planned', 'ambiguous', 'sending', 'held'))
+   OR posting_key = ANY(%(keys)s::text[])
+ORDER BY planned_at, posting_key"""
+
+
 def execute(conn: psycopg.Connection, clients: Clients, run_id: str, settings: ReconSettings,
             keys: list[str] | None = None) -> ExecutionReport:  # fmt: skip
-    """Send what is planned (or, for a replay, the given keys), under a run-level lock."""
+    """Send what is planned (or, for a replay, the given keys), under a run-level lock.
+
+    Raises ``CredentialsRefused`` at the end when a system refused our credentials: the postings to
+    it stay pending (sent by the next run once the connection is fixed), the others went out."""
     from returns_recon.golive import accounts_of, held_systems
 
     if not conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
         raise PostingsLocked("another run holds the postings lock; try again when it has finished")
     report = ExecutionReport()
+    refused_credentials: dict[str, str] = {}  # system -> the error naming its connection
     try:
         held = held_systems(conn, settings, accounts_of(clients))  # system -> why: its go-live check has not passed
         for system, why in held.items():
             log.warning("postings to %s are held: %s", system, why)
-        rows = conn.execute(
-            """SELECT posting_key, action, system, return_id, item_id, reference, payload, amount, status
-               FROM recon.postings
-               WHERE (%(keys)s::text[] IS NULL AND status IN ('planned', 'ambiguous', 'sending', 'held'))
-                  OR posting_key = ANY(%(keys)s::text[])
-               ORDER BY planned_at, posting_key""",
-            {"keys": keys},
-        ).fetchall()
+        postings = [Posting(*row) for row in conn.execute(OUTBOX, {"keys": keys}).fetchall()]
         sent = 0
         view = SaleView(conn, clients.cin7)
-        for key, action, system, return_id, _item_id, reference, payload, amount, status in rows:
+        for p in postings:
             if settings.postings_dry_run:
-                _set(conn, key, run_id, "dry_run")
-                _log(conn, key, run_id, "outcome", "dry_run", request=payload)
+                _set(conn, p.key, run_id, "dry_run")
+                _log(conn, p.key, run_id, "outcome", "dry_run", request=p.payload)
                 report.dry_run += 1
                 continue
-            if system in held:  # sent by a later run once the system's go-live check passes
+            if p.system in held:  # sent by a later run once the system's go-live check passes
                 # an ambiguous or sending posting keeps its status: its next attempt must read back live
-                _set(conn, key, run_id, status if status in ("ambiguous", "sending") else "held",
-                     error=f"held: {held[system]}")  # fmt: skip
-                _log(conn, key, run_id, "outcome", "held", response={"reason": held[system]})
+                _set(conn, p.key, run_id, _pending(p.status), error=f"held: {held[p.system]}")
+                _log(conn, p.key, run_id, "outcome", "held", response={"reason": held[p.system]})
                 report.held += 1
                 continue
-            if system in settings.postings_disabled or sent >= settings.max_postings_per_run:
-                why = "kill switch" if system in settings.postings_disabled else "cap per run reached"
-                _set(conn, key, run_id, "skipped", error=why)
-                _log(conn, key, run_id, "outcome", "skipped", response={"reason": why})
+            if p.system in refused_credentials:  # nothing more is sent with credentials just refused
+                _set(conn, p.key, run_id, _pending(p.status, "planned"), error=refused_credentials[p.system])
+                _log(conn, p.key, run_id, "outcome", "pending", response={"error": refused_credentials[p.system]})
+                report.pending_credentials += 1
+                continue
+            if p.system in settings.postings_disabled or sent >= settings.max_postings_per_run:
+                why = "kill switch" if p.system in settings.postings_disabled else "cap per run reached"
+                _set(conn, p.key, run_id, "skipped", error=why)
+                _log(conn, p.key, run_id, "outcome", "skipped", response={"reason": why})
                 report.skipped += 1
                 continue
             sent += 1
             # an earlier attempt may have reached the system: read that posting's target live
-            ctx = Context(clients, view, live=status in ("ambiguous", "sending") or keys is not None)
-            outcome = _one(conn, ctx, run_id, key, action, reference, payload, return_id, amount)
+            ctx = Context(clients, view, live=p.status in ("ambiguous", "sending") or keys is not None, conn=conn)
+            try:
+                outcome = _one(conn, ctx, run_id, p)
+            except AuthError as err:
+                refused_credentials[p.system] = str(err)
+                _set(conn, p.key, run_id, _pending(p.status, "planned"), error=str(err))
+                _log(conn, p.key, run_id, "outcome", "pending", response={"error": str(err)})
+                log.error("postings to %s stopped: %s", p.system, err)
+                outcome = "pending_credentials"
             setattr(report, outcome, getattr(report, outcome) + 1)
-            report.details.append({"posting_key": key, "action": action, "outcome": outcome})
+            report.details.append({"posting_key": p.key, "action": p.action, "outcome": outcome})
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
     log.info("postings: %s", report.as_dict())
+    if refused_credentials:
+        raise CredentialsRefused(
+            "credentials refused on a write, postings left pending and sent by the next run once fixed: "
+            + "; ".join(refused_credentials.values())
+        )
     return report
+
+
+def _pending(status: str, otherwise: str = "held") -> str:
+    """The status a posting keeps when it is not sent now: an earlier attempt may have reached the system,
+    so an ambiguous or sending posting stays so (its next attempt reads back live)."""
+    return status if status in ("ambiguous", "sending") else otherwise
 
 
 @dataclass
@@ -150,14 +204,26 @@ class Context:
     clients: Clients
     view: SaleView
     live: bool = False
+    conn: psycopg.Connection | None = None
 
 
-def _one(conn, ctx: Context, run_id: str, key: str, action: str, reference: str, payload: dict, return_id: str,
-         amount) -> str:  # fmt: skip
-    handler = HANDLERS[action]
-    _log(conn, key, run_id, "request", request=payload)
+def _still_open(conn: psycopg.Connection, exception_key: str) -> str | None:
+    """None while the exception a posting fixes is open; else why the posting is no longer needed."""
+    row = conn.execute("SELECT state FROM recon.exceptions WHERE exception_key = %s", (exception_key,)).fetchone()
+    if row is None:
+        return "the exception it fixes is gone"
+    return None if row[0] in OPEN_STATES else f"the exception it fixes is {row[0]}"
+
+
+def _one(conn: psycopg.Connection, ctx: Context, run_id: str, p: Posting) -> str:
+    """One posting: read back (adopt) → re-check its reason → prepare (re-reads the target) → send."""
+    handler = HANDLERS[p.action]
+    key = p.key
+    _log(conn, key, run_id, "request", request=p.payload)
     try:
-        existing = handler.read_back(ctx, payload, reference)
+        existing = handler.read_back(ctx, p.payload, p.reference)
+    except AuthError:
+        raise
     except (TransientError, ApiError) as err:
         _set(conn, key, run_id, "ambiguous", error=f"read-back failed: {err}")
         _log(conn, key, run_id, "outcome", "ambiguous", response={"error": str(err)})
@@ -167,33 +233,55 @@ def _one(conn, ctx: Context, run_id: str, key: str, action: str, reference: str,
         _log(conn, key, run_id, "read_back", "adopted", response={"found": existing})
         return "adopted"
     try:
-        body = handler.prepare(ctx, payload)
+        gone = _still_open(conn, p.exception_key)
+        if gone:
+            raise Superseded(gone)
+        body = handler.prepare(ctx, p.payload)
+    except Superseded as why:
+        return _supersede(conn, key, run_id, p.return_id, why.reason)
     except Refused as refusal:
-        return _refuse(conn, key, run_id, return_id, refusal.reason)
+        return _refuse(conn, key, run_id, p.return_id, refusal.reason)
+    except AuthError:
+        raise
     except (TransientError, ApiError) as err:  # its reads failed: nothing was sent, try again next run
         _set(conn, key, run_id, "ambiguous", error=f"prepare failed: {err}")
         _log(conn, key, run_id, "outcome", "ambiguous", response={"error": str(err)})
         return "ambiguous"
     _set(conn, key, run_id, "sending", attempt=True)
-    if "SaleID" in payload:
-        ctx.view.written(payload["SaleID"])
+    if "SaleID" in p.payload:
+        ctx.view.written(p.payload["SaleID"])
     try:
         response = handler.send(ctx.clients, body)
+    except AuthError:  # refused before it was processed: the posting is as it was
+        raise
     except TransientError as err:
         _set(conn, key, run_id, "ambiguous", error=str(err))
         _log(conn, key, run_id, "outcome", "ambiguous", request=body, response={"error": str(err)})
         return "ambiguous"
     except ApiError as err:
-        return _refuse(conn, key, run_id, return_id, str(err))
-    if os.environ.get("RECON_FAULT_KILL_AFTER_SEND") == "1":  # fault-suite hook: die between call and log
-        os.kill(os.getpid(), signal.SIGKILL)
+        return _refuse(conn, key, run_id, p.return_id, str(err))
+    after_send_hook()
     target, number = handler.target_ref(response), handler.target_number(response)
     _set(conn, key, run_id, "done", target_ref=target, target_number=number)
     _log(conn, key, run_id, "response", "done", request=body, response=response)
-    if action == "create_credit_note" and body.get("Status") == "DRAFT":
-        log.warning("credit note for return %s (%s) is above the approval threshold: posted as DRAFT", return_id,
-                    amount)  # fmt: skip
+    if p.action == "create_credit_note" and body.get("Status") == "DRAFT":
+        log.warning("credit note for return %s (%s) is above the approval threshold: posted as DRAFT", p.return_id,
+                    p.amount)  # fmt: skip
     return "done"
+
+
+def after_send_hook() -> None:
+    """Between a write and its log entry. The fault suite kills the process here (its environment sets
+    RECON_FAULT_KILL_AFTER_SEND=1) to prove a write whose outcome was never logged is adopted, not repeated."""
+    if os.environ.get("RECON_FAULT_KILL_AFTER_SEND") == "1":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _supersede(conn, key: str, run_id: str, return_id: str, reason: str) -> str:
+    _set(conn, key, run_id, "superseded", error=reason)
+    _log(conn, key, run_id, "outcome", "superseded", response={"reason": reason})
+    log.info("posting %s for return %s not sent: %s", key, return_id, reason)
+    return "superseded"
 
 
 def _refuse(conn, key: str, run_id: str, return_id: str, reason: str) -> str:
@@ -209,7 +297,10 @@ def _refuse(conn, key: str, run_id: str, return_id: str, reason: str) -> str:
 # apib L24578-L24591: the fields a credit-note POST reads; L30638: those of a restock line
 RESTOCK_LINE_FIELDS = ("ProductID", "SKU", "Name", "Location", "LocationID", "Quantity", "BatchSN", "ExpiryDate",
                        "RestockLocation", "RestockLocationID", "RestockDate")  # fmt: skip
-WRITABLE_NOTE_STATUSES = ("DRAFT", "NOT AVAILABLE")  # apib L24689: a POST to any other is refused
+WRITABLE_NOTE_STATUSES = ("DRAFT", "NOT AVAILABLE")
+REFERENCE_PREFIX = (
+    "reveni:"  # our memo and references: reveni:<return>[:<item>]  # apib L24689: a POST to any other is refused
+)
 
 
 class CreateCreditNote:
@@ -227,6 +318,7 @@ class CreateCreditNote:
 
     def prepare(self, ctx: Context, payload: dict) -> dict:
         note = getattr(self, "_existing", None)
+        self._no_new_note_by_hand(ctx, payload["SaleID"])
         if note is None:
             sale = ctx.view.sale(payload["SaleID"], live=ctx.live)
             if sale.get("Type") == "Simple Sale" and (sale.get("CreditNotes") or ctx.view.credit_notes(
@@ -242,6 +334,23 @@ class CreateCreditNote:
         if drafted:
             body["Restock"] = drafted
         return body
+
+    @staticmethod
+    def _no_new_note_by_hand(ctx: Context, sale_id: str) -> None:
+        """A note without our memo that the reconciliation has not seen yet (a person's, made since the plan):
+        whether it credits this return is for the next reconciliation to say (attributed, or
+        ``unattributed_credit_note``); crediting now could credit the customer twice."""
+        seen = {row[0] for row in ctx.conn.execute(
+            "SELECT task_id FROM staging.stg_cin7__credit_notes WHERE sale_id = %s", (sale_id,))}  # fmt: skip
+        for note in ctx.view.credit_notes(sale_id, live=ctx.live):
+            memo = str(note.get("Memo") or "")
+            if (
+                not memo.startswith(REFERENCE_PREFIX)
+                and note.get("Status") != "VOIDED"
+                and note.get("TaskID") not in seen
+            ):
+                raise Superseded(f"credit note {note.get('CreditNoteNumber') or note.get('TaskID')} "
+                                 f"({note.get('Status')}) was added to the sale by hand since the plan")  # fmt: skip
 
     @staticmethod
     def _ours(ctx: Context, sale_id: str, reference: str) -> dict | None:
@@ -281,6 +390,15 @@ class Transfer:
 
     @staticmethod
     def prepare(ctx: Context, payload: dict) -> dict:
+        """Re-read the transfers (live, once per executor run, after the plan): one referencing this item that
+        the reconciliation has not seen (a person's, made since the plan) means the move may be done."""
+        item = payload["Reference"].split(" ")[0]
+        seen = {row[0] for row in ctx.conn.execute(
+            "SELECT task_id FROM staging.stg_cin7__stock_transfers WHERE split_part(reference, ' ', 1) = %s",
+            (item,))}  # fmt: skip
+        for reference, task_id in ctx.view.live_transfers().items():
+            if reference.split(" ")[0] == item and reference != payload["Reference"] and task_id not in seen:
+                raise Superseded(f"transfer {task_id} ({reference}) was made by hand since the plan")
         return payload
 
     @staticmethod
@@ -322,9 +440,7 @@ class SitooStoreStock:
     def send(clients: Clients, body: list[dict]) -> Any:
         path = f"sites/{clients.sitoo_site_id}/warehousetransactions.json"
         response = clients.sitoo.send("POST", path, json_body=body, label="warehousetransactions")
-        if isinstance(response, list) and response and response[0].get("statuscode") != 200:
-            raise ApiError("sitoo", int(response[0]["statuscode"]), str(response[0].get("return")))
-        return response
+        return bulk_element(response)
 
     @staticmethod
     def target_ref(response: Any) -> str | None:
@@ -333,6 +449,21 @@ class SitooStoreStock:
     @staticmethod
     def target_number(response: Any) -> str | None:
         return None
+
+
+def bulk_element(response: Any) -> Any:
+    """The answer to a one-element Sitoo write: a bare id, or a batch envelope ``[{statuscode, return}]``
+    (schemas/batchResponse.yaml). An element's 5xx or 429 is transient, like the same status on the call:
+    the posting is left ambiguous and its next attempt reads back first; any other non-2xx is final."""
+    if not isinstance(response, list) or not response or not isinstance(response[0], dict):
+        return response
+    element = response[0]
+    status = int(element.get("statuscode") or 0)
+    if 200 <= status < 300:
+        return element.get("return")
+    if status == 429 or status >= 500:
+        raise TransientError(f"sitoo answered {status} for the element: {str(element.get('return'))[:200]}")
+    raise ApiError("sitoo", status, str(element.get("return")))
 
 
 class SitooReturnRecord:

@@ -6,8 +6,9 @@ minute account at 30 postings a minute. Instead: the extraction's copy of each s
 ``UpdatedSince`` (paged, 1000 a page) names every sale that did. Those sales, sales whose stored detail
 is older than their list row, sales this run has written to, and postings with an earlier attempt
 are read live, one by one. Stored amounts come back as Decimals, as the API client reads them.
-The changed-sales list is read again once it is ``refresh_seconds`` old, so a document a person
-adds while the executor runs is seen within that time.
+The changed-sales list is read again once it is ``refresh_seconds`` old, so a credit note a person adds
+while the executor runs is seen before any send made that long after it. A
+sale's live credit notes are read again once that old, or once this run has written to the sale.
 """
 
 from __future__ import annotations
@@ -39,10 +40,11 @@ def with_numbers(value: Any) -> Any:
 # Cin7 Core's timestamps and ours may differ by a little; read changes from a little earlier.
 MARGIN = timedelta(minutes=5)
 PAGE = 1000
+REFRESH_SECONDS = 15.0  # how old a re-read of the target may be at a send (docs/postings.md)
 
 
 class SaleView:
-    def __init__(self, conn: psycopg.Connection, cin7: ApiClient, refresh_seconds: float = 60.0) -> None:
+    def __init__(self, conn: psycopg.Connection, cin7: ApiClient, refresh_seconds: float = REFRESH_SECONDS) -> None:
         self._conn = conn
         self._cin7 = cin7
         self._refresh_seconds = refresh_seconds
@@ -50,6 +52,7 @@ class SaleView:
         self._changed: set[str] = set()
         self._written: set[str] = set()
         self._live_transfers: dict[str, str] | None = None
+        self._live_notes: dict[str, tuple[float, list[dict]]] = {}  # sale -> (read at, its notes)
         self.calls = 0
 
     def _since(self) -> str | None:
@@ -100,8 +103,12 @@ class SaleView:
         stored = self.stored_if_current(sale_id, live)
         if stored is not None:
             return stored.get("CreditNotes") or []
-        body = self._cin7.get("sale/creditnote", {"SaleID": sale_id}, label="sale/creditnote")
-        return body.get("CreditNotes") or []
+        read_at, notes = self._live_notes.get(sale_id, (0.0, []))
+        if time.monotonic() - read_at >= self._refresh_seconds:
+            body = self._cin7.get("sale/creditnote", {"SaleID": sale_id}, label="sale/creditnote")
+            notes = body.get("CreditNotes") or []
+            self._live_notes[sale_id] = (time.monotonic(), notes)
+        return notes
 
     def sale(self, sale_id: str, live: bool = False) -> dict[str, Any]:
         stored = self.stored_if_current(sale_id, live)
@@ -118,8 +125,9 @@ class SaleView:
         return row[0] if row else None
 
     def live_transfers(self) -> dict[str, str]:
-        """Reference → TaskID of every transfer, read live once per executor run: the whole
-        ``stockTransferList``, paged, since its ``Search`` does not read ``Reference`` (apib L26299)."""
+        """Reference → TaskID of every transfer, read live once per executor run (after its plan): the whole
+        ``stockTransferList``, paged, since its ``Search`` does not read ``Reference`` (apib L26299) and the
+        list has no ``UpdatedSince``; re-reading it before every send would cost a page per 1000 transfers."""
         if self._live_transfers is None:
             found: dict[str, str] = {}
             page = 1
@@ -146,3 +154,4 @@ class SaleView:
     def written(self, sale_id: str) -> None:
         """This run wrote to the sale: its stored copy is out of date from now on."""
         self._written.add(sale_id)
+        self._live_notes.pop(sale_id, None)
