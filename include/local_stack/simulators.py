@@ -71,6 +71,65 @@ class Simulators:
         session.auth = (CREDS.sitoo_api_id, CREDS.sitoo_password)
         return session
 
+    # --- documents, read and written through the services' public endpoints (as a person would) ---
+    def credit_notes(self, sale_id: str) -> list[dict]:
+        """The sale's credit notes as ``GET /sale`` serves them (with their totals, apib L30739)."""
+        response = self.cin7_session().get(f"{self.cin7}/sale", params={"ID": sale_id}, timeout=30)
+        response.raise_for_status()
+        return response.json().get("CreditNotes") or []
+
+    def transfers(self) -> list[dict]:
+        """Every stock transfer (``stockTransferList`` does not search ``Reference``, apib L26299)."""
+        rows, page = [], 1
+        while True:
+            response = self.cin7_session().get(f"{self.cin7}/stockTransferList", params={"Page": page, "Limit": 1000},
+                                               timeout=30)  # fmt: skip
+            response.raise_for_status()
+            batch = response.json()["StockTransferList"]
+            rows += batch
+            if len(batch) < 1000:
+                return rows
+            page += 1
+
+    def sitoo_transactions(self) -> list[dict]:
+        response = self.sitoo_session().get(f"{self.sitoo_site}/warehousetransactions.json", params={"num": 100_000},
+                                            timeout=30)  # fmt: skip
+        response.raise_for_status()
+        return response.json()["items"]
+
+    def sitoo_orders(self, external_id: str) -> list[dict]:
+        response = self.sitoo_session().get(f"{self.sitoo}/orders.json", params={"externalid": external_id}, timeout=30)
+        response.raise_for_status()
+        return response.json()["items"]
+
+    def documents(self, action: str, payload: dict) -> list[dict]:
+        """The documents carrying a posting's own reference, read from the services: the sale's credit
+        notes with its memo (not voided), the transfers with its reference, the Sitoo transactions or
+        refund orders with its ``externalid``."""
+        if action == "create_credit_note":
+            notes = self.credit_notes(payload["SaleID"])
+            return [n for n in notes if n.get("Memo") == payload["Memo"] and n.get("Status") != "VOIDED"]
+        if action.startswith("transfer"):
+            return [t for t in self.transfers() if t.get("Reference") == payload["Reference"]]
+        if action == "sitoo_store_stock":
+            return [t for t in self.sitoo_transactions() if t.get("externalid") == payload["externalid"]]
+        return self.sitoo_orders(payload["externalid"])
+
+    def by_hand(self, service: str, path: str, body: object) -> object:
+        """POST ``body`` to a public endpoint with the account's own credentials, as a person using the
+        service (or its UI) would; the answer's JSON, or an error unless it succeeded."""
+        if service == "cin7":
+            session, base = self.cin7_session(), self.cin7
+        elif service == "sitoo":
+            session, base = self.sitoo_session(), self.sitoo_site
+        else:
+            raise ValueError(f"no writes by hand to {service}")
+        response = session.post(f"{base}/{path}", json=body, timeout=30)
+        if response.status_code != 200:
+            raise RuntimeError(f"{service} {path} refused the document made by hand: {response.status_code} "
+                               f"{response.text[:300]}")  # fmt: skip
+        return response.json()
+
     # --- control surface ---
     def load(self, path: Path, frozen: bool = False) -> dict:
         response = requests.post(f"{self.admin}/load", json={"path": str(path), "frozen": frozen}, timeout=600)

@@ -56,6 +56,10 @@ EXCEPTION_TYPES = (
     "exchange_order_held",
     "invalid_record",
 )
+# Planted only when a rate asks for them: the default scenarios (and every test and benchmark built on a seed)
+# stay byte for byte what they were. GeneratorConfig(rates={..., "unattributed_credit_note": 0.01}).
+OPT_IN_TYPES = ("unattributed_credit_note",)
+PLANTABLE = EXCEPTION_TYPES + OPT_IN_TYPES
 ITEM_LEVEL = frozenset(
     {
         "missing_restock",
@@ -204,8 +208,10 @@ class Generator:
             made = 0
             while made < self.cfg.returns:
                 count = 2 if self.rng.random() < 0.15 and made + 2 <= self.cfg.returns else 1
-                if "sale_not_found" in plants[made : made + count]:
-                    count = 1  # the sale's reference is what is broken: it would hide a second return too
+                if {"sale_not_found", "unattributed_credit_note"} & set(plants[made : made + count]):
+                    # the sale's reference is what is broken: it would hide a second return too; a note by hand
+                    # that no return can be attributed is raised on every refunded return of its sale
+                    count = 1
                 self._order([plants[made + i] for i in range(count)])
                 made += count
             self._write_stock()
@@ -215,7 +221,7 @@ class Generator:
         schedule: list[str | None] = []
         for _ in range(self.cfg.returns):
             roll, plant = self.rng.random(), None
-            for kind in EXCEPTION_TYPES:
+            for kind in PLANTABLE:
                 rate = self.cfg.rates.get(kind, 0.0)
                 if roll < rate:
                     plant = kind
@@ -225,6 +231,9 @@ class Generator:
         if self.cfg.plant_each_type_once and self.cfg.returns >= 4 * len(EXCEPTION_TYPES):
             # guarantee every type at least once: spread forced plants over the scenario
             step = self.cfg.returns // len(EXCEPTION_TYPES)
+            for index, kind in enumerate(OPT_IN_TYPES):  # between the positions of the default types
+                if kind not in schedule and self.cfg.rates.get(kind, 0) > 0:
+                    schedule[index * step + step // 2 + 1] = kind
             for index, kind in enumerate(EXCEPTION_TYPES):
                 if kind not in schedule and self.cfg.rates.get(kind, 0) > 0:
                     schedule[index * step + 1] = kind
@@ -270,7 +279,8 @@ class Generator:
         # every order sells store products; online-only products appear only where planted
         products = rng.sample(self.store_products, rng.randint(max(2, len(plants)), 4))
         lines = [Line(p, rng.choice((1, 1, 2)), Decimal(str(p.price)), Decimal(str(rate))) for p in products]
-        advanced = len(plants) > 1 or "duplicate_credit_note" in plants or rng.random() < 0.4
+        advanced = len(plants) > 1 or {"duplicate_credit_note", "unattributed_credit_note"} & set(plants)
+        advanced = advanced or rng.random() < 0.4
         sale_id = det_uuid(rng)
         returns = []
         split = [lines] if len(plants) == 1 else [lines[: len(lines) // 2], lines[len(lines) // 2 :]]
@@ -363,6 +373,7 @@ class Generator:
                 old,
             ),
             "duplicate_credit_note": (kind, *refundish, old),
+            "unattributed_credit_note": (kind, *refundish, old),
             "double_refund": ("store", *refundish, old),
             "sale_not_found": (
                 "warehouse",
@@ -551,8 +562,25 @@ class Generator:
             twin = {**note, "TaskID": det_uuid(self.rng), "CreditNoteNumber": self._doc_number("CR"), "Restock": [],
                     "RestockStatus": "NOT AVAILABLE"}  # fmt: skip
             sale["CreditNotes"].append(twin)
+        if plant == "unattributed_credit_note" and authorised:
+            sale["CreditNotes"].append(self._goodwill_note(sale, refunded[0], when))
         sale["Status"] = "CREDITED" if authorised else sale["Status"]
         return max(latest, when)
+
+    def _goodwill_note(self, sale: dict, item: Item, when: datetime) -> dict:
+        """A credit note a person made by hand beside ours (no reveni memo): half a unit of the first refunded
+        item as goodwill. Another total than the refund, so no return can be attributed it (§1)."""
+        price = cents(item.line.price / 2)
+        tax = cents(price * item.line.rate)
+        line = {"ProductID": item.line.product.cin7_id, "SKU": item.line.product.sku, "Name": item.line.product.name,
+                "Quantity": 1, "Price": float(price), "Discount": 0, "Tax": float(tax), "Total": float(price),
+                "AverageCost": item.line.product.cost, "TaxRule": f"VAT {item.line.rate * 100:.0f}%",
+                "Account": "200", "Comment": ""}  # fmt: skip
+        return {"TaskID": det_uuid(self.rng), "CreditNoteInvoiceNumber": sale["Invoices"][0]["InvoiceNumber"],
+                "CreditNoteNumber": self._doc_number("CR"), "Memo": "goodwill", "Status": "AUTHORISED",
+                "CreditNoteDate": when.strftime("%Y-%m-%dT00:00:00"), "CreditNoteConversionRate": 1,
+                "Lines": [line], "AdditionalCharges": [], "Restock": [], "RestockStatus": "NOT AVAILABLE",
+                "TotalBeforeTax": float(price), "Tax": float(tax), "Total": float(price + tax)}  # fmt: skip
 
     def _warehouse(self, ret: Return):
         for warehouse in self.catalog.warehouses:

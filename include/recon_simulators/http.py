@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import time
 from collections.abc import Awaitable, Callable
+from email.utils import formatdate
 from typing import Any
 
 from starlette.applications import Starlette
@@ -13,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from recon_simulators.faults import Decision, FaultState
+from recon_simulators.faults import ANSWER_FAULTS, Decision, FaultState
 from recon_simulators.journal import JOURNAL
 
 Handler = Callable[[Request], Awaitable[Response] | Response]
@@ -37,6 +40,23 @@ class AbortedResponse(Response):
         )
         await send({"type": "http.response.body", "body": b'{"partial":', "more_body": True})
         raise ConnectionResetError("simulated connection reset")
+
+
+class TruncatedResponse(Response):
+    """The answer of an applied write cut short: its status and headers, a ``Content-Length`` announcing the
+    whole body, less than half of the body, then the connection dropped (as a proxy or a lost link does)."""
+
+    def __init__(self, answer: Response) -> None:
+        super().__init__(b"", status_code=answer.status_code)
+        self.answer = answer
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[override]
+        body = bytes(self.answer.body)
+        headers = [(k, v) for k, v in self.answer.raw_headers if k.lower() != b"content-length"]
+        await send({"type": "http.response.start", "status": self.answer.status_code,
+                    "headers": [*headers, (b"content-length", str(len(body)).encode())]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+        raise ConnectionResetError("simulated truncated body")
 
 
 class ServiceApp:
@@ -67,6 +87,10 @@ class ServiceApp:
     def throttled(self) -> Response:
         return self.error(429, "Too Many Requests")
 
+    def refused_credentials(self, status: int) -> Response:
+        """What the service answers a key that is no longer valid (its own error body)."""
+        return self.error(status, "Unauthorized" if status == 401 else "Method authentication failed")  # apib L120
+
     # --- shared ----------------------------------------------------------------------------
     def route(self, path: str, endpoint: str, handler: Handler, methods: list[str]) -> None:
         async def wrapped(request: Request) -> Response:
@@ -81,25 +105,56 @@ class ServiceApp:
         return response
 
     async def _respond(self, request: Request, endpoint: str, handler: Handler) -> Response:
+        is_write = request.method in {"POST", "PUT", "DELETE"}
         refusal = self.authenticate(request)
         if refusal is not None:
-            self.faults.decide(endpoint, "unauthenticated", self.world.clock.now(), eligible=False)
+            self.faults.decide(endpoint, "unauthenticated", self.world.clock.now(), eligible=False, write=is_write)
             return refusal
-        decision = self.faults.decide(endpoint, self.budget_key(request), self.world.clock.now())
+        decision = self.faults.decide(endpoint, self.budget_key(request), self.world.clock.now(), write=is_write)
+        if decision.auth_refused:  # the key was rotated (auth_refuse_writes_after): refused before anything
+            request.state.sim_fault = "auth"
+            return self.refused_credentials(self.faults.config.auth_refuse_status)
         if decision.throttled:
             request.state.sim_fault = "throttled"
-            return self.throttled()
+            return self._retry_after(self.throttled())
         request.state.sim_fault = decision.fault
         if decision.latency_s:
             await asyncio.sleep(decision.latency_s)
-        is_write = request.method in {"POST", "PUT", "DELETE"}
-        if decision.fault and not (is_write and self.faults.config.write_fault_after_apply):
+        answers = decision.fault in ANSWER_FAULTS
+        if decision.fault and not answers and not (is_write and self.faults.config.write_fault_after_apply):
             return await self._fault(decision)
         result = handler(request)
         response = await result if asyncio.iscoroutine(result) else result
+        if answers:
+            return self._answer_fault(decision, response)
         if decision.fault:
             return await self._fault(decision)
         return response
+
+    def _retry_after(self, response: Response) -> Response:
+        """The throttle's ``Retry-After`` in the configured form (RFC 9110 §10.2.3: delay-seconds or an
+        HTTP-date). A date is absolute, read against the client's own clock: it is taken from real time
+        (not the simulator clock), rounded up to the next whole second, so the delay is at least as asked."""
+        cfg = self.faults.config
+        if cfg.retry_after_form == "default":
+            return response
+        if "retry-after" in response.headers:
+            del response.headers["retry-after"]
+        if cfg.retry_after_form == "seconds":
+            response.headers["Retry-After"] = str(cfg.retry_after_seconds)
+        elif cfg.retry_after_form == "date":
+            response.headers["Retry-After"] = formatdate(math.ceil(time.time()) + cfg.retry_after_seconds, usegmt=True)
+        return response
+
+    def _answer_fault(self, decision: Decision, response: Response) -> Response:
+        """An applied write answered with an empty or a truncated body; a write refused (not applied) is
+        answered as it is."""
+        if response.status_code >= 300 or not hasattr(response, "body"):
+            return response
+        self.faults.count(decision.fault or "")
+        if decision.fault == "empty":
+            return Response(b"", status_code=response.status_code, media_type="application/json")
+        return TruncatedResponse(response)
 
     async def _fault(self, decision: Decision) -> Response:
         if decision.fault == "5xx":

@@ -178,9 +178,18 @@ def golive_check() -> dict:
     return report.as_dict()
 
 
-@task
+def _digest_failed(context: dict) -> None:
+    """After the last retry: a digest SMTP did not take goes to the fallback alert channel."""
+    from returns_recon.notify.alerts import digest_failure_alert
+
+    digest_failure_alert(context)
+
+
+@task(on_failure_callback=_digest_failed)
 def send_exception_emails() -> dict:
-    """One email per owner with new and still-open exceptions; nothing twice for the same day."""
+    """One email per owner with new and still-open exceptions; nothing twice for the same day. When SMTP
+    is down or refuses, the task fails naming the server and the error (``DigestNotSent``); a later run
+    sends what was not sent, once."""
     from returns_recon.notify.digest import send_digests, smtp_sender
     from returns_recon.orchestration import warehouse_connection
     from returns_recon.settings import load_settings

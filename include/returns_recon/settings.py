@@ -7,10 +7,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[2]
+# the longest pause between two attempts of the publish swap (docs/reconciliation.md, "Readers and locks")
+PUBLISH_RETRY_MAX_PAUSE_SECONDS = 5.0
 
 
 class ReconSettings(BaseSettings):
@@ -45,9 +47,40 @@ class ReconSettings(BaseSettings):
     # exception emails
     email_recipients: dict[str, list[str]] = Field(default_factory=dict, description="owner -> addresses")
     finance_all_clear_weekday: int | None = Field(0, description="weekday (0 = Monday) of finance's all-clear mail")
+    alert_fallback_conn_id: str = Field(
+        "",
+        description="Airflow connection (http) of the second alert channel, used when SMTP fails; empty = none",
+    )
     # data quality
     freshness_hours: float = Field(48, description="newest Reveni update older than this is a warning")
     data_docs_dir: Path = Field(ROOT / ".local" / "data_docs", description="where the Data Docs site is written")
+    # readers and locks (docs/reconciliation.md): an idle reader is cut off before publishing gives up
+    reader_idle_timeout_seconds: float = Field(
+        300,
+        ge=1,
+        le=3_600,
+        description="recon_reader's idle_in_transaction_session_timeout in this database, applied at migrate time",
+    )
+    publish_lock_timeout_seconds: float = Field(
+        2, ge=0.05, le=60, description="each attempt of the publish swap waits this long for its locks (lock_timeout)"
+    )
+    publish_lock_wait_seconds: float = Field(
+        420, ge=1, le=7_200, description="the publish swap retries this long in all, then fails naming the blockers"
+    )
+
+    @model_validator(mode="after")
+    def _publishing_outlasts_idle_readers(self) -> ReconSettings:
+        # an idle reader's timeout starts at the latest when the swap's first attempt does; one more attempt
+        # (a pause and a lock timeout) must fit in the window after it
+        needed = self.reader_idle_timeout_seconds + PUBLISH_RETRY_MAX_PAUSE_SECONDS + self.publish_lock_timeout_seconds
+        if self.publish_lock_wait_seconds < needed:
+            raise ValueError(
+                f"RECON_PUBLISH_LOCK_WAIT_SECONDS ({self.publish_lock_wait_seconds:g}) must be at least "
+                f"RECON_READER_IDLE_TIMEOUT_SECONDS + RECON_PUBLISH_LOCK_TIMEOUT_SECONDS + "
+                f"{PUBLISH_RETRY_MAX_PAUSE_SECONDS:g} = {needed:g}, so that a reader idle in a transaction is cut "
+                "off before publishing gives up: raise it or lower the reader timeout"
+            )
+        return self
 
 
 def load_settings() -> ReconSettings:

@@ -144,3 +144,34 @@ def test_a_transfer_made_by_hand_after_the_plan_supersedes_ours(simulators, clie
     assert [t["Reference"] for t in rows if str(t.get("Reference", "")).startswith(f"{item} ")] == [
         f"{item} released by hand"
     ]
+
+
+def test_an_ambiguous_credit_note_is_not_sent_once_a_note_by_hand_blocks_the_sale(simulators, clients_for,
+                                                                                  warehouse_db, tmp_path: Path
+                                                                                  ) -> None:  # fmt: skip
+    path = scenario(tmp_path, 1620, returns=200)
+    simulators.load(path)
+    clients = clients_for()
+    cycle(warehouse_db, clients, path, "blocked-1", post=False)
+    key, _action, _system, _exception, payload = next(r for r in planned(warehouse_db, "blocked-1")
+                                                      if r[1] == "create_credit_note")  # fmt: skip
+    with psycopg.connect(warehouse_db.url, autocommit=True) as conn:  # its POST timed out: outcome unknown
+        conn.execute("UPDATE recon.postings SET status = 'ambiguous' WHERE posting_key = %s", (key,))
+    # meanwhile finance credits part of the order by hand (another total: no return can be attributed it)
+    half = round(float(payload["Lines"][0]["Price"]) / 2, 2)
+    line = {**payload["Lines"][0], "Quantity": 1, "Price": half, "Discount": 0, "Total": half, "Tax": 0}
+    by_hand = {**payload, "TaskID": ZERO_GUID, "Memo": "goodwill", "Status": "AUTHORISED", "Lines": [line]}
+    by_hand.pop("Restock", None)
+    answer = simulators.cin7_session().post(f"{simulators.cin7}/sale/creditnote", json=by_hand, timeout=30)
+    assert answer.status_code == 200, answer.text
+    cycle(warehouse_db, clients, path, "blocked-2", post=False)
+    with psycopg.connect(warehouse_db.url, autocommit=True) as conn:
+        raised = conn.execute(
+            "SELECT count(*) FROM recon.exceptions WHERE exception_type = 'unattributed_credit_note' "
+            "AND return_id = %s AND state = 'open'", (payload["Memo"].split(":", 1)[1],)).fetchone()[0]  # fmt: skip
+        assert raised == 1
+        execute(conn, clients, "blocked-2", SETTINGS)
+        status, reason = conn.execute("SELECT status, last_error FROM recon.postings WHERE posting_key = %s",
+                                      (key,)).fetchone()  # fmt: skip
+    assert (status, reason.split(":")[0]) == ("skipped", "blocked")
+    assert [n for n in sale_notes(simulators, payload["SaleID"]) if n.get("Memo") == payload["Memo"]] == []

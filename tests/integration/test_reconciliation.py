@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from recon_simulators.generate import location_map_csv_path
+from recon_simulators.generator import DEFAULT_RATE, EXCEPTION_TYPES
 from returns_recon.extract.run import extract_all
 from returns_recon.location_map import load_location_map
 from returns_recon.reconcile.engine import reconcile, set_state
@@ -58,6 +59,21 @@ def test_open_exceptions_equal_the_answer_key(seed, simulators, clients_for, war
         assert (status == "exception") == bool(wanted)
     assert any(types for _, _, types, _ in listed)
     assert set(owners) == {"finance", "operations", "data", "customer service"}
+
+
+@pytest.mark.parametrize("seed", [161, 262])
+def test_notes_by_hand_that_no_return_can_be_attributed_are_raised_exactly(seed, simulators, clients_for,
+                                                                           warehouse_db, tmp_path) -> None:  # fmt: skip
+    # every default type plus hand-made notes of another total beside ours (unattributed_credit_note, opt-in)
+    rates = {**dict.fromkeys(EXCEPTION_TYPES, DEFAULT_RATE), "unattributed_credit_note": 0.02}
+    path = scenario(tmp_path, seed, rates=rates)
+    simulators.load(path)
+    result = run_pipeline(warehouse_db, clients_for(), path, f"hand-{seed}")
+    found, expected = open_exceptions(warehouse_db), answer_key(path)
+    assert {t for t, _, _ in expected} == set(EXCEPTION_TYPES) | {"unattributed_credit_note"}
+    assert found - expected == set(), "raised but not planted"
+    assert expected - found == set(), "planted but not found"
+    assert result.exceptions_found == len(expected)
 
 
 def test_queue_is_stable_and_fixed_exceptions_auto_resolve(simulators, clients_for, warehouse_db, tmp_path) -> None:

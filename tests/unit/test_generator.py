@@ -17,6 +17,7 @@ from recon_simulators.timefmt import parse_ts
 pytestmark = pytest.mark.unit
 
 CLOCK = datetime(2026, 11, 20, 12, tzinfo=UTC)
+CENT = Decimal("0.01")
 
 
 def load(path: Path) -> tuple[dict, dict[str, list[dict]]]:
@@ -100,12 +101,36 @@ class Raw:
         self.sitoo_orders = {o["externalid"]: o for o in data["sitoo.orders"]}
         self.sitoo_txns = {t["externalid"]: t for t in data["sitoo.warehouse_transactions"]}
         self.mapped = {row["return_point_id"]: row for row in data["location_map"]}
+        self.returns_of_order = defaultdict(list)
+        for ret in data["reveni.returns"]:
+            self.returns_of_order[ret["order"]["external_id"]].append(ret["id"])
 
     def notes(self, rid: str, status: str | None = "AUTHORISED") -> list[dict]:
         return [n for n in self.notes_by_memo[f"reveni:{rid}"] if status is None or n["Status"] == status]
 
     def refunded(self, ret: dict) -> Decimal:
         return sum((Decimal(r["amount"]) for r in ret["refunds"] if r["status"] == "paid"), Decimal(0))
+
+    def notes_by_hand(self, ret: dict) -> list[dict]:
+        """AUTHORISED notes without our memo on the return's sale."""
+        return [n for sale in self.sales_by_ref[ret["order"]["external_id"]] for n in sale["CreditNotes"]
+                if n["Status"] == "AUTHORISED" and not n["Memo"].startswith("reveni:")]  # fmt: skip
+
+
+def quantities(lines: list[dict], sku: str = "SKU", quantity: str = "Quantity") -> dict[str, Decimal]:
+    """SKU -> quantity, summed: what a note made by hand is attributed by (with its total)."""
+    summed: dict[str, Decimal] = defaultdict(Decimal)
+    for line in lines:
+        summed[line[sku]] += Decimal(str(line[quantity]))
+    return dict(summed)
+
+
+def attributable(note: dict, ret: dict, refunded: Decimal) -> bool:
+    """The note matches the return by SKUs, quantities and total (operating-model.md §1)."""
+    items = [i for i in ret["return_items"] if not i["exchange"]]
+    items = [i for i in items if ret["instant"] or i["validation_status"] == "accepted"]
+    same_items = quantities(note["Lines"]) == quantities(items, "sku", "quantity")
+    return same_items and abs(Decimal(str(note["Total"])) - refunded) <= CENT
 
 
 def holds(raw: Raw, kind: str, rid: str, iid: str | None) -> bool:
@@ -169,6 +194,12 @@ def holds(raw: Raw, kind: str, rid: str, iid: str | None) -> bool:
         return any(i["exchange"] for i in ret["return_items"]) and rid not in raw.exchange_sales
     if kind == "exchange_order_held":
         return raw.exchange_sales[rid]["Order"]["Status"] == "DRAFT"
+    if kind == "unattributed_credit_note":
+        # our note credits the refund exactly; a note by hand on the sale matches no refunded return (operating-model
+        # §1: SKUs, quantities and total), and the return is alone on its sale (no other return is raised)
+        unmatched = [n for n in raw.notes_by_hand(ret) if not attributable(n, ret, raw.refunded(ret))]
+        ours = abs(Decimal(str(notes[0]["Total"])) - raw.refunded(ret)) <= CENT if len(notes) == 1 else False
+        return bool(unmatched) and ours and raw.returns_of_order[ret["order"]["external_id"]] == [rid]
     if kind == "invalid_record":
         try:
             Decimal(ret["amount"])
@@ -186,3 +217,22 @@ def test_answer_key_is_borne_out_by_the_raw_data(scenario) -> None:
         if not holds(raw, entry["type"], entry["return_id"], entry["item_id"])
     ]  # fmt: skip
     assert failures == []
+
+
+def test_notes_by_hand_are_planted_at_their_rate_and_attributable_only_where_the_key_says(tmp_path: Path) -> None:
+    path = tmp_path / "hand.json"
+    generate(GeneratorConfig(returns=400, seed=16, clock=CLOCK, rates={"unattributed_credit_note": 0.05},
+                             plant_each_type_once=False), path)  # fmt: skip
+    header, data = load(path)
+    raw = Raw(header, data)
+    planted = {e["return_id"] for e in data["expected_exceptions"]}
+    assert {e["type"] for e in data["expected_exceptions"]} == {"unattributed_credit_note"}
+    assert 8 <= len(planted) <= 35  # 5% of 400
+    # every note by hand on the sale of a refunded return matches exactly one refunded return of the sale, except
+    # on the planted returns' sales: the answer key is the rule of operating-model.md §1, read off the raw data
+    for order, rids in raw.returns_of_order.items():
+        rets = [raw.returns[rid] for rid in rids if raw.refunded(raw.returns[rid]) > 0]
+        for note in raw.notes_by_hand(raw.returns[rids[0]]):
+            matching = [r for r in rets if attributable(note, r, raw.refunded(r))]
+            assert (len(matching) != 1) == any(rid in planted for rid in rids), (order, note["CreditNoteNumber"])
+    assert all(holds(raw, "unattributed_credit_note", rid, None) for rid in planted)

@@ -53,10 +53,18 @@ class ExtractSummary:
 
 
 def describe(error: ValidationError) -> str:
+    """The reasons a record is invalid, for ``raw.quarantine``: where, what, and the value when it is a scalar
+    (an object or a list is named, not shown: it may hold anything, personal data included)."""
     parts = []
     for item in error.errors(include_url=False):
         where = ".".join(str(p) for p in item["loc"]) or "record"
-        parts.append(f"{where}: {item['msg']} (got {str(item.get('input'))[:80]!r})")
+        value, message = item.get("input"), item["msg"]
+        if isinstance(value, dict | list):
+            shown = f"an object of {len(value)} keys" if isinstance(value, dict) else f"a list of {len(value)}"
+            message = message.replace(repr(value), shown)  # a validator's own message may quote it
+        else:
+            shown = repr(str(value)[:80])
+        parts.append(f"{where}: {message} (got {shown})")
     return "; ".join(parts)
 
 
@@ -165,10 +173,20 @@ def record_run(conn: psycopg.Connection, summary: ExtractSummary, run_id: str, s
 
 
 def window_start(watermark: str | None, mode: Mode, settings: ReconSettings) -> datetime | None:
+    """Where a read behind a timestamp watermark starts: the overlap (hourly) or the trailing window (daily)
+    behind it, and never after the start of the watermark's own second, less one. A vendor may stamp
+    changes to the whole second (Cin7 Core serves 0 to 7 fractional digits, apib L20496, L26330), so a
+    change made later in the second of our last read carries the watermark's timestamp: the whole second is
+    read again (``>=``) whatever the vendor's "since" means (Cin7 Core documents "changed after", L20449).
+    Records read again unchanged are no change (content hash, ``load_batch``)."""
     if watermark is None:
         return None
     back = timedelta(days=settings.trailing_days) if mode == "daily" else timedelta(hours=settings.overlap_hours)
-    return datetime.fromisoformat(watermark) - back
+    return _second(datetime.fromisoformat(watermark) - back) - timedelta(seconds=1)
+
+
+def _second(when: datetime) -> datetime:
+    return when.replace(microsecond=0)
 
 
 class _Newest:
@@ -243,21 +261,51 @@ def extract_cin7_sales(
     summary = ExtractSummary("cin7", "sales")
 
     def body() -> None:
+        before = get_watermark(conn, "cin7", "sale_list")
+        open_second = get_watermark(conn, "cin7", OPEN_SECOND)
         params = _cin7_window(conn, summary, "sale_list", mode, settings)
-        newest = _Newest()
+        newest, newest_detail = _Newest(), _Newest()
         rows = paging.cin7_list(client, "saleList", "SaleList", paging.field_key("SaleID"), params)
         listed = ExtractSummary("cin7", "sale_list")
         load_stream(conn, listed, cin7.SaleListRow, rows, run_id, "SaleID", on_valid=lambda r: newest.see(r.Updated))
-        stale = stale_sale_ids(conn, settings)
+        reread_from = datetime.fromisoformat(open_second) if open_second else None
+        stale = stale_sale_ids(conn, settings, reread_from, listed.changed_keys)
         details = ExtractSummary("cin7", "sales")
-        load_stream(conn, details, cin7.Sale, _sale_details(client, stale, settings.detail_workers), run_id, "ID")
+        load_stream(conn, details, cin7.Sale, _sale_details(client, stale, settings.detail_workers), run_id, "ID",
+                    on_valid=lambda r: newest_detail.see(r.LastModifiedOn))  # fmt: skip
         summary.fetched = listed.fetched + details.fetched
         summary.changed, summary.quarantined = details.changed, listed.quarantined + details.quarantined
         summary.changed_keys = details.changed_keys
         if newest.value is not None:
             _advance(conn, "cin7", "sale_list", newest.value.isoformat(), run_id)
+        _note_open_second(conn, before, newest_detail.value, run_id)
 
     return _run(conn, client, summary, run_id, body)
+
+
+# The second of sale details read while it may still have been open (kept in raw.extract_watermarks)
+OPEN_SECOND = "sale_detail_open_second"
+
+
+def _note_open_second(conn: psycopg.Connection, before: str | None, newest_detail: datetime | None,
+                      run_id: str) -> None:  # fmt: skip
+    """Which details this run read within a second that may not have ended yet, for the next run to read again.
+
+    The sale list is read before the details, so when the details are read the vendor's clock has reached
+    the list's newest ``Updated`` (the watermark): a detail stamped in an earlier second is final. One
+    stamped in the watermark's second or later may be followed by another change in the same second, which
+    carries the same timestamp; the next run reads those details again, once (a run starts more than a
+    second after the last). A second that was already the watermark's before this run had ended by now, so
+    an idle run leaves nothing open and costs no extra call."""
+    watermark = get_watermark(conn, "cin7", "sale_list")
+    if newest_detail is not None and watermark is not None:
+        open_from = _second(datetime.fromisoformat(watermark))
+        if before is not None:
+            open_from = max(open_from, _second(datetime.fromisoformat(before)) + timedelta(seconds=1))
+        if _second(newest_detail) >= open_from:
+            set_watermark(conn, "cin7", OPEN_SECOND, open_from.isoformat(), run_id)
+            return
+    conn.execute("DELETE FROM raw.extract_watermarks WHERE source = 'cin7' AND entity = %s", (OPEN_SECOND,))
 
 
 def extract_cin7_credit_note_list(
@@ -286,17 +334,24 @@ def credit_note_list_key(row: dict) -> str | None:
     return f"{row['SaleID']}|{row.get('CreditNoteNumber') or ''}"
 
 
-def stale_sale_ids(conn: psycopg.Connection, settings: ReconSettings) -> list[str]:
-    """Return-related sales whose detail we lack or is older than the sale list says."""
+def stale_sale_ids(conn: psycopg.Connection, settings: ReconSettings, reread_from: datetime | None = None,
+                   listed_changed: list[str] | None = None) -> list[str]:  # fmt: skip
+    """Return-related sales whose detail we lack, is older than the sale list says (to the second: the list
+    and the detail may not carry the same precision), was read within a second that may not have ended
+    (``reread_from``, see ``_note_open_second``), or whose list row changed in this run within the second
+    of its detail (``listed_changed``: a change the timestamp cannot show)."""
     column = sql.Identifier(SALE_MATCH_COLUMN[settings.sale_match_field])
     query = sql.SQL(
         """SELECT s.sale_id FROM staging.stg_cin7__sales s
-           WHERE (s.detail_updated_at IS NULL OR s.detail_updated_at < date_trunc('second', s.updated_at))
+           WHERE (s.detail_updated_at IS NULL OR s.detail_updated_at < date_trunc('second', s.updated_at)
+                  OR date_trunc('second', s.detail_updated_at) >= %(reread_from)s
+                  OR s.sale_id = ANY(%(listed_changed)s))
              AND (s.{column} IN (SELECT order_external_id FROM staging.stg_reveni__returns)
                   OR s.external_id LIKE 'reveni-exchange:%%')
            ORDER BY s.sale_id"""
     ).format(column=column)
-    return [row[0] for row in conn.execute(query)]
+    params = {"reread_from": reread_from, "listed_changed": listed_changed or []}
+    return [row[0] for row in conn.execute(query, params)]
 
 
 def _sale_details(client: ApiClient, sale_ids: list[str], workers: int) -> Iterator[Any]:
@@ -358,8 +413,9 @@ def _load_whole(
 
 def _id_window_start(conn: psycopg.Connection, table: str, id_col: str, date_col: str, watermark: str | None,
                      mode: Mode, settings: ReconSettings) -> int:  # fmt: skip
-    """Sitoo ids only grow: start after the watermark, or, to re-read the overlap window, at the
-    first id dated inside it."""
+    """Sitoo ids only grow: start at the watermark itself (``>=``: the last record read is read again, within
+    the same page, so a change to it since is seen and an unchanged one is no change), or, to re-read the
+    overlap window, at the first id dated inside it."""
     if watermark is None:
         return 1
     back = timedelta(days=settings.trailing_days) if mode == "daily" else timedelta(hours=settings.overlap_hours)
@@ -367,7 +423,7 @@ def _id_window_start(conn: psycopg.Connection, table: str, id_col: str, date_col
         id=sql.Identifier(id_col), table=sql.Identifier(table), date=sql.Identifier(date_col)
     )
     first = conn.execute(query, (back,)).fetchone()[0]
-    return min(int(first), int(watermark) + 1) if first is not None else int(watermark) + 1
+    return min(int(first), int(watermark)) if first is not None else int(watermark)
 
 
 def _extract_sitoo_by_id(

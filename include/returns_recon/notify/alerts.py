@@ -1,5 +1,10 @@
 """Failure alerts for the data team: one mail per failed DAG run (a DAG-level callback runs once,
-after the failing task has used up its retries), never one per task."""
+after the failing task has used up its retries), never one per task.
+
+When mail is what is down (SMTP unreachable or refusing, ``smtp_default`` missing, or no data-team
+recipients), the same alert goes to the second channel, ``notify/fallback.py`` (the http provider's
+``HttpNotifier`` through ``RECON_ALERT_FALLBACK_CONN_ID``); so does a daily digest SMTP did not take
+(``digest_failure_alert``, the digest task's own failure callback: once, after its last retry)."""
 
 from __future__ import annotations
 
@@ -7,15 +12,23 @@ import logging
 from email.message import EmailMessage
 from typing import Any
 
+from returns_recon.notify.fallback import one_line, send_fallback
+
 log = logging.getLogger(__name__)
 
 
-def alert_message(context: dict[str, Any], recipients: list[str], from_email: str) -> EmailMessage:
+def _run_of(context: dict[str, Any]) -> tuple[str, str]:
     dag_run = context.get("dag_run")
     dag_id = getattr(dag_run, "dag_id", None) or getattr(context.get("dag"), "dag_id", "?")
-    run_id = getattr(dag_run, "run_id", "?")
-    reason = context.get("reason") or "a task failed after its retries"
-    if "timed_out" in str(reason) or "timeout" in str(reason).lower():
+    return one_line(dag_id, 250), one_line(getattr(dag_run, "run_id", "?"), 250)
+
+
+def failure_text(context: dict[str, Any]) -> tuple[str, str]:
+    """Subject and body of the alert for a failed run (one line each value: nothing breaks a header)."""
+    dag_run = context.get("dag_run")
+    dag_id, run_id = _run_of(context)
+    reason = one_line(context.get("reason") or "a task failed after its retries", 500)
+    if "timed_out" in reason or "timeout" in reason.lower():
         reason = f"the run was late and was stopped by its timeout ({reason})"
     failed = []
     if dag_run is not None and hasattr(dag_run, "get_task_instances"):
@@ -23,47 +36,91 @@ def alert_message(context: dict[str, Any], recipients: list[str], from_email: st
             failed = [ti.task_id for ti in dag_run.get_task_instances(state=["failed", "upstream_failed"])]
         except Exception:
             failed = []
-    message = EmailMessage()
-    message["Subject"] = f"[returns recon] {dag_id} failed ({run_id})"
-    message["From"] = from_email
-    message["To"] = ", ".join(recipients)
-    message.set_content(
+    # Airflow 3 passes the failed run's callback the context of the task instance that decided it (the
+    # SDK's DagRun there has no get_task_instances)
+    ti = context.get("ti") or context.get("task_instance")
+    if not failed and getattr(ti, "task_id", None):
+        failed = [ti.task_id]
+    failed = [one_line(task_id, 250) for task_id in failed]
+    subject = f"[returns recon] {dag_id} failed ({run_id})"
+    body = (
         f"The DAG run {run_id} of {dag_id} failed: {reason}.\n"
         f"Failed or skipped tasks: {', '.join(failed) or 'see the Airflow UI'}.\n"
         "Each task's log says what failed and what to do; see docs/operations.md.\n"
     )
+    return one_line(subject, 250), body
+
+
+def alert_message(context: dict[str, Any], recipients: list[str], from_email: str) -> EmailMessage:
+    subject, body = failure_text(context)
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = one_line(from_email)
+    message["To"] = one_line(", ".join(recipients))
+    message.set_content(body)
     return message
 
 
-def dag_failure_alert(context: dict[str, Any]) -> None:
-    """``on_failure_callback`` of the DAGs: mail the data team once for this failed run."""
-    from returns_recon.notify.digest import smtp_sender
+def _mail_or_fallback(event: str, subject: str, body: str, build, **fields: Any) -> None:
+    """Mail the data team; when that cannot be done, send the same alert through the fallback channel."""
     from returns_recon.settings import load_settings
 
     recipients = load_settings().email_recipients.get("data") or []
-    if not recipients:
-        log.warning("DAG run failed; no data-team recipients configured (RECON_EMAIL_RECIPIENTS)")
-        return
-    send, from_email = smtp_sender()
-    send(alert_message(context, recipients, from_email))
+    if recipients:
+        try:
+            from returns_recon.notify.digest import smtp_sender
+
+            send, from_email = smtp_sender()
+            send(build(recipients, from_email))
+            return
+        except Exception as exc:  # a callback: the alert must still go out, by the other channel
+            why = one_line(exc, 500)
+            log.error("alert %s could not be mailed: %s", event, why)
+    else:
+        why = "no data-team recipients are configured (RECON_EMAIL_RECIPIENTS)"
+        log.warning("alert %s: %s", event, why)
+    send_fallback(event, f"{subject}\n{body}\nThe alert mail could not be sent: {why}\n", **fields)
+
+
+def dag_failure_alert(context: dict[str, Any]) -> None:
+    """``on_failure_callback`` of the DAGs: alert the data team once for this failed run."""
+    subject, body = failure_text(context)
+    dag_id, run_id = _run_of(context)
+    _mail_or_fallback("dag_run_failed", subject, body, lambda to, sender: alert_message(context, to, sender),
+                      dag_id=dag_id, run_id=run_id)  # fmt: skip
 
 
 def late_run_alert(**kwargs: Any) -> None:
     """Deadline callback of the hourly DAG: a run still not done well past its schedule (one alert per run)."""
-    from returns_recon.notify.digest import smtp_sender
-    from returns_recon.settings import load_settings
-
-    recipients = load_settings().email_recipients.get("data") or []
-    if not recipients:
-        log.warning("hourly run is late; no data-team recipients configured (RECON_EMAIL_RECIPIENTS)")
-        return
-    send, from_email = smtp_sender()
-    message = EmailMessage()
-    message["Subject"] = "[returns recon] returns_recon_hourly is running late"
-    message["From"] = from_email
-    message["To"] = ", ".join(recipients)
-    message.set_content(
+    subject = "[returns recon] returns_recon_hourly is running late"
+    details = one_line(kwargs.get("context", {}).get("dag_run", ""), 300)
+    body = (
         "An hourly run has not finished 45 minutes after it was queued. Check the Airflow UI for a stuck or "
-        f"throttled task (details: {kwargs.get('context', {}).get('dag_run', '')}).\n"
+        f"throttled task (details: {details}).\n"
     )
-    send(message)
+
+    def build(recipients: list[str], from_email: str) -> EmailMessage:
+        message = EmailMessage()
+        message["Subject"] = subject
+        message["From"] = one_line(from_email)
+        message["To"] = one_line(", ".join(recipients))
+        message.set_content(body)
+        return message
+
+    _mail_or_fallback("hourly_run_late", subject, body, build, dag_id="returns_recon_hourly")
+
+
+def digest_failure_alert(context: dict[str, Any]) -> None:
+    """``on_failure_callback`` of ``notify.send_exception_emails`` (after its last retry): when SMTP did not
+    take the digests, tell the data team through the fallback channel (mail is what is down)."""
+    from returns_recon.notify.digest import DigestNotSent
+
+    error = context.get("exception")
+    if not isinstance(error, DigestNotSent):
+        return  # another failure (e.g. the warehouse): the run's failure alert reports it, by mail
+    dag_id, run_id = _run_of(context)
+    text = (f"[returns recon] the exception emails of {dag_id} ({run_id}) could not be sent\n{one_line(error, 2000)}\n"
+            "They are sent by the next run that reaches the SMTP server, once per owner and day.\n")  # fmt: skip
+    task = context.get("task_instance") or context.get("ti")
+    send_fallback("digest_not_sent", text, dag_id=dag_id, run_id=run_id, task_id=getattr(task, "task_id", None),
+                  owners=", ".join(error.reasons))  # fmt: skip

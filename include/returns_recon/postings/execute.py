@@ -22,6 +22,7 @@ import psycopg
 from returns_recon.apis.errors import ApiError, AuthError, TransientError
 from returns_recon.errors import NotRetryable
 from returns_recon.extract.run import Clients
+from returns_recon.postings.plan import UNATTRIBUTED_SALES
 from returns_recon.postings.sale_view import SaleView
 from returns_recon.settings import ReconSettings
 
@@ -215,6 +216,20 @@ def _still_open(conn: psycopg.Connection, exception_key: str) -> str | None:
     return None if row[0] in OPEN_STATES else f"the exception it fixes is {row[0]}"
 
 
+BLOCKED_CREDIT_NOTE = f"""WITH {UNATTRIBUTED_SALES}
+SELECT string_agg(DISTINCT b.exception_key, ', ') FROM unattributed_sales b
+JOIN staging.stg_reveni__returns r ON coalesce(r.order_external_id, '') = b.order_ref
+WHERE r.return_id = %(return_id)s"""
+
+
+def _blocked(conn: psycopg.Connection, p: Posting) -> str | None:
+    """An exception opened since the plan that blocks this posting (an unattributed credit note on the sale
+    blocks our credit note: operating-model.md §3), else None."""
+    if p.action != "create_credit_note":
+        return None
+    return conn.execute(BLOCKED_CREDIT_NOTE, {"return_id": p.return_id}).fetchone()[0]
+
+
 def _one(conn: psycopg.Connection, ctx: Context, run_id: str, p: Posting) -> str:
     """One posting: read back (adopt) → re-check its reason → prepare (re-reads the target) → send."""
     handler = HANDLERS[p.action]
@@ -236,6 +251,11 @@ def _one(conn: psycopg.Connection, ctx: Context, run_id: str, p: Posting) -> str
         gone = _still_open(conn, p.exception_key)
         if gone:
             raise Superseded(gone)
+        blocker = _blocked(conn, p)
+        if blocker:  # as the planner sets it aside: re-planned once nothing blocks it
+            _set(conn, key, run_id, "skipped", error=f"blocked: open {blocker}")
+            _log(conn, key, run_id, "outcome", "skipped", response={"reason": f"blocked: open {blocker}"})
+            return "skipped"
         body = handler.prepare(ctx, p.payload)
     except Superseded as why:
         return _supersede(conn, key, run_id, p.return_id, why.reason)

@@ -27,9 +27,19 @@ ACTIONS = {
     "sitoo_return_record_missing": ("sitoo_return_record", "sitoo"),
 }
 BLOCKING = ("sale_not_found", "unmapped_location", "unknown_sku_cin7", "unknown_sku_sitoo", "invalid_record")
+# A credit note made by hand on a sale that no return can be attributed (operating-model.md §1, §3): no credit
+# note of ours for any return of that sale while its unattributed_credit_note is open, as crediting again could
+# credit the customer twice. The other postings of those returns go ahead. The sales are found by the shop's
+# order number (few rows).
+UNATTRIBUTED_SALES = """unattributed_sales AS (
+    SELECT DISTINCT coalesce(ur.order_external_id, '') AS order_ref, u.exception_key
+    FROM recon.exceptions u JOIN staging.stg_reveni__returns ur USING (return_id)
+    WHERE u.exception_type = 'unattributed_credit_note' AND u.state IN ('open', 'acknowledged')
+)"""
 MATCH_COLUMNS = {"CustomerReference": "customer_reference", "ExternalID": "external_id", "OrderNumber": "order_number"}
 
-CANDIDATES = """
+CANDIDATES = f"""
+WITH {UNATTRIBUTED_SALES}
 SELECT e.exception_key, e.exception_type, e.return_id, e.item_id, i.sku, i.quantity, r.currency,
        r.order_external_id, r.return_point_id, m.cin7_holding_location, m.cin7_sellable_location,
        m.sitoo_warehouse_id, i.validated_at,
@@ -42,14 +52,33 @@ LEFT JOIN staging.stg_reveni__return_items i ON i.item_id = e.item_id
 LEFT JOIN staging.dim_location_map m ON m.return_point_id = r.return_point_id
 LEFT JOIN LATERAL (
     SELECT sale_id, sale_type, location FROM staging.stg_cin7__sales x
-    WHERE x.{match_column} = r.order_external_id AND coalesce(x.external_id, '') NOT LIKE 'reveni-exchange:%%'
+    WHERE x.{{match_column}} = r.order_external_id AND coalesce(x.external_id, '') NOT LIKE 'reveni-exchange:%%'
     ORDER BY sale_id LIMIT 1
 ) s ON true
 WHERE e.state IN ('open', 'acknowledged') AND e.exception_type = ANY(%(types)s)
   AND NOT EXISTS (SELECT 1 FROM recon.exceptions b
                   WHERE b.return_id = e.return_id AND b.state IN ('open', 'acknowledged')
                     AND b.exception_type = ANY(%(blocking)s))
+  -- no credit note for the returns of a sale (by the shop's order number) with an open unattributed note
+  AND (e.exception_type <> 'refund_without_credit_note'
+       OR coalesce(r.order_external_id, '') NOT IN (SELECT order_ref FROM unattributed_sales))
 ORDER BY e.first_seen_at, e.exception_key
+"""
+
+# Credit notes of ours still waiting in the outbox (planned, or held for the go-live check) for a return
+# whose sale is now blocked: set aside as skipped, re-planned by a later run once nothing blocks them.
+# An ambiguous or sending one is left to the executor, whose next attempt reads back first.
+SET_ASIDE = f"""
+WITH {UNATTRIBUTED_SALES}
+UPDATE recon.postings p
+SET status = 'skipped', last_run_id = %(run_id)s, updated_at = now(),
+    last_error = 'blocked: open ' || (SELECT string_agg(DISTINCT b.exception_key, ', ') FROM unattributed_sales b
+                                      WHERE b.order_ref = coalesce(r.order_external_id, ''))
+                 || ' on the sale; a credit note now could credit the customer twice'
+FROM staging.stg_reveni__returns r
+WHERE r.return_id = p.return_id AND p.action = 'create_credit_note' AND p.status IN ('planned', 'held')
+  AND coalesce(r.order_external_id, '') IN (SELECT order_ref FROM unattributed_sales)
+RETURNING p.posting_key, p.last_error
 """
 
 REFUNDED_LINES = """
@@ -126,7 +155,8 @@ def plan(conn: psycopg.Connection, run_id: str, settings: ReconSettings) -> list
                                                    reference, payload, amount, status, planned_run_id, last_run_id)
                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'planned', %s, %s)
                    ON CONFLICT (posting_key) DO UPDATE SET
-                     status = CASE WHEN t.status IN ('dry_run', 'skipped') THEN 'planned' ELSE t.status END,
+                     status = CASE WHEN t.status IN ('dry_run', 'skipped', 'superseded') THEN 'planned'
+                                   ELSE t.status END,
                      last_run_id = EXCLUDED.last_run_id, updated_at = now()
                    RETURNING (xmax = 0)""",
                 (p.posting_key, p.action, p.system, p.exception_key, p.return_id, p.item_id, p.reference,
@@ -137,6 +167,12 @@ def plan(conn: psycopg.Connection, run_id: str, settings: ReconSettings) -> list
                     "INSERT INTO recon.posting_log (posting_key, run_id, step, request) VALUES (%s, %s, 'planned', %s)",
                     (p.posting_key, run_id, stored_json(p.payload)),
                 )
+        for key, reason in cur.execute(SET_ASIDE, {"run_id": run_id}).fetchall():
+            cur.execute(
+                "INSERT INTO recon.posting_log (posting_key, run_id, step, outcome, response) "
+                "VALUES (%s, %s, 'outcome', 'skipped', %s)",
+                (key, run_id, stored_json({"reason": reason})),
+            )
     return planned
 
 

@@ -43,6 +43,30 @@ RETURN_CHECKS = (
              AND abs(credited_tax - expected_tax) > %(tolerance)s""",
           """jsonb_build_object('credited_tax', credited_tax, 'expected_tax', expected_tax,
                                 'difference', credited_tax - expected_tax)"""),
+    # an AUTHORISED note made by hand on the sale that no return can be attributed (int_notes_by_hand), even
+    # beside our own note: one row per refunded return of the sale (the key is type:return, as every
+    # return-level type); its credit note is not created while this is open (postings/plan.py)
+    Check("unattributed_credit_note", "sale_id IS NOT NULL AND refunded > 0 AND unattributed_notes > 0",
+          """jsonb_build_object(
+                 'order_external_id', order_external_id, 'sale_id', sale_id, 'sale_order_number', (
+                     SELECT s.order_number FROM staging.stg_cin7__sales s WHERE s.sale_id = r.sale_id),
+                 'refunded', refunded, 'refund_currency', refund_currency,
+                 'credited', coalesce(credited, 0), 'credit_currency', credit_currency,
+                 'unattributed_credited', unattributed_credited,
+                 'credit_notes', (
+                     SELECT jsonb_agg(jsonb_build_object(
+                                'task_id', n.task_id, 'number', n.credit_note_number, 'total', n.total,
+                                'currency', n.currency, 'date', n.credit_note_date,
+                                'returns_matched', n.returns_matched, 'matched_returns', n.matched_returns)
+                            ORDER BY n.credit_note_number, n.task_id)
+                     FROM int_notes_by_hand n WHERE n.sale_id = r.sale_id AND n.return_id IS NULL),
+                 'refunded_returns_of_sale', (
+                     SELECT n.sale_returns FROM int_notes_by_hand n WHERE n.sale_id = r.sale_id LIMIT 1),
+                 'steps', format('In Cin7 Core open the sale %%s (order %%s): check whether the customer was '
+                                 'credited twice. Void a note that repeats a credit already given; if a note is the '
+                                 'credit of a return, resolve that return''s refund_without_credit_note too, or our '
+                                 'credit note is created for it once this is resolved.',
+                                 sale_id, order_external_id))"""),
     # the same items refunded by Reveni and paid back at the till
     Check("double_refund", "refunded > 0 AND coalesce(pos_paid, 0) <> 0",
           """jsonb_build_object('reveni_refunded', refunded, 'pos_paid', pos_paid,

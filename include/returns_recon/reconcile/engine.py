@@ -1,8 +1,11 @@
 """Run one reconciliation: models, detection, queue merge, publication (write, audit, publish).
 
-Everything up to the queue merge happens in one transaction; the published tables are built in a
-shadow schema in that same transaction and swapped in before it commits, so readers see either
-the previous tables or the new ones, never a half-built state.
+Everything happens in one transaction: the published tables are built in a shadow schema in that same
+transaction and swapped in as its last statement, so readers see either the previous tables or the new
+ones, never a half-built state. The swap needs ACCESS EXCLUSIVE locks that wait behind any reader's
+ACCESS SHARE lock, and every new reader queues behind a waiting swap: so each attempt waits only a short
+lock_timeout, inside a savepoint that is rolled back on timeout (the built tables stay), and is retried
+with backoff for a bounded time, then fails naming the blocking sessions (docs/reconciliation.md).
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import psycopg
+import tenacity
 from psycopg import sql
 
 from returns_recon.errors import NotRetryable
 from returns_recon.reconcile import detect, publish, queue
 from returns_recon.reconcile.models import MODELS
-from returns_recon.settings import ReconSettings
+from returns_recon.settings import PUBLISH_RETRY_MAX_PAUSE_SECONDS, ReconSettings
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,27 @@ OPEN_BY_TYPE = (
 
 class AuditFailed(NotRetryable):
     """A published table failed its audit; the previous tables stay in place."""
+
+
+class PublishBlocked(RuntimeError):
+    """Other sessions kept the published tables locked for the whole retry window: nothing of the run is
+    kept, the previous tables stay, and Airflow retries the task (the blockers may be gone by then)."""
+
+
+# a lock the swap could not get in time (lock_timeout), or a deadlock with a reader locking tables in
+# another order: either way the swap's savepoint is rolled back and the swap tried again
+SWAP_CONFLICTS = (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected)
+SWAP_SAVEPOINT = "recon_swap"
+REPORT_EVERY_SECONDS = 30  # while the swap retries, who blocks it is logged this often
+# the sessions holding, or queued for, a lock on a published table: no query text (it may carry data)
+BLOCKERS = """
+    SELECT a.pid, a.usename, a.state, a.state_change, a.xact_start, a.application_name, l.granted, l.mode, c.relname
+    FROM pg_locks l
+    JOIN pg_class c ON c.oid = l.relation
+    JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE l.locktype = 'relation' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND c.relnamespace = 'recon'::regnamespace AND c.relname = ANY(%s) AND l.pid <> pg_backend_pid()
+    ORDER BY a.xact_start NULLS LAST, a.pid, c.relname"""
 
 
 @dataclass
@@ -102,7 +127,7 @@ def reconcile(
         merged = conn.execute(queue.MERGE, params).fetchall()
         resolved = conn.execute(queue.AUTO_RESOLVE, params).rowcount
         log.debug("%.2f s  exception queue merged", time.perf_counter() - started_merge)
-        _publish(conn, params)
+        _build(conn, params)
         in_scope = conn.execute("SELECT count(*) FROM int_returns").fetchone()[0]
         found = conn.execute("SELECT count(*) FROM found").fetchone()[0]
         opened = sum(1 for inserted, _ in merged if inserted)
@@ -117,6 +142,8 @@ def reconcile(
         )
         conn.execute("DROP SCHEMA recon_work CASCADE")
         conn.execute("SELECT set_config('search_path', %s, true)", (search_path,))
+        # last, so the published tables are locked only from the swap to the commit
+        _swap(conn, settings)
     by_owner = dict(conn.execute(OPEN_BY_OWNER).fetchall())
     by_type = dict(conn.execute(OPEN_BY_TYPE).fetchall())
     result = ReconResult(run_id, mode, in_scope, found, opened, resolved, by_owner, by_type)
@@ -124,7 +151,8 @@ def reconcile(
     return result
 
 
-def _publish(conn: psycopg.Connection, params: dict) -> None:
+def _build(conn: psycopg.Connection, params: dict) -> None:
+    """Write and audit the published tables in the shadow schema recon_build (readers cannot see it)."""
     conn.execute("DROP SCHEMA IF EXISTS recon_build CASCADE")
     conn.execute("CREATE SCHEMA recon_build")
     for script in publish.BUILD:
@@ -136,11 +164,95 @@ def _publish(conn: psycopg.Connection, params: dict) -> None:
             failures.append(f"{name} ({detail})")
     if failures:
         raise AuditFailed("published tables failed their audit, previous tables kept: " + "; ".join(failures))
+
+
+def _swap_script(conn: psycopg.Connection, settings: ReconSettings) -> str:
+    """The swap as one round trip: a savepoint, the attempt's lock_timeout (SET LOCAL: undone with the
+    savepoint, gone at commit), the tables moved from recon_build into recon, the savepoint released."""
+    lock_timeout_ms = max(1, round(settings.publish_lock_timeout_seconds * 1000))
+    steps = [sql.SQL("SAVEPOINT {}").format(sql.Identifier(SWAP_SAVEPOINT)),
+             sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(lock_timeout_ms))]  # fmt: skip
     for table in publish.TABLES:
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS recon.{}").format(sql.Identifier(table)))
-        conn.execute(sql.SQL("ALTER TABLE recon_build.{} SET SCHEMA recon").format(sql.Identifier(table)))
-        conn.execute(sql.SQL("GRANT SELECT ON recon.{} TO recon_reader").format(sql.Identifier(table)))
-    conn.execute("DROP SCHEMA recon_build")
+        name = sql.Identifier(table)
+        steps += [sql.SQL("DROP TABLE IF EXISTS recon.{}").format(name),
+                  sql.SQL("ALTER TABLE recon_build.{} SET SCHEMA recon").format(name),
+                  sql.SQL("GRANT SELECT ON recon.{} TO recon_reader").format(name)]  # fmt: skip
+    steps += [
+        sql.SQL("DROP SCHEMA recon_build"),
+        sql.SQL("RELEASE SAVEPOINT {}").format(sql.Identifier(SWAP_SAVEPOINT)),
+    ]
+    return sql.SQL(";\n").join(steps).as_string(conn)  # no parameters: one simple query, several statements
+
+
+def _swap(conn: psycopg.Connection, settings: ReconSettings) -> None:
+    """Swap the built tables into recon, retrying while other sessions hold locks on the published ones."""
+    script = _swap_script(conn, settings)
+    undo = sql.SQL("ROLLBACK TO SAVEPOINT {0}; RELEASE SAVEPOINT {0}").format(sql.Identifier(SWAP_SAVEPOINT))
+    last_report = [float("-inf")]
+
+    def attempt() -> None:
+        try:
+            conn.execute(script)
+        except SWAP_CONFLICTS:
+            conn.execute(undo)  # the attempt's locks are released, the built tables stay
+            raise
+
+    def waiting(state: tenacity.RetryCallState) -> None:
+        if time.monotonic() - last_report[0] < REPORT_EVERY_SECONDS:
+            return
+        last_report[0] = time.monotonic()
+        log.warning(
+            "publishing waits for locks on the published tables (attempt %d, %.0f s so far, gives up after %g s): %s",
+            state.attempt_number, state.seconds_since_start, settings.publish_lock_wait_seconds,
+            "; ".join(describe_blockers(conn)) or "no session holds one now",
+        )  # fmt: skip
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(SWAP_CONFLICTS),
+        stop=tenacity.stop_after_delay(settings.publish_lock_wait_seconds),
+        wait=tenacity.wait_exponential_jitter(initial=0.25, max=PUBLISH_RETRY_MAX_PAUSE_SECONDS, jitter=0.25),
+        before_sleep=waiting,
+        reraise=True,
+    )
+    started = time.monotonic()
+    try:
+        retrying(attempt)
+    except SWAP_CONFLICTS as err:
+        blockers = describe_blockers(conn)
+        raise PublishBlocked(
+            f"publishing gave up after {time.monotonic() - started:.0f} s (RECON_PUBLISH_LOCK_WAIT_SECONDS) of "
+            "waiting for locks on the published tables; nothing of this run is kept, the previous tables stay "
+            "published. Blocking sessions: "
+            + ("; ".join(blockers) or "none left (they ended right after the last attempt)")
+            + ". End their transactions (COMMIT or ROLLBACK in that session, or SELECT pg_terminate_backend(<pid>) "
+            "as a superuser or a role with that user's privileges), then let Airflow retry the task "
+            "(docs/operations.md)"
+        ) from err
+    log.debug("%.2f s  published tables swapped in", time.monotonic() - started)
+
+
+def describe_blockers(conn: psycopg.Connection) -> list[str]:
+    """Who holds (or waits for) a lock on a published table: pid, user, state and since when, the
+    application and the locks; never the query text. A session of another user shows its state only when
+    the pipeline's login has its privileges (migration 0011 grants those of recon_reader)."""
+    sessions: dict[int, tuple[str, list[str]]] = {}
+    for pid, user, state, state_change, xact_start, app, granted, mode, table in conn.execute(
+        BLOCKERS, (list(publish.TABLES),)
+    ):
+        if state is not None and xact_start is None:
+            continue  # its transaction ended between the two snapshots (pg_locks, pg_stat_activity)
+        if pid not in sessions:
+            if state is None:
+                status = "state not visible to this login (it needs pg_read_all_stats or that user's privileges)"
+            else:
+                status = f"{state} since {_when(state_change)}, transaction open since {_when(xact_start)}"
+            sessions[pid] = (f"pid {pid} (user {user}, {status}, application {app or '-'!r}", [])
+        sessions[pid][1].append(f"{'holds' if granted else 'waits for'} {mode} on recon.{table}")
+    return [f"{head}: {', '.join(locks)})" for head, locks in sessions.values()]
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
 
 
 def set_state(conn: psycopg.Connection, key: str, state: str, by: str, note: str | None = None) -> bool:

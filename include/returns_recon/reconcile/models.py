@@ -35,38 +35,69 @@ CREATE UNIQUE INDEX ON int_returns (return_id);
 ANALYZE int_returns;
 """
 
-# Credit notes attributed to a return: by our memo, or (made by hand, no memo) on the matched sale
-# with the same SKUs and quantities as the refunded items and the refunded total.
+# Credit notes made by hand (AUTHORISED, without our memo) on the sale of a refunded return, each with the
+# refunded returns of its sale it matches (operating-model.md §1): the same SKUs with the same quantities
+# (summed per SKU) as the return's refunded items, the refunded total (±tolerance) and the same currency.
+# Attributed to the return when exactly one matches; otherwise unattributed (return_id NULL), raised as
+# unattributed_credit_note on every refunded return of the sale. Few rows: only sales with such a note.
+INT_NOTES_BY_HAND = """
+CREATE UNLOGGED TABLE int_notes_by_hand AS
+WITH notes AS (
+    SELECT c.task_id, c.sale_id, c.credit_note_number, c.total, c.currency, c.credit_note_date
+    FROM staging.stg_cin7__credit_notes c
+    WHERE coalesce(c.memo, '') NOT LIKE 'reveni:%%' AND c.status = 'AUTHORISED'
+),
+refunded AS (
+    -- the refunded returns of those notes' sales
+    SELECT r.return_id, r.sale_id, r.is_instant, r.refunded, r.refund_currency
+    FROM int_returns r
+    WHERE r.refunded > 0 AND r.sale_id IN (SELECT sale_id FROM notes)
+),
+note_sig AS (
+    SELECT task_id, string_agg(sku || '*' || trim_scale(quantity)::text, ',' ORDER BY sku) AS sig
+    FROM (SELECT l.task_id, l.sku, sum(l.quantity) AS quantity
+          FROM staging.stg_cin7__credit_note_lines l JOIN notes n USING (task_id)
+          WHERE n.sale_id IN (SELECT sale_id FROM refunded)
+          GROUP BY l.task_id, l.sku) l
+    GROUP BY task_id
+),
+return_sig AS (
+    -- the refunded items: accepted ones, or all of an instant return; exchanged items are not refunded
+    SELECT return_id, string_agg(sku || '*' || trim_scale(quantity)::text, ',' ORDER BY sku) AS sig
+    FROM (SELECT i.return_id, i.sku, sum(i.quantity)::numeric AS quantity
+          FROM staging.stg_reveni__return_items i JOIN refunded r USING (return_id)
+          WHERE i.exchange_sku IS NULL AND (r.is_instant OR i.validation_status = 'accepted')
+          GROUP BY i.return_id, i.sku) i
+    GROUP BY return_id
+),
+candidates AS (
+    -- each note against each refunded return of its sale
+    SELECT n.task_id, r.return_id,
+           (g.sig = w.sig AND abs(n.total - r.refunded) <= %(tolerance)s AND n.currency = r.refund_currency) AS matches
+    FROM notes n
+    JOIN refunded r USING (sale_id)
+    LEFT JOIN note_sig g USING (task_id)
+    LEFT JOIN return_sig w ON w.return_id = r.return_id
+)
+SELECT n.task_id, n.sale_id, n.credit_note_number, n.total, n.currency, n.credit_note_date,
+       CASE WHEN m.returns_matched = 1 THEN m.matched[1] END AS return_id,
+       m.returns_matched, m.matched AS matched_returns, m.sale_returns
+FROM notes n
+JOIN (SELECT task_id, count(*) FILTER (WHERE matches) AS returns_matched,
+             coalesce(array_agg(return_id ORDER BY return_id) FILTER (WHERE matches), ARRAY[]::text[]) AS matched,
+             array_agg(return_id ORDER BY return_id) AS sale_returns
+      FROM candidates GROUP BY task_id) m USING (task_id);
+ANALYZE int_notes_by_hand;
+"""
+
+# Credit notes attributed to a return: by our memo, or made by hand and matched (int_notes_by_hand).
 INT_CREDIT_NOTES = """
 CREATE UNLOGGED TABLE int_credit_notes AS
-WITH signature AS (
-    -- notes made by hand: authorised, without our memo (few)
-    SELECT c.task_id, c.sale_id, c.total,
-           string_agg(l.sku || '*' || trim_scale(l.quantity)::text, ',' ORDER BY l.sku, l.quantity) AS sig
-    FROM staging.stg_cin7__credit_notes c
-    JOIN staging.stg_cin7__credit_note_lines l USING (task_id)
-    WHERE coalesce(c.memo, '') NOT LIKE 'reveni:%%' AND c.status = 'AUTHORISED'
-    GROUP BY c.task_id, c.sale_id, c.total
-),
-wanted AS (
-    -- the refunded items of the returns on those notes' sales that have no note with our memo
-    SELECT r.return_id, r.sale_id, r.refunded,
-           string_agg(i.sku || '*' || i.quantity::text, ',' ORDER BY i.sku, i.quantity) AS sig
-    FROM int_returns r
-    JOIN staging.stg_reveni__return_items i USING (return_id)
-    WHERE r.sale_id IN (SELECT sale_id FROM signature)
-      AND i.exchange_sku IS NULL AND r.refunded > 0 AND (r.is_instant OR i.validation_status = 'accepted')
-      AND NOT EXISTS (SELECT 1 FROM staging.stg_cin7__credit_notes m WHERE m.memo = 'reveni:' || r.return_id)
-    GROUP BY r.return_id, r.sale_id, r.refunded
-),
-attributed AS (
+WITH attributed AS (
     SELECT task_id, substr(memo, 8) AS return_id, 'memo'::text AS matched_by
     FROM staging.stg_cin7__credit_notes WHERE memo LIKE 'reveni:%%'
     UNION ALL
-    (SELECT DISTINCT ON (w.return_id) g.task_id, w.return_id, 'sale_sku_quantity_amount'
-     FROM wanted w
-     JOIN signature g ON g.sale_id = w.sale_id AND g.sig = w.sig AND abs(g.total - w.refunded) <= %(tolerance)s
-     ORDER BY w.return_id, g.task_id)
+    SELECT task_id, return_id, 'sale_sku_quantity_amount' FROM int_notes_by_hand WHERE return_id IS NOT NULL
 )
 SELECT c.task_id, a.return_id, a.matched_by, c.sale_id, c.credit_note_number, c.status,
        -- the restock state is the note's saleCreditNoteList row's (apib L20649), not a field of the note
@@ -181,6 +212,11 @@ sitoo AS (
            sum(total_gross) AS record_total, min(order_date) AS recorded_at
     FROM staging.stg_sitoo__orders GROUP BY external_id
 ),
+unattributed AS (
+    -- AUTHORISED notes made by hand on the return's sale that no return can be attributed (few)
+    SELECT sale_id, count(*) AS unattributed_notes, sum(total) AS unattributed_credited
+    FROM int_notes_by_hand WHERE return_id IS NULL GROUP BY sale_id
+),
 exchange_wanted AS (
     SELECT DISTINCT return_id FROM int_items WHERE exchange_sku IS NOT NULL
 ),
@@ -191,12 +227,13 @@ exchange_orders AS (
 )
 SELECT r.*,
        coalesce(c.authorised_notes, 0) AS authorised_notes, c.credited, c.credited_tax, c.expected_tax,
-       c.credit_currency,
+       c.credit_currency, coalesce(u.unattributed_notes, 0) AS unattributed_notes, u.unattributed_credited,
        coalesce(x.return_records, 0) AS return_records, x.pos_paid, x.record_total, x.recorded_at,
        (w.return_id IS NOT NULL AND r.status NOT IN ('cancelled', 'incomplete')) AS exchange_requested,
        e.sale_id AS exchange_sale_id, e.order_status AS exchange_order_status
 FROM int_returns r
 LEFT JOIN credits c USING (return_id)
+LEFT JOIN unattributed u ON u.sale_id = r.sale_id
 LEFT JOIN sitoo x USING (return_id)
 LEFT JOIN exchange_wanted w USING (return_id)
 LEFT JOIN exchange_orders e USING (return_id);
@@ -205,6 +242,7 @@ ANALYZE int_return_legs;
 
 MODELS = (
     INT_RETURNS,
+    INT_NOTES_BY_HAND,
     INT_CREDIT_NOTES,
     INT_CREDIT_NOTE_TAX,
     INT_ITEM_RESTOCKS,

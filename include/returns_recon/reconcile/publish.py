@@ -10,6 +10,8 @@ SELECT i.item_id, i.return_id, r.order_external_id, r.sale_id, i.sku, i.quantity
        r.refunded AS return_refunded, r.credited AS return_credited,
        CASE WHEN r.sale_id IS NULL THEN 'blocked'
             WHEN r.authorised_notes > 1 THEN 'duplicate'
+            -- a note by hand on the sale that no return can be attributed: the credit may be twice
+            WHEN r.refunded > 0 AND r.unattributed_notes > 0 THEN 'unattributed'
             WHEN r.refunded > 0 AND r.authorised_notes = 0 THEN 'missing'
             WHEN r.refunded = 0 AND r.authorised_notes > 0 THEN 'unexpected'
             WHEN r.refunded > 0 AND abs(r.credited - r.refunded) > %(tolerance)s THEN 'mismatch'
@@ -73,6 +75,11 @@ WITH refunds AS (
     SELECT (coalesce(c.credit_note_date, now()) AT TIME ZONE 'UTC')::date AS day, c.currency, count(*) AS credit_notes,
            sum(c.total) AS credited
     FROM int_credit_notes c WHERE c.status = 'AUTHORISED' GROUP BY 1, 2
+), unattributed AS (
+    -- AUTHORISED notes made by hand on the sales of refunded returns that no return can be attributed
+    SELECT (coalesce(u.credit_note_date, now()) AT TIME ZONE 'UTC')::date AS day, u.currency,
+           count(*) AS unattributed_notes, sum(u.total) AS unattributed_credited
+    FROM int_notes_by_hand u WHERE u.return_id IS NULL GROUP BY 1, 2
 ), records AS (
     SELECT (x.recorded_at AT TIME ZONE 'UTC')::date AS day, x.currency, sum(x.return_records) AS sitoo_records,
            -sum(x.record_total) AS sitoo_recorded
@@ -82,8 +89,11 @@ SELECT day, currency,
        coalesce(refunds, 0) AS reveni_refunds, coalesce(refunded, 0) AS reveni_refunded,
        coalesce(credit_notes, 0) AS cin7_credit_notes, coalesce(credited, 0) AS cin7_credited,
        coalesce(sitoo_records, 0) AS sitoo_return_records, coalesce(sitoo_recorded, 0) AS sitoo_recorded,
-       coalesce(credited, 0) - coalesce(refunded, 0) AS credited_minus_refunded
-FROM refunds FULL JOIN credits USING (day, currency) FULL JOIN records USING (day, currency);
+       coalesce(credited, 0) - coalesce(refunded, 0) AS credited_minus_refunded,
+       coalesce(unattributed_notes, 0) AS cin7_unattributed_notes,
+       coalesce(unattributed_credited, 0) AS cin7_unattributed_credited
+FROM refunds FULL JOIN credits USING (day, currency) FULL JOIN unattributed USING (day, currency)
+FULL JOIN records USING (day, currency);
 ALTER TABLE recon_build.refund_journal ADD PRIMARY KEY (day, currency);
 """
 

@@ -4,13 +4,17 @@ Per batch, in one transaction: the records go to a temporary table by COPY; an u
 ``raw.api_records`` rewrites only those whose content hash changed and returns their keys;
 only for those keys are the staging rows replaced (parents upserted, children deleted and
 re-inserted by COPY). Invalid payloads go to ``raw.quarantine`` with the reason. Stored payloads
-have their personal fields redacted (``privacy.redact``). Re-running a batch changes nothing.
+keep only the fields allowed for their entity (``privacy.ALLOWED``), so the content hash changes only
+when a field we read does; a quarantined payload also keeps the names of the keys dropped from it.
+Re-running a batch changes nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -20,8 +24,11 @@ import orjson
 import psycopg
 from psycopg import sql
 
-from returns_recon.privacy import redact
+from returns_recon import privacy
 from returns_recon.warehouse.tables import TABLES, TableSpec
+
+log = logging.getLogger(__name__)
+MINIMISE_BATCH = 1000
 
 
 class StagingRecord(Protocol):
@@ -85,6 +92,7 @@ def load_batch(
         latest[record.key] = record  # duplicates within a batch: keep the last
     bad = list(invalid)
     result.received = len(latest) + len(bad)
+    minimise_stored(conn, source, entity)
     with conn.transaction():
         if latest:
             changed = _upsert_raw(conn, source, entity, latest, run_id)
@@ -106,9 +114,10 @@ def _upsert_raw(conn: psycopg.Connection, source: str, entity: str, records: dic
         "CREATE TEMP TABLE IF NOT EXISTS tmp_raw (natural_key text, content_hash text, payload jsonb) "
         "ON COMMIT DELETE ROWS"
     )
+    shape = privacy.allowed(source, entity)
     with conn.cursor().copy("COPY tmp_raw (natural_key, content_hash, payload) FROM STDIN") as copy:
         for key, record in records.items():
-            text = canonical_json(redact(record.payload))
+            text = canonical_json(privacy.minimise(record.payload, shape))
             copy.write_row((key, content_hash(text), text))
     rows = conn.execute(
         """INSERT INTO raw.api_records AS r (source, entity, natural_key, content_hash, payload, run_id)
@@ -199,9 +208,11 @@ def storable_json(payload: Any) -> str:
 
 
 def quarantine(conn: psycopg.Connection, source: str, entity: str, bad: list[Invalid], run_id: str) -> int:
+    minimise_stored(conn, source, entity)
+    shape = privacy.allowed(source, entity)
     seen: dict[str, Invalid] = {}
     for item in bad:
-        item.payload = redact(item.payload)
+        item.payload = privacy.minimise_invalid(item.payload, shape)
         seen[content_hash(canonical_json(item.payload))] = item
     with conn.cursor() as cur:
         cur.executemany(
@@ -224,3 +235,115 @@ def quarantine(conn: psycopg.Connection, source: str, entity: str, bad: list[Inv
             ],
         )
     return len(seen)
+
+
+# --- payloads stored under an earlier allow-list ---------------------------------------------------
+
+
+def minimise_stored(conn: psycopg.Connection, source: str, entity: str) -> tuple[int, int] | None:
+    """Minimise the payloads of an entity already stored, once per allow-list (``raw.payload_minimisation``):
+    after the list changed, and after the upgrade from redaction by key name. Keyset batches of
+    ``MINIMISE_BATCH``, one transaction each; a payload that is already minimal is left as it is, so an
+    interrupted pass is simply done again. Content hashes are recomputed the way ``load_batch`` computes them:
+    a record read again unchanged is still no change. Returns (records, quarantined) rewritten, or None when
+    there was nothing to do."""
+    shape = privacy.allowed(source, entity)
+    version = privacy.digest(shape)
+    done = conn.execute(
+        "SELECT 1 FROM raw.payload_minimisation WHERE source = %s AND entity = %s AND allow_list = %s",
+        (source, entity, version),
+    ).fetchone()
+    if done:
+        return None
+    records = _minimise_records(conn, source, entity, shape)
+    quarantined = _minimise_quarantine(conn, source, entity, shape)
+    conn.execute(
+        """INSERT INTO raw.payload_minimisation (source, entity, allow_list, records, quarantined)
+           VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING""",
+        (source, entity, version, records, quarantined),
+    )
+    if records or quarantined:
+        log.warning("%s.%s: %d stored payloads and %d quarantined ones minimised to allow-list %s", source, entity,
+                    records, quarantined, version)  # fmt: skip
+    return records, quarantined
+
+
+def _minimise_records(conn: psycopg.Connection, source: str, entity: str, shape: privacy.Shape) -> int:
+    rewritten, after = 0, ""
+    while True:
+        rows = conn.execute(
+            """SELECT natural_key, content_hash, payload FROM raw.api_records
+               WHERE source = %s AND entity = %s AND natural_key > %s ORDER BY natural_key LIMIT %s""",
+            (source, entity, after, MINIMISE_BATCH),
+        ).fetchall()
+        if not rows:
+            return rewritten
+        after = rows[-1][0]
+        minimal = []
+        for key, digest, payload in rows:
+            text = canonical_json(privacy.minimise(payload, shape))
+            if content_hash(text) != digest:
+                minimal.append((key, content_hash(text), text))
+        if not minimal:
+            continue
+        with conn.transaction():
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS tmp_minimal (natural_key text, content_hash text, payload jsonb) "
+                "ON COMMIT DELETE ROWS"
+            )
+            with conn.cursor().copy("COPY tmp_minimal (natural_key, content_hash, payload) FROM STDIN") as copy:
+                for row in minimal:
+                    copy.write_row(row)
+            rewritten += conn.execute(
+                """UPDATE raw.api_records r SET payload = t.payload, content_hash = t.content_hash
+                   FROM tmp_minimal t
+                   WHERE r.source = %s AND r.entity = %s AND r.natural_key = t.natural_key""",
+                (source, entity),
+            ).rowcount
+
+
+# the value a reason quoted, "<where>: <message> (got <value>)", parts joined by "; " (extract/entities.describe)
+_QUOTED_INPUT = re.compile(r" \(got .*?\)(?=; [\w.\[\]]+: |$)", re.DOTALL)
+
+
+def _minimise_quarantine(conn: psycopg.Connection, source: str, entity: str, shape: privacy.Shape) -> int:
+    """Quarantined payloads are keyed by their hash: a rewritten one replaces the old row, merged into an
+    equal one if there is one (occurrences added, still open if either was)."""
+    rewritten, after = 0, ""
+    while True:
+        rows = conn.execute(
+            """SELECT payload_hash, natural_key, payload, error, first_seen_at, last_seen_at, occurrences, run_id,
+                      superseded_at
+               FROM raw.quarantine WHERE source = %s AND entity = %s AND payload_hash > %s
+               ORDER BY payload_hash LIMIT %s""",
+            (source, entity, after, MINIMISE_BATCH),
+        ).fetchall()
+        if not rows:
+            return rewritten
+        after = rows[-1][0]
+        minimal = []
+        for old, key, payload, error, *rest in rows:
+            text = canonical_json(privacy.minimise_invalid(payload, shape))  # read from jsonb: holds no NUL
+            if content_hash(text) != old:  # stored before: its reason may quote any value, so it quotes none
+                minimal.append((old, key, content_hash(text), text, _QUOTED_INPUT.sub("", error), *rest))
+        if not minimal:
+            continue
+        with conn.transaction():
+            conn.execute(
+                "DELETE FROM raw.quarantine WHERE source = %s AND entity = %s AND payload_hash = ANY(%s)",
+                (source, entity, [row[0] for row in minimal]),
+            )
+            with conn.cursor() as cur:
+                cur.executemany(
+                    """INSERT INTO raw.quarantine AS q (source, entity, natural_key, payload_hash, payload, error,
+                                                        first_seen_at, last_seen_at, occurrences, run_id, superseded_at)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                       ON CONFLICT (source, entity, payload_hash) DO UPDATE SET
+                         occurrences = q.occurrences + EXCLUDED.occurrences,
+                         first_seen_at = least(q.first_seen_at, EXCLUDED.first_seen_at),
+                         last_seen_at = greatest(q.last_seen_at, EXCLUDED.last_seen_at),
+                         superseded_at = CASE WHEN q.superseded_at IS NULL OR EXCLUDED.superseded_at IS NULL
+                                              THEN NULL ELSE greatest(q.superseded_at, EXCLUDED.superseded_at) END""",
+                    [(source, entity, key, digest, text, *rest) for _, key, digest, text, *rest in minimal],
+                )
+            rewritten += len(minimal)

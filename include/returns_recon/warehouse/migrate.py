@@ -6,6 +6,9 @@ process with it invites confusion, and yoyo-migrations has had no release since 
 runner needs three properties, each tested: files are applied in version order, each inside
 its own transaction; concurrent runners serialise on an advisory lock; an applied file that
 was edited afterwards is refused (its checksum no longer matches).
+
+After the files, the runner applies the one setting that belongs to the database rather than to a
+file: recon_reader's idle timeout (RECON_READER_IDLE_TIMEOUT_SECONDS, migration 0011).
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from returns_recon.errors import NotRetryable
+from returns_recon.settings import ReconSettings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +60,13 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
-def apply_migrations(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
-    """Apply pending migrations; return the names applied (empty when up to date)."""
+def apply_migrations(
+    conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR, settings: ReconSettings | None = None
+) -> list[str]:
+    """Apply pending migrations, then the reader role's idle timeout of ``settings`` (default: from the
+    environment); return the names applied (empty when up to date)."""
     migrations = discover(directory)
+    settings = settings if settings is not None else load_settings()
     applied_now: list[str] = []
     conn.autocommit = True
     conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
@@ -85,6 +94,58 @@ def apply_migrations(conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR)
                 )
             log.info("applied migration %s", migration.name)
             applied_now.append(migration.name)
+        apply_reader_timeout(conn, settings)
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied_now
+
+
+_READER_SETTING = """
+    SELECT current_database(), current_user, (
+        SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+        WHERE d.datname = current_database() AND s.setrole = r.oid)
+    FROM pg_roles r WHERE r.rolname = 'recon_reader'"""
+_TIMEOUT = "idle_in_transaction_session_timeout"
+_UNIT_MS = {"us": 0.001, "ms": 1, "": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d|)\s*$")
+
+
+def _stored_timeout_ms(config: list[str] | None) -> float | None:
+    """The idle timeout stored for the role in this database (PostgreSQL's units), None when unset."""
+    for entry in config or []:
+        name, _, value = entry.partition("=")
+        if name == _TIMEOUT and (match := _DURATION.match(value)):
+            return float(match.group(1)) * _UNIT_MS[match.group(2)]
+    return None
+
+
+def apply_reader_timeout(conn: psycopg.Connection, settings: ReconSettings) -> None:
+    """Give recon_reader's sessions in this database the configured idle_in_transaction_session_timeout.
+
+    Needs the ADMIN option on recon_reader (the login has it when it created the role). Without it a
+    configured value (RECON_READER_IDLE_TIMEOUT_SECONDS set) fails the migration saying what to do; the
+    default only warns, as the pipeline still works (a blocked publish then fails naming the reader)."""
+    row = conn.execute(_READER_SETTING).fetchone()
+    if row is None:  # no reader role (a migrations directory without 0001)
+        return
+    database, login, config = row
+    wanted_ms = round(settings.reader_idle_timeout_seconds * 1000)
+    if _stored_timeout_ms(config) == wanted_ms:
+        return
+    statement = sql.SQL("ALTER ROLE recon_reader IN DATABASE {} SET {} = {}").format(
+        sql.Identifier(database), sql.Identifier(_TIMEOUT), sql.Literal(f"{wanted_ms}ms")
+    )
+    try:
+        conn.execute(statement)
+    except psycopg.errors.InsufficientPrivilege as err:
+        message = (
+            f"cannot set recon_reader's {_TIMEOUT} to {wanted_ms} ms: the login {login} lacks the ADMIN option "
+            f"on recon_reader. A superuser can run `{statement.as_string(conn)}` (or `GRANT recon_reader TO "
+            f"{sql.Identifier(login).as_string(conn)} WITH ADMIN OPTION`); until then a reader idle in a "
+            "transaction can hold up publishing for RECON_PUBLISH_LOCK_WAIT_SECONDS"
+        )
+        if "reader_idle_timeout_seconds" in settings.model_fields_set:
+            raise MigrationError(message + " (or unset RECON_READER_IDLE_TIMEOUT_SECONDS)") from err
+        log.warning(message)
+        return
+    log.info("recon_reader's %s in %s is now %d ms", _TIMEOUT, database, wanted_ms)

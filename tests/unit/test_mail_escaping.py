@@ -1,0 +1,119 @@
+"""Mail content is escaped (issue 16, item 7): the HTML part autoescapes every value, the CSV attachment
+neutralises every text cell a spreadsheet would execute (OWASP CSV injection: a leading single quote),
+numbers stay numbers, and no value can break a header or forge lines of the plain-text part."""
+
+from __future__ import annotations
+
+import csv
+import email
+import io
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from email import policy
+from types import SimpleNamespace
+
+import pytest
+
+from returns_recon.notify.alerts import alert_message
+from returns_recon.notify.digest import Digest, render
+
+pytestmark = pytest.mark.unit
+
+SCRIPT = "<script>alert(1)</script>"
+HYPERLINK = '=HYPERLINK("http://x","y")'
+IMG = "<img src=x onerror=alert(1)>"
+CMD = "+cmd|' /C calc'!A0"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+SEEN = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+
+
+def exception_row(n: int, **values) -> dict:
+    row = {"exception_key": f"unknown_sku_cin7:r{n}:i{n}", "exception_type": "unknown_sku_cin7",
+           "severity": "warning", "state": "open", "return_id": f"r{n}", "item_id": f"i{n}", "sku": f"SKU-{n}",
+           "first_seen_at": SEEN, "last_seen_at": SEEN, "occurrences": 1, "money_at_risk": Decimal("0"),
+           "currency": "EUR", "age_days": 1, "return_point_id": None, "detail": None}  # fmt: skip
+    row.update(values)
+    return row
+
+
+UNMAPPED = {"exception_type": "unmapped_location", "item_id": None, "sku": None}
+HOSTILE_ROWS = [
+    exception_row(1, sku=SCRIPT, money_at_risk=Decimal("25.00")),
+    exception_row(2, sku=HYPERLINK, item_id="@SUM(1+1)*cmd|' /C calc'!A0"),
+    exception_row(3, **UNMAPPED, exception_key="unmapped_location:r3", return_point_id=IMG, detail=CMD),
+    exception_row(4, **UNMAPPED, exception_key="unmapped_location:r4", return_point_id=CMD, detail="\tx=1"),
+    exception_row(
+        5,
+        exception_type="credit_note_amount_mismatch",
+        exception_key="credit_note_amount_mismatch:r5:i5",
+        sku="-2+3",
+        return_id="r5\r\nFORGED LINE",
+        money_at_risk=Decimal("-12.50"),
+        occurrences=3,
+    ),
+]
+
+
+def delivered(message) -> email.message.EmailMessage:
+    """The mail as a receiver parses it (what the SMTP sink keeps)."""
+    return email.message_from_bytes(message.as_bytes(), policy=policy.default)
+
+
+def part(message, content_type: str):
+    return next(p for p in message.walk() if p.get_content_type() == content_type)
+
+
+def hostile_mail() -> email.message.EmailMessage:
+    digest = Digest("data", date(2026, 12, 2), HOSTILE_ROWS, HOSTILE_ROWS, chart_png=b"\x89PNG fake chart",
+                    recipients=["data@example.com"])  # fmt: skip
+    return delivered(render(digest, "returns-recon@example.com"))
+
+
+def test_the_html_part_escapes_every_value() -> None:
+    html = part(hostile_mail(), "text/html").get_content()
+    for value in (SCRIPT, IMG, "<script", "<img src=x"):
+        assert value not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    # the return point of an unmapped location is shown (the data team maps it), escaped
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "cid:chart" in html  # the template's own markup is kept
+
+
+def test_csv_cells_a_spreadsheet_would_execute_are_neutralised_and_numbers_stay_numbers() -> None:
+    attachment = part(hostile_mail(), "text/csv").get_content()
+    rows = list(csv.DictReader(io.StringIO(attachment)))
+    assert [r["exception_key"] for r in rows] == [r["exception_key"] for r in HOSTILE_ROWS]
+    numeric = {"occurrences", "money_at_risk"}
+    for row in rows:
+        for column, cell in row.items():
+            if column not in numeric:
+                assert not cell.startswith(FORMULA_STARTS), (column, cell)
+    by_key = {r["exception_key"]: r for r in rows}
+    assert by_key["unknown_sku_cin7:r1:i1"]["sku"] == SCRIPT  # HTML is harmless in a CSV: kept as is
+    assert by_key["unknown_sku_cin7:r2:i2"]["sku"] == "'" + HYPERLINK
+    assert by_key["unknown_sku_cin7:r2:i2"]["item_id"] == "'@SUM(1+1)*cmd|' /C calc'!A0"
+    assert by_key["unmapped_location:r3"]["return_point_id"] == IMG  # not a formula: kept
+    assert by_key["unmapped_location:r3"]["detail"] == "'" + CMD
+    assert by_key["unmapped_location:r4"]["return_point_id"] == "'" + CMD
+    assert by_key["unmapped_location:r4"]["detail"] == "'\tx=1"
+    mismatch = by_key["credit_note_amount_mismatch:r5:i5"]
+    assert mismatch["sku"] == "'-2+3"  # a text column is neutralised even when it looks like a number
+    assert mismatch["money_at_risk"] == "-12.50"  # a numeric column keeps its sign: it is a number
+    assert mismatch["occurrences"] == "3"
+
+
+def test_no_value_forges_a_line_of_the_plain_text_part() -> None:
+    text = part(hostile_mail(), "text/plain").get_content()
+    assert "r5 FORGED LINE" in text or "r5  FORGED LINE" in text
+    assert not [line for line in text.splitlines() if line.startswith("FORGED")]
+
+
+def test_a_run_id_with_a_line_break_neither_breaks_the_alert_nor_adds_a_header() -> None:
+    dag_run = SimpleNamespace(dag_id="returns_recon_hourly", run_id="manual__x\r\nBcc: attacker@example.com")
+    message = delivered(alert_message({"dag_run": dag_run, "reason": "task_failure"}, ["data@example.com"],
+                                      "returns-recon@example.com"))  # fmt: skip
+    assert message["Bcc"] is None
+    assert "\n" not in message["Subject"]
+    assert "\r" not in message["Subject"]
+    assert message["Subject"].startswith("[returns recon] returns_recon_hourly failed (manual__x")
+    assert message["To"] == "data@example.com"
