@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from airflow.sdk import task_group
+from airflow.sdk import task, task_group
+from airflow.sdk.exceptions import AirflowFailException
 
 from returns_recon.airflow_tasks import (
     check_connections,
@@ -69,4 +70,14 @@ def build(mode: str) -> None:
             when the postings failed (refused credentials, a locked run): the queue is what people act on."""
             send_exception_emails.override(trigger_rule="all_done")()
 
-        stages >> notify()
+        mails = notify()
+        stages >> mails
+        # the mail runs whatever happened upstream, so it must not decide the run's state: a failure upstream
+        # fails the run (and its one alert) through this last task
+        [stages, mails] >> run_failed_if_any_task_failed()
+
+
+@task(trigger_rule="one_failed")
+def run_failed_if_any_task_failed() -> None:
+    """Runs only when a task upstream failed: fails, so the DAG run is failed although the mail went out."""
+    raise AirflowFailException("a task of this run failed (see the failed task's log); the mail was sent anyway")

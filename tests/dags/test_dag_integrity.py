@@ -99,6 +99,9 @@ def test_the_daily_mail_goes_out_when_the_postings_failed(dagbag) -> None:
     mail = dagbag.dags["returns_recon_daily"].get_task("notify.send_exception_emails")
     assert "post.post_corrections" in mail.upstream_task_ids
     assert mail.trigger_rule == "all_done"
+    watcher = dagbag.dags["returns_recon_daily"].get_task("run_failed_if_any_task_failed")
+    assert {"post.post_corrections", "notify.send_exception_emails"} <= watcher.upstream_task_ids
+    assert watcher.trigger_rule == "one_failed"
 
 
 def test_every_dag_alerts_once_per_failed_run_and_the_hourly_one_when_late(dagbag) -> None:
