@@ -51,14 +51,17 @@ def failure_text(context: dict[str, Any]) -> tuple[str, str]:
     return one_line(subject, 250), body
 
 
-def alert_message(context: dict[str, Any], recipients: list[str], from_email: str) -> EmailMessage:
-    subject, body = failure_text(context)
+def _message(subject: str, body: str, recipients: list[str], from_email: str) -> EmailMessage:
     message = EmailMessage()
     message["Subject"] = subject
     message["From"] = one_line(from_email)
     message["To"] = one_line(", ".join(recipients))
     message.set_content(body)
     return message
+
+
+def alert_message(context: dict[str, Any], recipients: list[str], from_email: str) -> EmailMessage:
+    return _message(*failure_text(context), recipients, from_email)
 
 
 def _mail_or_fallback(event: str, subject: str, body: str, build, **fields: Any) -> None:
@@ -99,15 +102,8 @@ def late_run_alert(**kwargs: Any) -> None:
         f"throttled task (details: {details}).\n"
     )
 
-    def build(recipients: list[str], from_email: str) -> EmailMessage:
-        message = EmailMessage()
-        message["Subject"] = subject
-        message["From"] = one_line(from_email)
-        message["To"] = one_line(", ".join(recipients))
-        message.set_content(body)
-        return message
-
-    _mail_or_fallback("hourly_run_late", subject, body, build, dag_id="returns_recon_hourly")
+    _mail_or_fallback("hourly_run_late", subject, body, lambda to, sender: _message(subject, body, to, sender),
+                      dag_id="returns_recon_hourly")  # fmt: skip
 
 
 def digest_failure_alert(context: dict[str, Any]) -> None:
