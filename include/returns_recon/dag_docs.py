@@ -23,8 +23,10 @@ FAILURES = """**Failures and what to do**
 
 """
 
-NOTIFY_FAILURES = """- `notify.send_exception_emails`: the SMTP server refused or is unreachable (`smtp_default`); a
-  re-run sends only the mails not yet sent today.
+NOTIFY_FAILURES = """- `notify.send_exception_emails`: `DigestNotSent`, the SMTP server refused or is unreachable
+  (`smtp_default`, named with host and port); the data team is alerted through `RECON_ALERT_FALLBACK_CONN_ID` if set; a
+  re-run sends only the mails not yet sent today. The mail goes out even when posting failed;
+  `run_failed_if_any_task_failed` then fails the run.
 
 """
 
