@@ -15,12 +15,25 @@ from typing import Any
 from returns_recon.notify.fallback import one_line, send_fallback
 
 log = logging.getLogger(__name__)
+# the daily DAG's last task: fails the run when a task failed although the mail (all_done) went out
+WATCHER = "run_failed_if_any_task_failed"
 
 
 def _run_of(context: dict[str, Any]) -> tuple[str, str]:
     dag_run = context.get("dag_run")
     dag_id = getattr(dag_run, "dag_id", None) or getattr(context.get("dag"), "dag_id", "?")
     return one_line(dag_id, 250), one_line(getattr(dag_run, "run_id", "?"), 250)
+
+
+def failed_tasks(ti: Any) -> list[str]:
+    """The failed (or upstream-failed) tasks of ``ti``'s run, asked through the task SDK; [] if it cannot say."""
+    try:
+        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+    except Exception:  # outside a task's runtime (no supervisor to ask)
+        log.info("the run's task states are not available here")
+        return []
+    return sorted(t for t, state in states.items()
+                  if state in ("failed", "upstream_failed") and t != WATCHER)  # fmt: skip
 
 
 def failure_text(context: dict[str, Any]) -> tuple[str, str]:
@@ -37,10 +50,10 @@ def failure_text(context: dict[str, Any]) -> tuple[str, str]:
         except Exception:
             failed = []
     # Airflow 3 passes the failed run's callback the context of the task instance that decided it (the
-    # SDK's DagRun there has no get_task_instances)
+    # SDK's DagRun there has no get_task_instances); the daily run's last task decides it when the mail ran
     ti = context.get("ti") or context.get("task_instance")
     if not failed and getattr(ti, "task_id", None):
-        failed = [ti.task_id]
+        failed = failed_tasks(ti) if ti.task_id == WATCHER else [ti.task_id]
     failed = [one_line(task_id, 250) for task_id in failed]
     subject = f"[returns recon] {dag_id} failed ({run_id})"
     body = (
@@ -87,6 +100,10 @@ def _mail_or_fallback(event: str, subject: str, body: str, build, **fields: Any)
 
 def dag_failure_alert(context: dict[str, Any]) -> None:
     """``on_failure_callback`` of the DAGs: alert the data team once for this failed run."""
+    ti = context.get("ti") or context.get("task_instance")
+    if getattr(ti, "task_id", None) == WATCHER and not context.get("alert_from_watcher"):
+        log.info("this run's alert was sent by its last task, %s, which could name the failed tasks", WATCHER)
+        return
     subject, body = failure_text(context)
     dag_id, run_id = _run_of(context)
     _mail_or_fallback("dag_run_failed", subject, body, lambda to, sender: alert_message(context, to, sender),
