@@ -144,6 +144,13 @@ def test_a_transfer_made_by_hand_after_the_plan_supersedes_ours(simulators, clie
     assert [t["Reference"] for t in rows if str(t.get("Reference", "")).startswith(f"{item} ")] == [
         f"{item} released by hand"
     ]
+    # a person released it after the SLA: that late release is theirs, so it is raised (operating-model.md §3)
+    cycle(warehouse_db, clients, path, "move-2", post=False)
+    _, return_id, item_id = item.split(":")
+    with warehouse_db.connect() as conn:
+        rows = dict(conn.execute("SELECT exception_type, state FROM recon.exceptions WHERE return_id = %s "
+                                 "AND item_id = %s", (return_id, item_id)).fetchall())  # fmt: skip
+    assert rows == {"inspected_not_released": "auto_resolved", "restock_latency_breach": "open"}
 
 
 def test_an_ambiguous_credit_note_is_not_sent_once_a_note_by_hand_blocks_the_sale(simulators, clients_for,

@@ -122,6 +122,18 @@ def test_one_run_posts_one_correct_document_each_and_the_next_run_resolves(simul
         state, fixed_by = states[(entry["type"], entry["return_id"], entry["item_id"])]
         assert state == "auto_resolved", entry
         assert fixed_by is not None
+    # one incident, one row (operating-model.md §3): our own late release or store restock of an SLA exception
+    # raises no restock_latency_breach; the fixed row keeps when and with which document
+    with warehouse_db.connect() as conn:
+        latency = {(r, i) for r, i in conn.execute(
+            "SELECT return_id, item_id FROM recon.exceptions WHERE exception_type = 'restock_latency_breach'")}
+        kept = dict(conn.execute(
+            "SELECT exception_key, evidence FROM recon.exceptions WHERE fixed_by_posting IS NOT NULL").fetchall())
+    sla_fixed = [e for e in planted if e["type"] in {"inspected_not_released", "sitoo_stock_missing"}]
+    assert sla_fixed
+    assert {(e["return_id"], e["item_id"]) for e in sla_fixed} & latency == set()
+    for evidence in kept.values():
+        assert evidence["fixed_at"] and evidence["fixed_by_action"] in set(a for a, _ in ACTIONS.values())
 
 
 def test_kill_between_call_and_log_then_rerun_creates_no_duplicate(simulators, clients_for, warehouse_db,

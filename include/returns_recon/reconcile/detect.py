@@ -95,6 +95,13 @@ WAREHOUSE = "kind = 'warehouse' AND map_ok AND sale_id IS NOT NULL AND NOT unkno
 STORE = "kind = 'store' AND map_ok AND NOT unknown_sitoo"
 IN_SELLABLE = "restocked_to_sellable + (transfers_into_sellable - transfers_out_of_sellable) * quantity"
 RESTOCKED = "restocked_to_holding + restocked_to_sellable + restocked_elsewhere"
+# One incident, one row (operating-model.md §3): a release or store restock after the SLA is no
+# restock_latency_breach when it is our own corrective posting of the SLA exception already raised for the item
+# (whose row keeps the times and the posting). A person's late release, or ours superseded by theirs, still is.
+# (the postings are read through a subquery without return_id / item_id columns, which would shadow the item's)
+OURS = """EXISTS (SELECT 1 FROM (SELECT exception_key AS fixed FROM recon.postings
+                       WHERE status IN ('done', 'adopted')) p
+                 WHERE p.fixed = '{fix}:' || return_id || ':' || item_id)"""
 
 ITEM_CHECKS = (
     # operations: warehouse stock in Cin7 Core
@@ -122,7 +129,7 @@ ITEM_CHECKS = (
                                 'holding', holding, 'sellable', sellable)"""),
     Check("restock_latency_breach",
           f"""{WAREHOUSE} AND validation_status = 'accepted' AND restock
-              AND first_release_at > validated_at + %(release_sla)s""",
+              AND first_release_at > validated_at + %(release_sla)s AND NOT {OURS.format(fix='inspected_not_released')}""",
           """jsonb_build_object('leg', 'release', 'validated_at', validated_at, 'released_at', first_release_at,
                                 'due', validated_at + %(release_sla)s)"""),
     # operations: store stock in Sitoo
@@ -136,7 +143,8 @@ ITEM_CHECKS = (
                  SELECT array_agg(DISTINCT t.warehouse_id) FROM staging.stg_sitoo__warehouse_transactions t
                  WHERE t.external_id = 'reveni:' || return_id || ':' || item_id))"""),
     Check("restock_latency_breach",
-          f"{STORE} AND validation_status = 'accepted' AND restock AND sitoo_first_at > validated_at + %(restock_sla)s",
+          f"""{STORE} AND validation_status = 'accepted' AND restock AND sitoo_first_at > validated_at + %(restock_sla)s
+              AND NOT {OURS.format(fix='sitoo_stock_missing')}""",
           """jsonb_build_object('leg', 'sitoo_stock', 'validated_at', validated_at, 'stocked_at', sitoo_first_at,
                                 'due', validated_at + %(restock_sla)s)"""),
     # data: master data
