@@ -128,13 +128,17 @@ def stop_background(env: dict[str, str], name: str) -> bool:
 
 
 def default_scenario(env: dict[str, str]) -> Path:
-    """A fresh demo scenario (500 returns, clock = now) unless SCENARIO names one."""
+    """A fresh demo scenario (500 returns, clock = now, the messy shapes real merchants produce at their default
+    rates; DEMO_CLEAN=1: one defect per broken return) unless SCENARIO names one."""
     from recon_simulators.generate import location_map_csv_path, write_location_map_csv
-    from recon_simulators.generator import GeneratorConfig, generate
+    from recon_simulators.generator import MESSY_DEFAULTS, GeneratorConfig, generate
 
     path = local_dir(env) / "scenarios" / "demo.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    generate(GeneratorConfig(returns=int(env.get("DEMO_RETURNS", "500")), seed=int(env.get("DEMO_SEED", "1"))), path)
+    messy = {} if env.get("DEMO_CLEAN", "") not in ("", "0") else dict(MESSY_DEFAULTS)
+    config = GeneratorConfig(returns=int(env.get("DEMO_RETURNS", "500")), seed=int(env.get("DEMO_SEED", "1")),
+                             messy=messy)  # fmt: skip
+    generate(config, path)
     write_location_map_csv(path, location_map_csv_path(path))
     return path
 

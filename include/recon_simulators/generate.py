@@ -8,7 +8,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from recon_simulators.generator import DEFAULT_RATE, EXCEPTION_TYPES, GeneratorConfig, generate
+from recon_simulators.generator import (
+    DEFAULT_RATE,
+    MESSY_DEFAULTS,
+    MESSY_SHAPES,
+    PLANTABLE,
+    GeneratorConfig,
+    generate,
+)
 from recon_simulators.scenario import read_header_and_records
 from recon_simulators.timefmt import parse_ts
 
@@ -32,7 +39,8 @@ def write_location_map_csv(scenario: Path, out: Path) -> int:
     return len(rows)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, dict[str, float], dict[str, float]]:
+    """The arguments, the planting rate of every type and the rate of every messy shape."""
     parser = argparse.ArgumentParser(prog="python -m recon_simulators.generate", description=__doc__)
     parser.add_argument("--returns", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
@@ -45,26 +53,52 @@ def main() -> None:
         metavar="TYPE=RATE",
         help=f"planting rate of an exception type (default {DEFAULT_RATE} each); 'all=0.01' sets every type",
     )
-    args = parser.parse_args()
-    rates = dict.fromkeys(EXCEPTION_TYPES, DEFAULT_RATE)
+    parser.add_argument(
+        "--messy",
+        action="append",
+        default=[],
+        metavar="SHAPE=RATE",
+        help="rate of a messy shape (default: docs/scenarios.md, MESSY_DEFAULTS); 'all=0' turns every one off; "
+        f"shapes: {', '.join(MESSY_SHAPES)}",
+    )
+    parser.add_argument("--clean", action="store_true", help="no messy shapes: one defect per broken return")
+    args = parser.parse_args(argv)
+    rates = dict.fromkeys(PLANTABLE, DEFAULT_RATE)
     for item in args.rate:
         name, _, value = item.partition("=")
         if name == "all":
-            rates = dict.fromkeys(EXCEPTION_TYPES, float(value))
+            rates = dict.fromkeys(PLANTABLE, float(value))
         elif name in rates:
             rates[name] = float(value)
         else:
-            parser.error(f"unknown exception type {name!r}; known: {', '.join(EXCEPTION_TYPES)}")
+            parser.error(f"unknown exception type {name!r}; known: {', '.join(PLANTABLE)}")
+    messy = {} if args.clean else dict(MESSY_DEFAULTS)
+    for item in args.messy:
+        name, _, value = item.partition("=")
+        if name == "all":
+            messy = dict.fromkeys(MESSY_SHAPES, float(value))
+        elif name in MESSY_SHAPES:
+            messy[name] = float(value)
+        else:
+            parser.error(f"unknown messy shape {name!r}; known: {', '.join(MESSY_SHAPES)}")
+    return args, rates, {k: v for k, v in messy.items() if v > 0}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, rates, messy = parse_args(argv)
     clock = parse_ts(args.clock) if args.clock else datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    summary = generate(GeneratorConfig(returns=args.returns, seed=args.seed, clock=clock, rates=rates), args.out)
+    config = GeneratorConfig(returns=args.returns, seed=args.seed, clock=clock, rates=rates, messy=messy)
+    summary = generate(config, args.out)
     csv_path = location_map_csv_path(args.out)
     write_location_map_csv(args.out, csv_path)
     planted = sum(summary["exceptions"].values())
+    shapes = ", ".join(f"{k} {v}" for k, v in sorted(summary["messy"].items()) if ":" not in k) or "none"
     print(
         f"wrote {args.out}: {summary['returns']} returns, {planted} planted exceptions "
-        f"({len(summary['exceptions'])} types) in {time.monotonic() - started:.1f}s; location map: {csv_path}"
+        f"({len(summary['exceptions'])} types; messy shapes: {shapes}) in {time.monotonic() - started:.1f}s; "
+        f"location map: {csv_path}"
     )
 
 

@@ -3,9 +3,14 @@ exception type of the taxonomy planted at a configurable rate, and the exact ans
 
 Each return is built clean and consistent across Reveni, Cin7 Core and Sitoo; a broken return
 gets exactly one defect, planted on a profile where that defect is the only thing wrong, so
-``expected_exceptions`` is exact. Time margins keep every SLA decision at least six hours from
-its boundary, so the key holds for a run within six hours of the scenario clock. Output is
-streamed, so a million returns never sit in memory. Rules: docs/scenarios.md.
+``expected_exceptions`` is exact. The messy shapes (``GeneratorConfig.messy``, off by default; the CLI's
+``MESSY_DEFAULTS``) add what real merchants produce: several defects on one return (``MULTI_DEFECTS``, each
+combination on a profile where exactly those defects are wrong; ``INCOMPATIBLE``: what is never combined),
+several returns on one sale, notes made by hand, void and draft notes, refunds in parts or in another
+currency, goods received after the credit; their answer-key entries follow operating-model.md §1-§3. Time
+margins keep every SLA decision at least six hours from its boundary, so the key holds for a run within six
+hours of the scenario clock. Output is streamed, so a million returns never sit in memory. Rules:
+docs/scenarios.md.
 """
 
 from __future__ import annotations
@@ -55,10 +60,10 @@ EXCEPTION_TYPES = (
     "exchange_order_missing",
     "exchange_order_held",
     "invalid_record",
+    # last, so the rolls of the types before it plant what they planted when it was opt-in
+    "unattributed_credit_note",
 )
-# Planted only when a rate asks for them: the default scenarios (and every test and benchmark built on a seed)
-# stay byte for byte what they were. GeneratorConfig(rates={..., "unattributed_credit_note": 0.01}).
-OPT_IN_TYPES = ("unattributed_credit_note",)
+OPT_IN_TYPES: tuple[str, ...] = ()  # every type is planted by default now (issue 17)
 PLANTABLE = EXCEPTION_TYPES + OPT_IN_TYPES
 ITEM_LEVEL = frozenset(
     {
@@ -77,6 +82,101 @@ NEEDS_RESTOCKABLE = frozenset(
     {"inspected_not_released", "sitoo_stock_missing", "sitoo_stock_wrong_location", "restock_latency_breach"}
 )
 DEFAULT_RATE = 0.008  # per type: about 17% of returns broken, clean ones outnumber them
+
+# --- messy shapes (docs/scenarios.md, "Messy shapes") ---------------------------------------------------
+# The shapes real merchants produce, each at a rate of its own. GeneratorConfig.messy is empty by default (the
+# seeded scenarios of the tests stay what they were); the CLI uses MESSY_DEFAULTS unless --clean.
+MESSY_SHAPES = (
+    "multi_defect",  # a broken return with 2 or 3 defects at once (MULTI_DEFECTS), per return
+    "multi_return_sale",  # 2 or 3 returns on one sale, Simple and Advanced, per order
+    "instant_received_later",  # instant return credited at once, goods restocked later on that note, per return
+    "partly_accepted",  # of the shaped returns refunded on acceptance: some items accepted, some rejected
+    "split_refund",  # of the refunded returns: the refund paid in 2 or 3 payments
+    "note_by_hand_with_total",  # the return's only note made by hand, same SKUs, quantities, total: attributed
+    "note_by_hand_other_total",  # the return's only note made by hand, another total: unattributed (§1)
+    "void_and_draft_notes",  # a VOIDED and a DRAFT note beside the AUTHORISED one: nothing wrong
+    "other_currency",  # the refund in another currency than the credit note (the sale's)
+)
+# drawn in the return schedule in place of a single planted type: a return has one shape at most
+SCHEDULED_SHAPES = (
+    "multi_defect",
+    "instant_received_later",
+    "note_by_hand_with_total",
+    "note_by_hand_other_total",
+    "void_and_draft_notes",
+    "other_currency",
+)
+MESSY_DEFAULTS = {
+    "multi_defect": 0.05,
+    "multi_return_sale": 0.05,
+    "instant_received_later": 0.04,
+    "partly_accepted": 0.3,
+    "split_refund": 0.1,
+    "note_by_hand_with_total": 0.03,
+    "note_by_hand_other_total": 0.03,
+    "void_and_draft_notes": 0.03,
+    "other_currency": 0.03,
+}
+# Broken returns with several defects at once: (name, defects, profile). A defect is (type, item index), None for a
+# return-level type, "all" for every item. The profile (kind, instant, status) is the one where exactly these
+# defects, and nothing else, are wrong. "partly" says whether an extra rejected item may make it partly accepted
+# (only returns refunded on acceptance: an instant return is refunded whole).
+MULTI_DEFECTS: tuple[tuple[str, tuple[tuple[str, int | str | None], ...], tuple[str, bool, str], bool], ...] = (
+    ("missing_restock_x2", (("missing_restock", 0), ("missing_restock", 1)), ("warehouse", False, "received"), False),
+    ("missing_restock_x3", (("missing_restock", 0), ("missing_restock", 1), ("missing_restock", 2)),
+     ("warehouse", False, "received"), False),
+    # refunded at once, received, no credit note at all: our one credit note carries every restock line
+    ("instant_no_note_received", (("refund_without_credit_note", None), ("missing_restock", "all")),
+     ("warehouse", True, "received"), False),
+    ("not_released_and_late_release", (("inspected_not_released", 0), ("restock_latency_breach", 1)),
+     ("warehouse", False, "accepted"), True),
+    ("amount_mismatch_and_missing_restock", (("credit_note_amount_mismatch", None), ("missing_restock", 0)),
+     ("warehouse", True, "received"), False),
+    ("tax_mismatch_and_premature_restock", (("credit_note_tax_mismatch", None), ("premature_restock", 0)),
+     ("warehouse", True, "received"), False),
+    ("duplicate_note_and_not_released", (("duplicate_credit_note", None), ("inspected_not_released", 0)),
+     ("warehouse", False, "accepted"), True),
+    ("amount_mismatch_and_store_stock_missing", (("credit_note_amount_mismatch", None), ("sitoo_stock_missing", 0)),
+     ("store", False, "accepted"), True),
+    ("store_stock_and_record_missing", (("sitoo_stock_missing", 0), ("sitoo_return_record_missing", None)),
+     ("store", False, "accepted"), True),
+    ("store_stock_record_missing_and_wrong_location",
+     (("sitoo_stock_missing", 0), ("sitoo_return_record_missing", None), ("sitoo_stock_wrong_location", 1)),
+     ("store", False, "accepted"), True),
+    ("premature_and_missing_restock", (("premature_restock", 0), ("missing_restock", 1)),
+     ("warehouse", False, "received"), False),
+)  # fmt: skip
+# Pairs the generator never plants on one return (on one item, for "same item"), and why: the first defect hides,
+# blocks or contradicts the second, so the answer key could not be exact.
+INCOMPATIBLE = {
+    ("sale_not_found", "*"): "blocks every Cin7 Core check of the return",
+    ("unmapped_location", "*"): "blocks the stock checks and the Sitoo return record check of the return",
+    ("invalid_record", "*"): "the return is quarantined: none of its legs is reconciled",
+    ("unknown_sku_cin7", "* same item"): "blocks the item's Cin7 Core checks",
+    ("unknown_sku_sitoo", "* same item"): "blocks the item's Sitoo checks",
+    ("refund_without_credit_note", "credit_note_amount_mismatch"): "no note to mismatch",
+    ("refund_without_credit_note", "credit_note_tax_mismatch"): "no note to mismatch",
+    ("refund_without_credit_note", "duplicate_credit_note"): "no note to duplicate",
+    ("refund_without_credit_note", "credit_note_without_refund"): "refunded or not",
+    ("credit_note_without_refund", "*refund*"): "no refund: none of the refund checks applies",
+    ("duplicate_credit_note", "credit_note_amount_mismatch"): "amount and tax are compared on a single note only",
+    ("duplicate_credit_note", "credit_note_tax_mismatch"): "amount and tax are compared on a single note only",
+    ("credit_note_amount_mismatch", "credit_note_tax_mismatch"): "tax is compared only when the total matches",
+    ("missing_restock", "inspected_not_released same item"): "not released is raised only for units in holding",
+    ("missing_restock", "premature_restock same item"): "no restock, so nothing reached sellable stock",
+    ("inspected_not_released", "restock_latency_breach same item"): "released late or not released",
+    ("premature_restock", "inspected_not_released same item"): "pending or accepted",
+    ("premature_restock", "rejected_item_in_sellable_stock same item"): "pending or rejected",
+    ("sitoo_stock_missing", "sitoo_stock_wrong_location same item"): "a transaction anywhere is no missing stock",
+    ("sitoo_stock_missing", "restock_latency_breach same item"): "stocked late or not stocked",
+    ("unattributed_credit_note", "refund_without_credit_note other return"): (
+        "planted together only by note_by_hand_other_total, whose key has both for the return"),
+}  # fmt: skip
+# The variants each shape cycles through (so a scenario with enough returns holds every one)
+SHAPE_VARIANTS = {"multi_defect": len(MULTI_DEFECTS), "instant_received_later": 2, "void_and_draft_notes": 2}
+# (returns on the sale, Simple Sale?) in turn
+MULTI_RETURN_VARIANTS = ((2, True), (3, False), (3, True), (2, False))
+ALONE = frozenset({"sale_not_found", "unattributed_credit_note", "multi_defect"})  # never share their sale
 CENT = Decimal("0.01")
 H = timedelta(hours=1)
 D = timedelta(days=1)
@@ -96,13 +196,15 @@ class GeneratorConfig:
     rates: dict[str, float] = field(default_factory=lambda: dict.fromkeys(EXCEPTION_TYPES, DEFAULT_RATE))
     release_sla: timedelta = 48 * H
     restock_sla: timedelta = 24 * H
-    plant_each_type_once: bool = True
+    plant_each_type_once: bool = True  # and each messy shape (and variant) whose rate is on
     event_fraction: float = 0.05
     sitoo_refund_transaction_type: int = 10
     # a catalog (products, stores, warehouses) of its own seed and size, shared by scenarios that
     # describe one merchant at different times; None: drawn from the scenario's own seed
     catalog: tuple[int, int] | None = None
     first_order_number: int = 100000  # scenarios of one merchant at different times use distinct ranges
+    # messy shapes (MESSY_SHAPES) -> rate; empty: none (MESSY_DEFAULTS: the CLI's default)
+    messy: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -129,6 +231,28 @@ class Item:
 
 
 @dataclass
+class Plan:
+    """What one return of an order is to be: a single planted type, or a messy shape (and its variant)."""
+
+    plant: str | None = None
+    shape: str | None = None
+    variant: int = 0
+    partly: bool = False  # partly accepted: an extra item, rejected
+    unrefunded: bool = False  # a further return of a Simple Sale: no refund and no document in Cin7 Core
+
+    @property
+    def combo(self) -> tuple | None:
+        return MULTI_DEFECTS[self.variant] if self.shape == "multi_defect" else None
+
+    def items_needed(self) -> int:
+        needed = 1
+        if self.combo is not None:
+            indexes = [i for _, i in self.combo[1] if isinstance(i, int)]
+            needed = max(indexes) + 1 if indexes else 2
+        return needed + 1 if self.partly else needed
+
+
+@dataclass
 class Return:
     return_id: str
     kind: str  # warehouse | store
@@ -145,6 +269,13 @@ class Return:
     plant_item: Item | None = None
     two_part_refund: bool = False
     manual_credit_note: bool = False
+    # the defects planted, each with its item (None: return-level); set once the items' states are known
+    defects: list[tuple[str, Item | None]] = field(default_factory=list)
+    shape: str | None = None
+    variant: int = 0
+    refund_parts: int = 1
+    refund_currency: str | None = None  # other_currency: the refund's, not the sale's
+    hand_memo: str = ""  # the memo of a note made by hand
 
     def target_item(self) -> Item:
         """The item a planted item-level defect sits on (the first whose state fits it)."""
@@ -156,6 +287,13 @@ class Return:
                 wanted = next((i for i in self.items if i.status == "accepted" and i.restock), wanted)
             self.plant_item = wanted
         return self.plant_item
+
+    def has(self, kind: str) -> bool:
+        return any(k == kind for k, _ in self.defects)
+
+    def on(self, kind: str, item: Item) -> bool:
+        """The item-level defect ``kind`` is planted on ``item``."""
+        return any(k == kind and i is item for k, i in self.defects)
 
     @property
     def refunded_items(self) -> list[Item]:
@@ -187,6 +325,13 @@ class Generator:
         self.order_seq = 0
         self.doc_seq = 0
         self.counts: dict[str, int] = defaultdict(int)
+        unknown = set(config.messy) - set(MESSY_SHAPES)
+        if unknown:
+            raise ValueError(f"unknown messy shapes {sorted(unknown)}; known: {', '.join(MESSY_SHAPES)}")
+        self.messy = {k: v for k, v in config.messy.items() if v > 0}
+        self.shapes: dict[str, int] = defaultdict(int)  # shape (or shape:variant) -> returns (orders) planted
+        self.samples: dict[str, list[str]] = defaultdict(list)  # a few return ids per shape, for the tests
+        self.turn: dict[str, int] = defaultdict(int)  # the next variant of each shape
 
     # --- driving ---------------------------------------------------------------------------
     def run(self, out: Path) -> dict:
@@ -205,20 +350,39 @@ class Generator:
             self.writer = writer
             self._write_master_data()
             plants = self._plant_schedule()
+            multi_due = self._multi_return_schedule(plants)
             made = 0
             while made < self.cfg.returns:
                 count = 2 if self.rng.random() < 0.15 and made + 2 <= self.cfg.returns else 1
-                if {"sale_not_found", "unattributed_credit_note"} & set(plants[made : made + count]):
+                simple = multi = False
+                rate = self.messy.get("multi_return_sale", 0.0)
+                if rate and ((multi_due and made >= multi_due[0]) or self.rng.random() < rate):
+                    while multi_due and made >= multi_due[0]:
+                        multi_due.pop(0)
+                    wanted, simple = MULTI_RETURN_VARIANTS[self.turn["multi_return_sale"] % len(MULTI_RETURN_VARIANTS)]
+                    window = plants[made : made + wanted]
+                    if len(window) > 1 and not ALONE & set(window):
+                        count, multi = len(window), True
+                        # a Simple Sale holds one credit note (apib L20340): only clean returns share one; else
+                        # this variant waits for the next multi-return sale, which is Advanced
+                        simple = simple and all(p is None for p in window)
+                        if simple or not MULTI_RETURN_VARIANTS[self.turn["multi_return_sale"] % 4][1]:
+                            self.turn["multi_return_sale"] += 1
+                    else:
+                        simple = False
+                if ALONE & set(plants[made : made + count]):
                     # the sale's reference is what is broken: it would hide a second return too; a note by hand
                     # that no return can be attributed is raised on every refunded return of its sale
-                    count = 1
-                self._order([plants[made + i] for i in range(count)])
+                    count, simple, multi = 1, False, False
+                self._order([plants[made + i] for i in range(count)], simple, multi)
                 made += count
             self._write_stock()
-        return {"returns": made, "exceptions": dict(self.counts), "path": str(out)}
+        return {"returns": made, "exceptions": dict(self.counts), "path": str(out), "messy": dict(self.shapes),
+                "messy_samples": {k: list(v) for k, v in self.samples.items()}}  # fmt: skip
 
     def _plant_schedule(self) -> list[str | None]:
         schedule: list[str | None] = []
+        shaped = [kind for kind in SCHEDULED_SHAPES if self.messy.get(kind)]
         for _ in range(self.cfg.returns):
             roll, plant = self.rng.random(), None
             for kind in PLANTABLE:
@@ -227,17 +391,70 @@ class Generator:
                     plant = kind
                     break
                 roll -= rate
+            if plant is None and shaped:  # a messy shape, on a return with no single planted type
+                roll = self.rng.random()
+                for kind in shaped:
+                    if roll < self.messy[kind]:
+                        plant = kind
+                        break
+                    roll -= self.messy[kind]
             schedule.append(plant)
-        if self.cfg.plant_each_type_once and self.cfg.returns >= 4 * len(EXCEPTION_TYPES):
-            # guarantee every type at least once: spread forced plants over the scenario
-            step = self.cfg.returns // len(EXCEPTION_TYPES)
-            for index, kind in enumerate(OPT_IN_TYPES):  # between the positions of the default types
-                if kind not in schedule and self.cfg.rates.get(kind, 0) > 0:
-                    schedule[index * step + step // 2 + 1] = kind
-            for index, kind in enumerate(EXCEPTION_TYPES):
+        spread = EXCEPTION_TYPES[: EXCEPTION_TYPES.index("unattributed_credit_note")]
+        if self.cfg.plant_each_type_once and self.cfg.returns >= 4 * len(spread):
+            # guarantee every type at least once: spread forced plants over the scenario (unattributed_credit_note,
+            # opt-in before issue 17, between the first two positions, where it was: the other types' positions
+            # are what they were)
+            step = self.cfg.returns // len(spread)
+            if "unattributed_credit_note" not in schedule and self.cfg.rates.get("unattributed_credit_note", 0) > 0:
+                schedule[step // 2 + 1] = "unattributed_credit_note"
+            for index, kind in enumerate(spread):
                 if kind not in schedule and self.cfg.rates.get(kind, 0) > 0:
                     schedule[index * step + 1] = kind
+            # and every variant of every shape whose rate is on, on returns that have nothing planted
+            wanted = [k for k in shaped for _ in range(SHAPE_VARIANTS.get(k, 1) - schedule.count(k))]
+            for index, kind in enumerate(wanted):
+                at = index * (self.cfg.returns // len(wanted)) + 2
+                while at < self.cfg.returns - 1 and schedule[at] is not None:
+                    at += 1
+                schedule[at] = kind if schedule[at] is None else schedule[at]
         return schedule
+
+    def _multi_return_schedule(self, schedule: list[str | None]) -> list[int]:
+        """Where an order with several returns is forced, so every variant of multi_return_sale is planted: at
+        runs of three returns with nothing planted (a Simple Sale takes only clean returns)."""
+        if not (self.messy.get("multi_return_sale") and self.cfg.plant_each_type_once and self.cfg.returns >= 40):
+            return []
+        due, step = [], self.cfg.returns // (len(MULTI_RETURN_VARIANTS) + 1)
+        for index in range(len(MULTI_RETURN_VARIANTS)):
+            at = index * step + step // 3
+            while at < self.cfg.returns - 3 and any(schedule[at : at + 3]):
+                at += 1
+            due.append(at)
+        return due
+
+    def _plans(self, entries: list[str | None], simple: bool) -> list[Plan]:
+        """The plan of each return of an order from its schedule entries."""
+        plans = []
+        for index, entry in enumerate(entries):
+            if entry in SCHEDULED_SHAPES:
+                plan = Plan(shape=entry)
+                variants = SHAPE_VARIANTS.get(entry, 1)
+                plan.variant = self.turn[entry] % variants
+                self.turn[entry] += 1
+            else:
+                plan = Plan(plant=entry, unrefunded=simple and index > 0)
+            rate = self.messy.get("partly_accepted", 0.0)
+            if rate and self._partly_possible(plan) and self.rng.random() < rate:
+                plan.partly = True
+            plans.append(plan)
+        return plans
+
+    @staticmethod
+    def _partly_possible(plan: Plan) -> bool:
+        if plan.combo is not None:
+            return plan.combo[3]
+        return plan.shape in {"note_by_hand_with_total", "note_by_hand_other_total", "void_and_draft_notes",
+                              "other_currency"}  # fmt: skip
 
     def _write_master_data(self) -> None:
         w, cat = self.writer, self.catalog
@@ -270,42 +487,66 @@ class Generator:
                  "moneytotal": "0.00", "datelastmodified": unix(self.now)},
             )  # fmt: skip
 
+    def _note_shape(self, name: str, return_id: str) -> None:
+        self.shapes[name] += 1
+        if len(self.samples[name]) < 1000:  # a bounded sample: a million returns never sit in memory
+            self.samples[name].append(return_id)
+
     # --- one order with its returns ----------------------------------------------------------
-    def _order(self, plants: list[str | None]) -> None:
+    def _order(self, entries: list[str | None], simple: bool = False, multi: bool = False) -> None:
         rng = self.rng
         self.order_seq += 1
         order_number = str(self.cfg.first_order_number + self.order_seq)
         currency, rate, _ = rng.choices(CURRENCIES, weights=[c[2] for c in CURRENCIES])[0]
+        plans = self._plans(entries, simple) if self.messy else [Plan(plant=e) for e in entries]
+        needed = max(len(plans), *(p.items_needed() for p in plans)) if len(plans) == 1 else len(plans)
         # every order sells store products; online-only products appear only where planted
-        products = rng.sample(self.store_products, rng.randint(max(2, len(plants)), 4))
+        products = rng.sample(self.store_products, rng.randint(max(2, needed), 4))
         lines = [Line(p, rng.choice((1, 1, 2)), Decimal(str(p.price)), Decimal(str(rate))) for p in products]
-        advanced = len(plants) > 1 or {"duplicate_credit_note", "unattributed_credit_note"} & set(plants)
-        advanced = advanced or rng.random() < 0.4
+        kinds = {p.plant for p in plans} | {k for p in plans if p.combo for k, _ in p.combo[1]}
+        advanced = len(plans) > 1 and not simple
+        advanced = advanced or bool({"duplicate_credit_note", "unattributed_credit_note"} & kinds)
+        advanced = advanced or any(p.shape == "void_and_draft_notes" for p in plans)
+        advanced = advanced or (not simple and rng.random() < 0.4)
         sale_id = det_uuid(rng)
         returns = []
-        split = [lines] if len(plants) == 1 else [lines[: len(lines) // 2], lines[len(lines) // 2 :]]
-        for plant, own_lines in zip(plants, split, strict=True):
-            returns.append(self._return(plant, own_lines, currency))
+        split = [lines[len(lines) * i // len(plans) : len(lines) * (i + 1) // len(plans)] for i in range(len(plans))]
+        for plan, own_lines in zip(plans, split, strict=True):
+            returns.append(self._return(plan, own_lines, currency, order_number))
+        if multi:  # a multi_return_sale (the 15% of orders with two returns are Advanced Sales of their own)
+            for ret in returns:
+                self._note_shape("multi_return_sale", ret.return_id)
+            self._note_shape(f"multi_return_sale:{len(plans)}:{'simple' if simple else 'advanced'}",
+                             returns[0].return_id)  # fmt: skip
         sale_found = not any(r.plant == "sale_not_found" for r in returns)
         sale = self._sale(sale_id, order_number if sale_found else f"W{order_number}", lines, currency, advanced)
         first_created = min(r.created for r in returns)
         sale["SaleOrderDate"] = (first_created - rng.randint(3, 20) * D).strftime("%Y-%m-%dT00:00:00")
         last = first_created - 2 * D
+        # a note made by hand of another total that no return can be attributed (§1): unattributed_credit_note on
+        # every refunded return of the sale (an invalid record is quarantined, never reconciled)
+        unattributed = any(r.shape == "note_by_hand_other_total" and r.refunded_items for r in returns)
         for ret in returns:
             last = max(last, self._credit_notes(sale, ret, advanced))
             self._warehouse_legs(sale, ret)
-            self._store_legs(ret, currency)
+            self._store_legs(ret, ret.refund_currency or currency)
             self._exchange(ret, order_number, currency)
             self._reveni(ret, order_number, currency)
-            self._answer(ret)
+            self._answer(ret, unattributed and bool(ret.refunded_items) and ret.plant != "invalid_record")
         sale["LastModifiedOn"] = last.replace(tzinfo=None).isoformat()
         self.writer.write("cin7.sales", sale)
-        if len(returns) == 1 and returns[0].plant is None and rng.random() < self.cfg.event_fraction:
-            self._schedule_receipt(sale, returns[0], order_number, currency)
+        late = [r for r in returns if r.shape == "instant_received_later" and r.variant == 1]
+        if late:
+            self._schedule_late_restock(sale, late[0], order_number, currency)
+        elif len(returns) == 1 and returns[0].plant is None and rng.random() < self.cfg.event_fraction:
+            unshaped = returns[0].shape is None  # a shaped return keeps its own timeline
+            if unshaped:
+                self._schedule_receipt(sale, returns[0], order_number, currency)
 
     # --- building a return -------------------------------------------------------------------
-    def _return(self, plant: str | None, lines: list[Line], currency: str) -> Return:
+    def _return(self, plan: Plan, lines: list[Line], currency: str, order_number: str) -> Return:
         rng, now = self.rng, self.now
+        plant = plan.plant
         kind = "store" if rng.random() < 0.4 else "warehouse"
         instant = rng.random() < 0.4
         rtype = rng.choices(("refund", "exchange", "mixed"), weights=(85, 10, 5))[0]
@@ -318,6 +559,10 @@ class Generator:
         kind, instant, rtype, status, old_validation = self._profile(
             plant, kind, instant, rtype, status, old_validation
         )
+        if plan.shape is not None or plan.unrefunded:
+            kind, instant, rtype, status, old_validation = self._shape_profile(
+                plan, kind, instant, rtype, status, old_validation
+            )
         if status == "cancelled":
             instant = False
         if status == "partly_accepted" and len(lines) < 2:
@@ -344,13 +589,93 @@ class Generator:
         ret = Return(return_id, kind, return_point, instant, rtype, status, items, now)
         self._timeline(ret, old_validation)
         ret.plant = plant
+        ret.shape, ret.variant = plan.shape, plan.variant
         if plant in NEEDS_RESTOCKABLE:
             ret.items[0].status, ret.items[0].restock = "accepted", True
         ret.two_part_refund = rng.random() < 0.1
-        ret.manual_credit_note = plant is None and rng.random() < 0.05
+        ret.refund_parts = 2 if ret.two_part_refund else 1
+        ret.manual_credit_note = plant is None and rng.random() < 0.05 and plan.shape is None
         if plant == "unmapped_location":
             ret.return_point = self.catalog.unmapped_return_points[0 if kind == "store" else 1]
+        if plant is not None:
+            ret.defects = [(plant, ret.target_item() if plant in ITEM_LEVEL else None)]
+        if self.messy:
+            self._shape(ret, plan, currency, order_number)
         return ret
+
+    def _shape_profile(self, plan: Plan, kind, instant, rtype, status, old):
+        """The profile of a messy shape: where its defects (if any), and nothing else, are wrong."""
+        rng = self.rng
+        accepted = "partly_accepted" if plan.partly else "accepted"
+        if plan.unrefunded:
+            # a further return of a Simple Sale: no refund, and nothing that needs a note (apib L20340)
+            choice = rng.randrange(4)
+            if choice == 0:
+                return kind, False, rtype, "cancelled", old
+            if choice == 1:
+                return "store", False, "refund", "rejected", old
+            if choice == 2:
+                return kind, False, rtype, rng_pick(rng, "in_progress", "shipped"), old
+            return "store", instant, "exchange", rng_pick(rng, "in_progress", "received", "accepted"), old
+        if plan.combo is not None:
+            kind, instant, status = plan.combo[2]
+            if status == "accepted":
+                return kind, instant, "refund", accepted, True  # past every SLA
+            return kind, instant, "refund", status, old
+        if plan.shape == "instant_received_later":
+            if plan.variant == 1:  # received later, as a world event
+                return "warehouse", True, "refund", rng_pick(rng, "in_progress", "shipped"), old
+            return "warehouse", True, "refund", rng_pick(rng, "received", "accepted"), old
+        if plan.shape == "note_by_hand_other_total":
+            # no restock: restock lines on a note no return is attributed would be no restock of the return
+            if plan.partly or rng.random() < 0.5:
+                return "store", False, "refund", accepted, old
+            return "warehouse", True, "refund", rng_pick(rng, "in_progress", "shipped"), old
+        # note_by_hand_with_total, void_and_draft_notes, other_currency: a refunded return
+        if plan.partly or rng.random() < 0.6:
+            return kind, False, "refund", accepted, old
+        return kind, True, "refund", rng_pick(rng, "in_progress", "shipped", "received", "accepted"), old
+
+    def _shape(self, ret: Return, plan: Plan, currency: str, order_number: str) -> None:
+        """Plant the defects of a messy shape on the return, and its refund split."""
+        rng = self.rng
+        if plan.combo is not None:
+            name, defects, _, _ = plan.combo
+            if plan.partly:  # the last item rejected, the others accepted
+                for item in ret.items[:-1]:
+                    item.status = "accepted"
+                    item.restock = item.restock if item.restock is not None else True
+                ret.items[-1].status, ret.items[-1].restock = "rejected", False
+            ret.defects = []
+            for kind, index in defects:
+                targets = ret.items if index == "all" else [None] if index is None else [ret.items[index]]
+                for item in targets:
+                    if item is not None and kind in NEEDS_RESTOCKABLE:
+                        item.status, item.restock = "accepted", True
+                    ret.defects.append((kind, item))
+            self._note_shape("multi_defect", ret.return_id)
+            self._note_shape(f"multi_defect:{name}", ret.return_id)
+        elif plan.shape is not None:
+            self._note_shape(plan.shape, ret.return_id)
+            if plan.shape == "instant_received_later":
+                self._note_shape(f"instant_received_later:{'event' if plan.variant else 'static'}", ret.return_id)
+            if plan.shape == "void_and_draft_notes":
+                self._note_shape(f"void_and_draft_notes:{'by_hand' if plan.variant else 'ours'}_draft",
+                                 ret.return_id)  # fmt: skip
+        if plan.shape in {"note_by_hand_with_total", "note_by_hand_other_total"}:
+            ret.manual_credit_note = True
+            ret.hand_memo = rng_pick(rng, "", f"Return order {order_number}", "refund by phone")
+        if plan.shape == "note_by_hand_other_total":
+            ret.defects = [("refund_without_credit_note", None)]
+        if plan.shape == "other_currency":
+            ret.refund_currency = rng.choice([c[0] for c in CURRENCIES if c[0] != currency])
+            ret.defects = [("credit_note_amount_mismatch", None)]
+        if plan.partly and ret.status == "partly_accepted":
+            self._note_shape("partly_accepted", ret.return_id)
+        rate = self.messy.get("split_refund", 0.0)
+        if rate and ret.refunded_items and rng.random() < rate:
+            ret.refund_parts = rng.choice((2, 3))
+            self._note_shape("split_refund", ret.return_id)
 
     def _profile(self, plant, kind, instant, rtype, status, old):
         refundish = (False, "refund", "accepted")  # instant, type, status
@@ -498,24 +823,26 @@ class Generator:
         """Credit note (refund) and restock-to-holding documents; returns the latest doc time."""
         latest = ret.created
         refunded = ret.refunded_items
-        plant = ret.plant
-        authorised = bool(refunded) and plant != "refund_without_credit_note"
-        if plant == "credit_note_without_refund":
+        other_total = ret.shape == "note_by_hand_other_total"  # made by hand, of another total than the refund
+        authorised = bool(refunded) and (not ret.has("refund_without_credit_note") or other_total)
+        if ret.has("credit_note_without_refund"):
             authorised, refunded = True, [i for i in ret.items if i.exchange_sku is None]
         warehouse = self._warehouse(ret)
         restock = ret.kind == "warehouse" and ret.received is not None and warehouse is not None
-        restock_items = [i for i in ret.items if not (plant == "missing_restock" and i is ret.target_item())]
+        if ret.shape == "instant_received_later" and ret.variant == 1:
+            restock = False  # received later: the restock is a world event (_schedule_late_restock)
+        restock_items = [i for i in ret.items if not ret.on("missing_restock", i)]
         if not authorised and not (restock and restock_items):
             return latest
         when = min((ret.refunded_at or ret.received or ret.created) + H, self.now - timedelta(minutes=1))
-        if plant == "credit_note_without_refund":
+        if ret.has("credit_note_without_refund"):
             when = ret.created + timedelta(minutes=30)
         invoice = sale["Invoices"][0]
         note = {
             "TaskID": sale["ID"] if not advanced else det_uuid(self.rng),
             "CreditNoteInvoiceNumber": invoice["InvoiceNumber"],
             "CreditNoteNumber": self._doc_number("CR"),
-            "Memo": "" if ret.manual_credit_note and authorised else f"reveni:{ret.return_id}",
+            "Memo": ret.hand_memo if ret.manual_credit_note and authorised else f"reveni:{ret.return_id}",
             "Status": "AUTHORISED" if authorised else "DRAFT",
             "CreditNoteDate": when.strftime("%Y-%m-%dT00:00:00"),
             "CreditNoteConversionRate": 1,
@@ -528,11 +855,15 @@ class Generator:
             for item in refunded:
                 total, tax = item.line.amounts(item.quantity)
                 price = item.line.price
-                if plant == "credit_note_tax_mismatch" and item is refunded[0]:
+                if ret.has("credit_note_tax_mismatch") and item is refunded[0]:
                     shift = Decimal("0.10") * item.quantity
                     price, total, tax = price + Decimal("0.10"), total + shift, tax - shift
-                if plant == "credit_note_amount_mismatch" and item is refunded[0]:
+                if ret.has("credit_note_amount_mismatch") and ret.refund_currency is None and item is refunded[0]:
                     price, total = price + Decimal("5.00"), total + Decimal("5.00") * item.quantity
+                    tax = cents(total * item.line.rate)
+                if other_total:  # the same SKUs and quantities, 10% off
+                    price = cents(price * Decimal("0.9"))
+                    total = cents(price * item.quantity)
                     tax = cents(total * item.line.rate)
                 note["Lines"].append(
                     {"ProductID": item.line.product.cin7_id, "SKU": item.line.product.sku,
@@ -543,7 +874,7 @@ class Generator:
         if restock and restock_items:
             for item in restock_items:
                 target = warehouse.holding
-                if plant == "premature_restock" and item is ret.target_item():
+                if ret.on("premature_restock", item):
                     target = warehouse.sellable
                 note["Restock"].append(
                     {"ProductID": item.line.product.cin7_id, "SKU": item.line.product.sku,
@@ -557,15 +888,37 @@ class Generator:
         before = sum(Decimal(str(line["Total"])) for line in note["Lines"])
         tax = sum(Decimal(str(line["Tax"])) for line in note["Lines"])
         note.update({"TotalBeforeTax": float(before), "Tax": float(tax), "Total": float(before + tax)})
+        if ret.shape == "void_and_draft_notes" and authorised:
+            sale["CreditNotes"].extend(self._void_and_draft(note, ret, when))
         sale["CreditNotes"].append(note)
-        if plant == "duplicate_credit_note":
+        if ret.has("duplicate_credit_note"):
             twin = {**note, "TaskID": det_uuid(self.rng), "CreditNoteNumber": self._doc_number("CR"), "Restock": [],
                     "RestockStatus": "NOT AVAILABLE"}  # fmt: skip
             sale["CreditNotes"].append(twin)
-        if plant == "unattributed_credit_note" and authorised:
+        if ret.has("unattributed_credit_note") and authorised:
             sale["CreditNotes"].append(self._goodwill_note(sale, refunded[0], when))
         sale["Status"] = "CREDITED" if authorised else sale["Status"]
         return max(latest, when)
+
+    def _void_and_draft(self, note: dict, ret: Return, when: datetime) -> list[dict]:
+        """Beside the AUTHORISED note: an earlier note of ours, VOIDED (the same lines, restocking nothing), and a
+        DRAFT (variant 0: ours, the same memo, empty; variant 1: a person's, no memo, half a unit of goodwill).
+        Neither credits anything (only an AUTHORISED note does): no exception."""
+        earlier = (when - 2 * H).strftime("%Y-%m-%dT00:00:00")
+        void = {**note, "TaskID": det_uuid(self.rng), "CreditNoteNumber": self._doc_number("CR"), "Status": "VOIDED",
+                "CreditNoteDate": earlier, "Restock": [], "RestockStatus": "NOT AVAILABLE"}  # fmt: skip
+        draft = {**note, "TaskID": det_uuid(self.rng), "CreditNoteNumber": self._doc_number("CR"), "Status": "DRAFT",
+                 "Lines": [], "Restock": [], "RestockStatus": "NOT AVAILABLE", "TotalBeforeTax": 0.0, "Tax": 0.0,
+                 "Total": 0.0}  # fmt: skip
+        if ret.variant == 1:
+            item = ret.refunded_items[0]
+            price = cents(item.line.price / 2)
+            tax = cents(price * item.line.rate)
+            draft.update({"Memo": "goodwill (draft)", "TotalBeforeTax": float(price), "Tax": float(tax),
+                          "Total": float(price + tax),
+                          "Lines": [{**note["Lines"][0], "Quantity": 1, "Price": float(price), "Tax": float(tax),
+                                     "Total": float(price)}]})  # fmt: skip
+        return [void, draft]
 
     def _goodwill_note(self, sale: dict, item: Item, when: datetime) -> dict:
         """A credit note a person made by hand beside ours (no reveni memo): half a unit of the first refunded
@@ -595,15 +948,14 @@ class Generator:
             return
         rng, sla = self.rng, self.cfg.release_sla
         for item in ret.items:
-            if ret.plant == "unknown_sku_cin7" and item is ret.target_item():
+            if ret.on("unknown_sku_cin7", item):
                 continue
             wanted = item.status == "accepted" and item.restock
-            planted = ret.target_item() is item
-            if ret.plant == "rejected_item_in_sellable_stock" and planted:
+            if ret.on("rejected_item_in_sellable_stock", item):
                 wanted = True
-            if not wanted or (ret.plant == "inspected_not_released" and planted):
+            if not wanted or ret.on("inspected_not_released", item):
                 continue
-            if ret.plant == "restock_latency_breach" and planted:
+            if ret.on("restock_latency_breach", item):
                 done = ret.validated + sla + MARGIN + timedelta(hours=rng.uniform(0, 12))
                 if done >= self.now:
                     done = self.now - H
@@ -639,7 +991,7 @@ class Generator:
 
     def _exchange(self, ret: Return, order_number: str, currency: str) -> None:
         wanted = [i for i in ret.items if i.exchange_sku]
-        if not wanted or ret.plant == "exchange_order_missing" or ret.status == "cancelled":
+        if not wanted or ret.has("exchange_order_missing") or ret.status == "cancelled":
             return
         by_sku = self.by_sku
         lines = [
@@ -657,7 +1009,7 @@ class Generator:
              "CustomerCurrency": currency, "CurrencyRate": 1, "SourceChannel": "Reveni",
              "SaleOrderDate": created.strftime("%Y-%m-%dT00:00:00"), "LastModifiedOn": iso_z(created),
              "Order": {"SaleOrderNumber": self._doc_number("SO"),
-                       "Status": "DRAFT" if ret.plant == "exchange_order_held" else "AUTHORISED",
+                       "Status": "DRAFT" if ret.has("exchange_order_held") else "AUTHORISED",
                        "Lines": lines, "TotalBeforeTax": 0.0, "Tax": 0.0, "Total": 0.0},
              "Invoices": [], "CreditNotes": [], "Fulfilments": []},
         )  # fmt: skip
@@ -674,7 +1026,7 @@ class Generator:
         if ret.kind != "store" or store is None:
             return
         refunded = ret.refunded_items
-        if refunded and ret.plant != "sitoo_return_record_missing":
+        if refunded and not ret.has("sitoo_return_record_missing"):
             self._return_record(ret, store, refunded, currency)
         if ret.validated is None:
             return
@@ -682,14 +1034,13 @@ class Generator:
         for item in ret.items:
             if not (item.status == "accepted" and item.restock):
                 continue
-            planted = ret.target_item() is item
-            if ret.plant in {"sitoo_stock_missing", "unknown_sku_sitoo"} and planted:
+            if ret.on("sitoo_stock_missing", item) or ret.on("unknown_sku_sitoo", item):
                 continue
             done = self._done_within_sla(ret, sla)
             if done is None:
                 continue
             warehouse_id = store.warehouse_id
-            if ret.plant == "sitoo_stock_wrong_location" and planted:
+            if ret.on("sitoo_stock_wrong_location", item):
                 warehouse_id = next(s.warehouse_id for s in self.catalog.stores if s is not store)
             self.sitoo_txn_id += 1
             self.sitoo_stock[(warehouse_id, item.sku)] += item.quantity
@@ -715,7 +1066,7 @@ class Generator:
                  "decimalquantitytotal": f"{-item.quantity:.3f}"}
             )  # fmt: skip
         payments = []
-        if ret.plant == "double_refund":
+        if ret.has("double_refund"):
             payments = [{"name": "Card", "moneyamount": f"{-(net + vat):.2f}", "reftype": "adyen", "refid": "POS"}]
         self.sitoo_order_id += 1
         self.writer.write(
@@ -734,6 +1085,7 @@ class Generator:
         self.writer.write("reveni.returns", self._reveni_record(ret, order_number, currency))
 
     def _reveni_record(self, ret: Return, order_number: str, currency: str) -> dict:
+        currency = ret.refund_currency or currency  # other_currency: the return and its refund in another one
         requested = Decimal(0)
         items = []
         for item in ret.items:
@@ -751,9 +1103,12 @@ class Generator:
         if refunded:
             amount = sum((sum(i.line.amounts(i.quantity)) for i in refunded), Decimal(0))
             parts = [amount]
-            if ret.two_part_refund and amount > 1:
+            if ret.refund_parts == 2 and amount > 1:
                 first = cents(amount * Decimal("0.6"))
                 parts = [first, amount - first]
+            elif ret.refund_parts == 3 and amount > 1:
+                first, second = cents(amount * Decimal("0.5")), cents(amount * Decimal("0.3"))
+                parts = [first, second, amount - first - second]
             refunds = [
                 {"id": det_hex(self.rng), "amount": f"{part:.4f}", "currency": currency, "status": "paid",
                  "method": "original_payment", "refunded_at": iso_z(ret.refunded_at + i * timedelta(minutes=3))}
@@ -777,25 +1132,26 @@ class Generator:
             "created_at": iso_z(ret.created),
             "updated_at": iso_z(max(touched) + timedelta(minutes=20)),
         }
-        if ret.plant == "invalid_record":
+        if ret.has("invalid_record"):
             record["amount"] = "N/A"
             record["currency"] = None
-        if ret.plant == "unknown_sku_cin7":
-            target = ret.target_item()
+        for kind, target in ret.defects:
+            if kind != "unknown_sku_cin7":
+                continue
             index = ret.items.index(target)
             variant = target.sku.lower() if self.rng.random() < 0.5 else f"{target.sku} "
             record["return_items"][index]["sku"] = variant
         return record
 
-    def _answer(self, ret: Return) -> None:
-        if ret.plant is None:
-            return
-        item = ret.target_item() if ret.plant in ITEM_LEVEL else None
-        self.counts[ret.plant] += 1
-        self.writer.write(
-            "expected_exceptions",
-            {"type": ret.plant, "return_id": ret.return_id, "item_id": item.item_id if item else None},
-        )
+    def _answer(self, ret: Return, unattributed: bool = False) -> None:
+        """The answer key: every defect planted on the return, and unattributed_credit_note on every refunded return
+        of a sale with a note made by hand that no return can be attributed (operating-model.md §1, §3)."""
+        rows = [(kind, item.item_id if item else None) for kind, item in ret.defects]
+        if unattributed and ("unattributed_credit_note", None) not in rows:
+            rows.append(("unattributed_credit_note", None))
+        for kind, item_id in rows:
+            self.counts[kind] += 1
+            self.writer.write("expected_exceptions", {"type": kind, "return_id": ret.return_id, "item_id": item_id})
 
     def _schedule_receipt(self, sale: dict, ret: Return, order_number: str, currency: str) -> None:
         """A world event: a warehouse return arrives later and the merchant restocks it to holding."""
@@ -821,6 +1177,28 @@ class Generator:
         )  # fmt: skip
         self.writer.write("events", {"at": iso_z(at), "k": "reveni.returns", "v": record})
         self.writer.write("events", {"at": iso_z(at), "k": "cin7.sales", "v": new_sale})
+
+    def _schedule_late_restock(self, sale: dict, ret: Return, order_number: str, currency: str) -> None:
+        """instant_received_later as a world event: the instant return, credited at once, arrives later and the
+        merchant adds its restock lines (into holding) to the AUTHORISED note, after the note's date."""
+        warehouse = self._warehouse(ret)
+        memo = f"reveni:{ret.return_id}"
+        if warehouse is None or not any(n["Memo"] == memo for n in sale["CreditNotes"]):
+            return
+        at = self.now + timedelta(hours=self.rng.uniform(1, 12))
+        ret.status, ret.received = "received", at
+        record = self._reveni_record(ret, order_number, currency)
+        record["updated_at"] = iso_z(at)
+        notes = []
+        for note in sale["CreditNotes"]:
+            if note["Memo"] == memo:
+                note = {**note, "RestockStatus": "AUTHORISED", "Restock": [
+                    {"ProductID": i.line.product.cin7_id, "SKU": i.line.product.sku, "Name": i.line.product.name,
+                     "Location": warehouse.sellable, "Quantity": i.quantity, "RestockLocation": warehouse.holding,
+                     "RestockDate": iso_z(at)} for i in ret.items]}  # fmt: skip
+            notes.append(note)
+        self.writer.write("events", {"at": iso_z(at), "k": "reveni.returns", "v": record})
+        self.writer.write("events", {"at": iso_z(at), "k": "cin7.sales", "v": {**sale, "CreditNotes": notes}})
 
 
 def rng_pick(rng: random.Random, *options: str) -> str:

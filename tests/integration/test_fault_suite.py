@@ -456,6 +456,9 @@ def by_hand_expected(name: str, person: dict, baseline_db: TestDatabase, db: Tes
             problems.append(f"transfers for {item}: {moves}")
         if status != "superseded":
             problems.append(f"our posting is {status}, not superseded")
+        # the person released it after the SLA: that late release is theirs (operating-model.md §3), while ours in
+        # the fault-free run is kept on the inspected_not_released row (one incident, one row)
+        expected_open |= {"restock_latency_breach:" + item.removeprefix("reveni:")}
     else:
         external = payload["externalid"]
         skip = ("transaction_id", sql.SQL("transaction_id IN (SELECT transaction_id FROM staging."

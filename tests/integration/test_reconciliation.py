@@ -64,7 +64,7 @@ def test_open_exceptions_equal_the_answer_key(seed, simulators, clients_for, war
 @pytest.mark.parametrize("seed", [161, 262])
 def test_notes_by_hand_that_no_return_can_be_attributed_are_raised_exactly(seed, simulators, clients_for,
                                                                            warehouse_db, tmp_path) -> None:  # fmt: skip
-    # every default type plus hand-made notes of another total beside ours (unattributed_credit_note, opt-in)
+    # every default type plus hand-made notes of another total beside ours (unattributed_credit_note) at a higher rate
     rates = {**dict.fromkeys(EXCEPTION_TYPES, DEFAULT_RATE), "unattributed_credit_note": 0.02}
     path = scenario(tmp_path, seed, rates=rates)
     simulators.load(path)
@@ -82,8 +82,10 @@ def test_queue_is_stable_and_fixed_exceptions_auto_resolve(simulators, clients_f
     clients = clients_for()
     run_pipeline(warehouse_db, clients, path, "stable-1")
     # the evidence of invalid_record counts the quarantine's sightings, which every run adds to
-    snapshot = ("SELECT exception_key, state, first_seen_at, evidence - 'occurrences', owner, severity "
-                "FROM recon.exceptions ORDER BY 1")
+    snapshot = (
+        "SELECT exception_key, state, first_seen_at, evidence - 'occurrences', owner, severity "
+        "FROM recon.exceptions ORDER BY 1"
+    )
     with warehouse_db.connect() as conn:
         first = conn.execute(snapshot).fetchall()
         occurrences = dict(conn.execute("SELECT exception_key, occurrences FROM recon.exceptions").fetchall())

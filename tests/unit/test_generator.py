@@ -10,7 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from recon_simulators.generator import EXCEPTION_TYPES, ITEM_LEVEL, GeneratorConfig, generate
+from recon_simulators.generate import main, parse_args
+from recon_simulators.generator import (
+    EXCEPTION_TYPES,
+    INCOMPATIBLE,
+    ITEM_LEVEL,
+    MESSY_DEFAULTS,
+    MESSY_SHAPES,
+    MULTI_DEFECTS,
+    PLANTABLE,
+    GeneratorConfig,
+    generate,
+)
 from recon_simulators.scenario import read_header_and_records
 from recon_simulators.timefmt import parse_ts
 
@@ -236,3 +247,270 @@ def test_notes_by_hand_are_planted_at_their_rate_and_attributable_only_where_the
             matching = [r for r in rets if attributable(note, r, raw.refunded(r))]
             assert (len(matching) != 1) == any(rid in planted for rid in rids), (order, note["CreditNoteNumber"])
     assert all(holds(raw, "unattributed_credit_note", rid, None) for rid in planted)
+
+
+# --- messy shapes ---------------------------------------------------------------------------------------------
+MESSY = {**MESSY_DEFAULTS, "multi_defect": 0.08, "multi_return_sale": 0.08, "note_by_hand_other_total": 0.05}
+
+
+@pytest.fixture(scope="module")
+def messy(tmp_path_factory) -> tuple[dict, dict[str, list[dict]], dict]:
+    path = tmp_path_factory.mktemp("messy") / "m.jsonl.gz"
+    summary = generate(GeneratorConfig(returns=600, seed=23, clock=CLOCK, messy=dict(MESSY)), path)
+    header, data = load(path)
+    return header, data, summary
+
+
+def key_of(data: dict[str, list[dict]]) -> dict[str, list[tuple[str, str | None]]]:
+    by_return = defaultdict(list)
+    for e in data["expected_exceptions"]:
+        by_return[e["return_id"]].append((e["type"], e["item_id"]))
+    return by_return
+
+
+def nothing_but_unattributed(key: dict, rid: str) -> bool:
+    """Nothing raised for the return, unless a note by hand on its sale is unattributed (note_by_hand_other_total
+    on another return of the sale: unattributed_credit_note on every refunded return of the sale, §1)."""
+    return key.get(rid, [("unattributed_credit_note", None)]) == [("unattributed_credit_note", None)]
+
+
+def sale_of_return(raw: Raw, ret: dict) -> dict:
+    return raw.sales_by_ref[ret["order"]["external_id"]][0]
+
+
+def test_messy_shapes_are_off_by_default_and_each_is_planted_when_its_rate_is_on(messy, tmp_path: Path) -> None:
+    summary = generate(GeneratorConfig(returns=300, seed=5, clock=CLOCK), tmp_path / "clean.json")
+    assert summary["messy"] == {}
+    _, _, summary = messy
+    assert set(MESSY_SHAPES) <= set(summary["messy"])
+    assert {f"multi_defect:{name}" for name, *_ in MULTI_DEFECTS} <= set(summary["messy"])
+    assert {f"multi_return_sale:{n}:{kind}" for n in (2, 3) for kind in ("simple", "advanced")} <= set(summary["messy"])
+    for shape in ("instant_received_later:static", "instant_received_later:event", "void_and_draft_notes:ours_draft",
+                  "void_and_draft_notes:by_hand_draft"):  # fmt: skip
+        assert shape in summary["messy"]
+    with pytest.raises(ValueError, match="unknown messy shapes"):
+        generate(GeneratorConfig(returns=10, seed=1, clock=CLOCK, messy={"no_such_shape": 0.1}), tmp_path / "x.json")
+
+
+def test_messy_scenarios_are_deterministic_per_seed(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    generate(GeneratorConfig(returns=200, seed=9, clock=CLOCK, messy=dict(MESSY)), a)
+    generate(GeneratorConfig(returns=200, seed=9, clock=CLOCK, messy=dict(MESSY)), b)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_the_combination_table_plants_only_compatible_defects() -> None:
+    for name, defects, _, _ in MULTI_DEFECTS:
+        assert 2 <= len(defects) <= 3, name
+        types = [t for t, _ in defects]
+        assert set(types) <= set(EXCEPTION_TYPES), name
+        for (a, ia), (b, ib) in ((x, y) for i, x in enumerate(defects) for y in defects[i + 1 :]):
+            if a in ITEM_LEVEL and b in ITEM_LEVEL:
+                assert ia != ib or ia == "all", (name, a, b)  # each item-level defect on its own item
+            for (first, second), _why in INCOMPATIBLE.items():
+                pair = {first, second.removesuffix(" same item")}
+                if "*" not in first + second and {a, b} == pair:
+                    assert second.endswith(" same item"), (name, a, b)
+                    assert ia != ib, (name, a, b)
+            assert not {a, b} & {"sale_not_found", "unmapped_location", "invalid_record"}, name
+
+
+def messy_holds(raw: Raw, kind: str, rid: str, iid: str | None) -> bool:
+    """``holds`` for the messy shapes: a note by hand of another total is unattributed on every refunded return
+    of its sale, and a refund in another currency than its note is an amount mismatch (§1, §2)."""
+    ret = raw.returns[rid]
+    if kind == "unattributed_credit_note":
+        rets = [raw.returns[r] for r in raw.returns_of_order[ret["order"]["external_id"]]]
+        rets = [r for r in rets if raw.refunded(r) > 0]
+        unmatched = [n for n in raw.notes_by_hand(ret)
+                     if sum(attributable(n, r, raw.refunded(r)) for r in rets) != 1]  # fmt: skip
+        return raw.refunded(ret) > 0 and bool(unmatched)
+    if kind == "credit_note_amount_mismatch":
+        notes, sale = raw.notes(rid), sale_of_return(raw, ret)
+        other = {r["currency"] for r in ret["refunds"]} != {sale["CustomerCurrency"]}
+        return holds(raw, kind, rid, iid) or (len(notes) == 1 and other)
+    return holds(raw, kind, rid, iid)
+
+
+def test_messy_answer_key_is_borne_out_by_the_raw_data(messy) -> None:
+    header, data, _ = messy
+    raw = Raw(header, data)
+    failures = [e for e in data["expected_exceptions"] if not messy_holds(raw, e["type"], e["return_id"], e["item_id"])]
+    assert failures == []
+    for entry in data["expected_exceptions"]:
+        assert (entry["item_id"] is not None) == (entry["type"] in ITEM_LEVEL)
+    keys = [(e["type"], e["return_id"], e["item_id"]) for e in data["expected_exceptions"]]
+    assert len(keys) == len(set(keys))
+
+
+def test_multi_defect_returns_carry_every_defect_of_their_combination(messy) -> None:
+    header, data, summary = messy
+    raw, key = Raw(header, data), key_of(data)
+    for name, defects, (kind, instant, _), _ in MULTI_DEFECTS:
+        for rid in summary["messy_samples"][f"multi_defect:{name}"]:
+            ret = raw.returns[rid]
+            assert (ret["return_point"]["type"], ret["instant"]) == (kind, instant), name
+            items = [i["item_id"] for i in ret["return_items"]]
+            wanted = sorted((t, items[i] if isinstance(i, int) else None) for t, i in defects if i != "all")
+            wanted += [(t, item) for t, i in defects if i == "all" for item in items]
+            assert sorted(key[rid]) == sorted(wanted), (name, rid)
+            # the return is alone on its sale: nothing else there is raised
+            assert raw.returns_of_order[ret["order"]["external_id"]] == [rid]
+    # two (three) missing restocks on one return: none of those items has a restock line anywhere
+    for rid in summary["messy_samples"]["multi_defect:missing_restock_x3"]:
+        restocked = {line["SKU"] for n in raw.notes(rid, None) for line in n["Restock"]}
+        missing = [i["sku"] for i in raw.returns[rid]["return_items"] if ("missing_restock", i["item_id"]) in key[rid]]
+        assert len(missing) == 3
+        assert restocked.isdisjoint(missing)
+    # refunded at once, received, no credit note at all: nothing on the sale credits it or restocks it
+    for rid in summary["messy_samples"]["multi_defect:instant_no_note_received"]:
+        ret = raw.returns[rid]
+        assert raw.refunded(ret) > 0
+        assert ret["received_at"] is not None
+        assert raw.notes(rid, None) == []
+        assert raw.notes_by_hand(ret) == []
+
+
+def test_multi_return_sales_and_a_simple_sale_holds_one_credit_note(messy) -> None:
+    header, data, summary = messy
+    raw = Raw(header, data)
+    for sale in data["cin7.sales"]:
+        if sale["Type"] == "Simple Sale":
+            assert len(sale["CreditNotes"]) <= 1, sale["ID"]  # apib L20340
+    simple = 0
+    for rid in summary["messy_samples"]["multi_return_sale"]:
+        order = raw.returns[rid]["order"]["external_id"]
+        rids = raw.returns_of_order[order]
+        assert 2 <= len(rids) <= 3
+        sale = raw.sales_by_ref[order][0]
+        if sale["Type"] == "Simple Sale":
+            simple += 1
+            refunded = [r for r in rids if raw.refunded(raw.returns[r]) > 0]
+            assert len(refunded) <= 1, order
+            assert all(r == rids[0] for r in refunded)  # the first; the others not refunded
+    assert simple >= 4
+
+
+def test_split_refunds_sum_to_the_credit_note_total(messy) -> None:
+    header, data, summary = messy
+    raw, key = Raw(header, data), key_of(data)
+    parts = set()
+    for rid in summary["messy_samples"]["split_refund"]:
+        ret = raw.returns[rid]
+        parts.add(len(ret["refunds"]))
+        notes = raw.notes(rid)
+        if rid in key or len(notes) != 1:
+            continue
+        assert abs(Decimal(str(notes[0]["Total"])) - raw.refunded(ret)) <= CENT, rid
+    assert parts >= {2, 3}
+
+
+def test_notes_by_hand_with_the_total_are_attributed_and_of_another_total_unattributed(messy) -> None:
+    header, data, summary = messy
+    raw, key = Raw(header, data), key_of(data)
+    for rid in summary["messy_samples"]["note_by_hand_with_total"]:
+        ret = raw.returns[rid]
+        assert raw.notes(rid, None) == []  # no note of ours
+        hand = raw.notes_by_hand(ret)
+        assert sum(attributable(n, ret, raw.refunded(ret)) for n in hand) == 1
+        assert all(not n["Memo"].startswith("reveni:") for n in hand)
+        assert nothing_but_unattributed(key, rid), rid
+    for rid in summary["messy_samples"]["note_by_hand_other_total"]:
+        ret = raw.returns[rid]
+        assert raw.notes(rid, None) == []
+        hand = [n for n in raw.notes_by_hand(ret) if not attributable(n, ret, raw.refunded(ret))]
+        assert hand
+        items = [i for i in ret["return_items"] if ret["instant"] or i["validation_status"] == "accepted"]
+        assert any(quantities(n["Lines"]) == quantities(items, "sku", "quantity") for n in hand)
+        assert all(abs(Decimal(str(n["Total"])) - raw.refunded(ret)) > CENT for n in hand)
+        assert sorted(key[rid]) == [("refund_without_credit_note", None), ("unattributed_credit_note", None)]
+        for other in raw.returns_of_order[ret["order"]["external_id"]]:
+            if raw.refunded(raw.returns[other]) > 0:
+                assert ("unattributed_credit_note", None) in key[other], (rid, other)
+
+
+def test_void_and_draft_notes_beside_the_authorised_one_are_no_exception(messy) -> None:
+    header, data, summary = messy
+    raw, key = Raw(header, data), key_of(data)
+    for rid in summary["messy_samples"]["void_and_draft_notes"]:
+        ret = raw.returns[rid]
+        statuses = sorted(n["Status"] for n in sale_of_return(raw, ret)["CreditNotes"]
+                          if n["Memo"] == f"reveni:{rid}" or not n["Memo"].startswith("reveni:"))  # fmt: skip
+        assert statuses == ["AUTHORISED", "DRAFT", "VOIDED"], rid
+        assert len(raw.notes(rid)) == 1
+        assert nothing_but_unattributed(key, rid), rid
+
+
+def test_refunds_in_another_currency_than_their_note_are_an_amount_mismatch(messy) -> None:
+    header, data, summary = messy
+    raw, key = Raw(header, data), key_of(data)
+    for rid in summary["messy_samples"]["other_currency"]:
+        ret = raw.returns[rid]
+        sale = sale_of_return(raw, ret)
+        assert {r["currency"] for r in ret["refunds"]} != {sale["CustomerCurrency"]}
+        (note,) = raw.notes(rid)
+        assert abs(Decimal(str(note["Total"])) - raw.refunded(ret)) <= CENT  # same figure, other currency
+        assert key[rid] == [("credit_note_amount_mismatch", None)]
+
+
+def test_instant_returns_received_after_their_credit_restock_on_the_authorised_note(messy) -> None:
+    header, data, summary = messy
+    raw, key = Raw(header, data), key_of(data)
+    for rid in summary["messy_samples"]["instant_received_later:static"]:
+        ret = raw.returns[rid]
+        assert ret["instant"]
+        assert ret["received_at"]
+        (note,) = raw.notes(rid)
+        assert note["Restock"]
+        assert all(parse_ts(line["RestockDate"]) > parse_ts(note["CreditNoteDate"]) for line in note["Restock"])
+        assert nothing_but_unattributed(key, rid), rid
+    events = defaultdict(list)
+    for event in data["events"]:
+        events[event["k"]].append(event)
+    for rid in summary["messy_samples"]["instant_received_later:event"]:
+        ret = raw.returns[rid]
+        assert ret["instant"]
+        assert ret["received_at"] is None
+        assert raw.refunded(ret) > 0
+        assert len(raw.notes(rid)) == 1
+        assert raw.notes(rid)[0]["Restock"] == []
+        later = [e for e in events["reveni.returns"] if e["v"]["id"] == rid]
+        assert later
+        assert later[0]["v"]["status"] == "received"
+        sale = next(e["v"] for e in events["cin7.sales"] if e["v"]["CustomerReference"] == ret["order"]["external_id"])
+        (note,) = [n for n in sale["CreditNotes"] if n["Memo"] == f"reveni:{rid}"]
+        assert note["Status"] == "AUTHORISED"
+        assert note["RestockStatus"] == "AUTHORISED"
+        assert {line["SKU"] for line in note["Restock"]} == {i["sku"] for i in ret["return_items"]}
+        assert all(parse_ts(line["RestockDate"]) > parse_ts(note["CreditNoteDate"]) for line in note["Restock"])
+        assert nothing_but_unattributed(key, rid), rid
+
+
+def test_partly_accepted_shapes_refund_only_the_accepted_items(messy) -> None:
+    header, data, summary = messy
+    raw = Raw(header, data)
+    assert summary["messy_samples"]["partly_accepted"]
+    for rid in summary["messy_samples"]["partly_accepted"]:
+        ret = raw.returns[rid]
+        assert ret["status"] == "partly_accepted"
+        assert not ret["instant"]
+        statuses = {i["validation_status"] for i in ret["return_items"]}
+        assert statuses == {"accepted", "rejected"}
+        accepted = sum(Decimal(i["price"]) * i["quantity"] for i in ret["return_items"]
+                       if i["validation_status"] == "accepted")  # fmt: skip
+        assert abs(raw.refunded(ret) - accepted) <= CENT * len(ret["return_items"]), rid
+
+
+def test_the_cli_takes_every_plantable_type_and_the_messy_shapes(tmp_path: Path) -> None:
+    _, rates, messy = parse_args(["--out", str(tmp_path / "x.json"), *[f"--rate={t}=0.01" for t in PLANTABLE]])
+    assert set(rates) == set(PLANTABLE)
+    assert set(rates.values()) == {0.01}
+    assert messy == MESSY_DEFAULTS
+    _, _, messy = parse_args(["--out", "x.json", "--clean"])
+    assert messy == {}
+    _, _, messy = parse_args(["--out", "x.json", "--clean", "--messy", "split_refund=0.2"])
+    assert messy == {"split_refund": 0.2}
+    with pytest.raises(SystemExit):
+        parse_args(["--out", "x.json", "--messy", "nope=1"])
+    main(["--out", str(tmp_path / "m.json"), "--returns", "120", "--seed", "4", "--clock", "2026-11-20T12:00:00Z"])
+    assert (tmp_path / "m.location_map.csv").exists()

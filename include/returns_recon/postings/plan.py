@@ -6,13 +6,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from returns_recon.apis.client import encode_json
+from returns_recon.reconcile.models import tax_rate
 from returns_recon.settings import ReconSettings
 
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
@@ -81,9 +82,13 @@ WHERE r.return_id = p.return_id AND p.action = 'create_credit_note' AND p.status
 RETURNING p.posting_key, p.last_error
 """
 
-REFUNDED_LINES = """
+# the line's rate as the reconciliation reads it (reconcile/models.py tax_rate): our note's tax is the one it expects
+REFUNDED_LINES = (
+    """
 SELECT i.item_id, i.sku, i.quantity, l.product_id, l.name, l.price, l.discount, l.tax_rule, l.document,
-       round(l.tax / nullif(l.total, 0), 4) AS rate
+       """
+    + tax_rate("l.tax", "l.total")
+    + """ AS rate
 FROM staging.stg_reveni__return_items i
 JOIN staging.stg_reveni__returns r USING (return_id)
 JOIN LATERAL (
@@ -93,6 +98,7 @@ JOIN LATERAL (
 WHERE i.return_id = %(return_id)s AND i.exchange_sku IS NULL AND (r.is_instant OR i.validation_status = 'accepted')
 ORDER BY i.line_no
 """
+)
 
 # The returned units of a received warehouse return, restocked into holding by the credit note we create.
 RESTOCK_LINES = """
@@ -134,7 +140,10 @@ def posting_key(action: str, return_id: str, item_id: str | None, target: str) -
 
 
 def _money(value: Decimal) -> Decimal:
-    return value.quantize(Decimal("0.01"))
+    # half up, as the sale's own lines are rounded (and the reconciliation's round()): the default half-even
+    # put a cent less on a line whose tax ends in a half cent (77.86 at 25%: 19.465 -> 19.46, invoiced 19.47),
+    # so the note we created was raised as credit_note_amount_mismatch against the refund
+    return value.quantize(Decimal("0.01"), ROUND_HALF_UP)
 
 
 def plan(conn: psycopg.Connection, run_id: str, settings: ReconSettings) -> list[Planned]:

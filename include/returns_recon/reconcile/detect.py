@@ -129,7 +129,8 @@ ITEM_CHECKS = (
                                 'holding', holding, 'sellable', sellable)"""),
     Check("restock_latency_breach",
           f"""{WAREHOUSE} AND validation_status = 'accepted' AND restock
-              AND first_release_at > validated_at + %(release_sla)s AND NOT {OURS.format(fix='inspected_not_released')}""",
+              AND first_release_at > validated_at + %(release_sla)s
+              AND NOT {OURS.format(fix='inspected_not_released')}""",
           """jsonb_build_object('leg', 'release', 'validated_at', validated_at, 'released_at', first_release_at,
                                 'due', validated_at + %(release_sla)s)"""),
     # operations: store stock in Sitoo

@@ -110,15 +110,32 @@ CREATE INDEX ON int_credit_notes (return_id);
 ANALYZE int_credit_notes;
 """
 
+
+def tax_rate(tax: str, total: str) -> str:
+    """SQL: the tax rate of a sale line, the simplest one (2, 3, else 4 decimals) that gives the line's tax from its
+    total. The line's tax is rounded to the cent, so tax / total alone is off in the 4th decimal (10.97 / 52.22 =
+    0.2101 for 21%), and that rate applied to part of the line's quantity gives a cent per line that the invoice
+    never charged: a credit note that credits exactly what was charged was raised as credit_note_tax_mismatch
+    (operating-model.md §2: "lines and tax taken from the original sale's invoice lines")."""
+    exact = f"({tax} / nullif({total}, 0))"
+    return (
+        f"CASE WHEN round({total} * round({exact}, 2), 2) = {tax} THEN round({exact}, 2) "
+        f"WHEN round({total} * round({exact}, 3), 2) = {tax} THEN round({exact}, 3) ELSE round({exact}, 4) END"
+    )
+
+
 # The tax the credit note should carry: each line's quantity at the original invoice line's price
 # and tax rate (tax rounded per line, as on the invoice).
-INT_CREDIT_NOTE_TAX = """
+INT_CREDIT_NOTE_TAX = (
+    """
 CREATE UNLOGGED TABLE int_credit_note_tax AS
 SELECT m.task_id, sum(round(round(m.quantity * m.price, 2) * m.rate, 2)) AS expected_tax
 FROM (
     -- each credit note line against the first invoice line of its SKU on the sale
     SELECT DISTINCT ON (l.task_id, l.line_no) l.task_id, l.quantity, s.price,
-           round(s.tax / nullif(s.total, 0), 4) AS rate
+           """
+    + tax_rate("s.tax", "s.total")
+    + """ AS rate
     FROM int_credit_notes c
     JOIN staging.stg_cin7__credit_note_lines l USING (task_id)
     JOIN staging.stg_cin7__sale_lines s ON s.sale_id = c.sale_id AND s.sku = l.sku AND s.document <> 'order'
@@ -127,6 +144,7 @@ FROM (
 ) m
 GROUP BY m.task_id;
 """
+)
 
 # The stock legs of the items, each aggregated from its own side against the returns: restocks
 # riding on the return's credit notes (by return and SKU); transfers and Sitoo transactions

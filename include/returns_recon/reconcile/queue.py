@@ -23,20 +23,30 @@ ON CONFLICT (exception_key) DO UPDATE SET
 RETURNING (xmax = 0) AS inserted, (e.reopened_count > 0 AND e.last_seen_at = now()) AS touched
 """
 
+# The posting that fixed an exception: its own, or for a missing_restock the credit note of ours that carried the
+# item's restock line in the same POST (one coherent change per document). Index lookups by key and by return.
+FIX = """(SELECT {column} FROM (
+        SELECT q.*, 1 AS rank FROM recon.postings q
+        WHERE q.exception_key = e.exception_key AND q.status IN ('done', 'adopted')
+        UNION ALL
+        SELECT q.*, 2 FROM recon.postings q
+        WHERE e.exception_type = 'missing_restock' AND q.return_id = e.return_id AND q.action = 'create_credit_note'
+          AND q.status IN ('done', 'adopted') AND q.payload ? 'Restock') p
+    ORDER BY p.rank, p.updated_at DESC LIMIT 1)"""
+
 # Gone this run: auto-resolved, unless the return lies outside this run's window (not looked at). Fixed by
 # one of our postings, the row keeps when and with which document (one incident, one row: no
 # restock_latency_breach is raised for that late release, operating-model.md §3).
-AUTO_RESOLVE = """
+FIXED_BY = FIX.format(column="p.posting_key")
+FIX_EVIDENCE = FIX.format(
+    column="jsonb_strip_nulls(jsonb_build_object('fixed_at', p.updated_at, "
+    "'fixed_by_action', p.action, 'fixed_by_document', p.target_ref))"
+)
+AUTO_RESOLVE = f"""
 UPDATE recon.exceptions e
 SET state = 'auto_resolved', resolved_at = now(), last_run_id = %(run_id)s,
-    fixed_by_posting = (SELECT p.posting_key FROM recon.postings p
-                        WHERE p.exception_key = e.exception_key AND p.status IN ('done', 'adopted')
-                        ORDER BY p.updated_at DESC LIMIT 1),
-    evidence = e.evidence || coalesce((
-        SELECT jsonb_strip_nulls(jsonb_build_object('fixed_at', p.updated_at, 'fixed_by_action', p.action,
-                                                    'fixed_by_document', p.target_ref))
-        FROM recon.postings p WHERE p.exception_key = e.exception_key AND p.status IN ('done', 'adopted')
-        ORDER BY p.updated_at DESC LIMIT 1), '{}')
+    fixed_by_posting = {FIXED_BY},
+    evidence = e.evidence || coalesce({FIX_EVIDENCE}, '{{}}')
 WHERE e.state IN ('open', 'acknowledged')
   AND NOT EXISTS (SELECT 1 FROM found f WHERE f.exception_key = e.exception_key)
   AND (e.return_id IS NULL

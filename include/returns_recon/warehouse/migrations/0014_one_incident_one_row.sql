@@ -6,3 +6,6 @@ SET description = 'The release or store restock happened, but later than its SLA
                   'posting of an SLA exception already raised for the item (that row keeps the times: one '
                   'incident, one row).'
 WHERE exception_type = 'restock_latency_breach';
+
+-- the credit note of ours that fixed a return's missing restocks is found by its return
+CREATE INDEX IF NOT EXISTS postings_return ON recon.postings (return_id);
