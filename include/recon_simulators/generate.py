@@ -63,25 +63,24 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, dict[
     )
     parser.add_argument("--clean", action="store_true", help="no messy shapes: one defect per broken return")
     args = parser.parse_args(argv)
-    rates = dict.fromkeys(PLANTABLE, DEFAULT_RATE)
-    for item in args.rate:
+    rates = _overrides(parser, args.rate, dict.fromkeys(PLANTABLE, DEFAULT_RATE), PLANTABLE, "exception type")
+    messy = _overrides(parser, args.messy, {} if args.clean else dict(MESSY_DEFAULTS), MESSY_SHAPES, "messy shape")
+    return args, rates, {k: v for k, v in messy.items() if v > 0}
+
+
+def _overrides(
+    parser: argparse.ArgumentParser, items: list[str], rates: dict[str, float], known: tuple[str, ...], what: str
+) -> dict[str, float]:
+    """Apply NAME=RATE options (``all=RATE``: every known name) to ``rates``; an unknown name is an error."""
+    for item in items:
         name, _, value = item.partition("=")
         if name == "all":
-            rates = dict.fromkeys(PLANTABLE, float(value))
-        elif name in rates:
+            rates = dict.fromkeys(known, float(value))
+        elif name in known:
             rates[name] = float(value)
         else:
-            parser.error(f"unknown exception type {name!r}; known: {', '.join(PLANTABLE)}")
-    messy = {} if args.clean else dict(MESSY_DEFAULTS)
-    for item in args.messy:
-        name, _, value = item.partition("=")
-        if name == "all":
-            messy = dict.fromkeys(MESSY_SHAPES, float(value))
-        elif name in MESSY_SHAPES:
-            messy[name] = float(value)
-        else:
-            parser.error(f"unknown messy shape {name!r}; known: {', '.join(MESSY_SHAPES)}")
-    return args, rates, {k: v for k, v in messy.items() if v > 0}
+            parser.error(f"unknown {what} {name!r}; known: {', '.join(known)}")
+    return rates
 
 
 def main(argv: list[str] | None = None) -> None:
