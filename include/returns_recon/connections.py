@@ -3,13 +3,22 @@
 Validation is a plain function over a connection-like object, so it is unit-testable without
 Airflow. Messages name the connection and the environment variable to set, and never echo a
 secret.
+
+Airflow quietly drops an ``AIRFLOW_CONN_*`` value it cannot parse (the connection then looks
+"not defined"), so the raw value is checked first, in either of Airflow's forms (JSON, or URI):
+a malformed one is reported as ``connection 'x' (AIRFLOW_CONN_X) is malformed: <field>: <what is
+wrong>; expected <shape>``. Parse errors are never quoted: Airflow's own quote the whole URI,
+password included.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlsplit
 
 from returns_recon.errors import NotRetryable
 
@@ -87,6 +96,134 @@ class ConnectionConfigError(NotRetryable):
     """One or more connections are missing or malformed; the message says what to set."""
 
 
+JSON_FIELDS = ("conn_type", "description", "host", "login", "password", "schema", "port", "extra")
+PORT_SHAPE = "a whole number 1-65535, e.g. 443"
+HOST_SHAPE = "a host name or address, e.g. 127.0.0.1"
+
+
+def malformed(spec: ConnectionSpec, name: str, wrong: str, expected: str) -> str:
+    """The one sentence for a malformed connection: which field, what is wrong, the shape wanted."""
+    return f"connection '{spec.conn_id}' ({spec.env_var}) is malformed: {name}: {wrong}; expected {expected}"
+
+
+def _json_shape(spec: ConnectionSpec) -> str:
+    extra = ", ".join(f'"{key}": "..."' for key in spec.required_extras)
+    return (
+        f'one JSON object like {{"conn_type": "{spec.conn_types[0]}", "host": "...", "port": 443'
+        + (f', "extra": {{{extra}}}' if extra else "")
+        + "} (see .env.example)"
+    )
+
+
+def _uri_shape(spec: ConnectionSpec) -> str:
+    return (
+        f"{spec.conn_types[0]}://login:password@host:port/schema?extra_key=value, or the JSON form (see .env.example)"
+    )
+
+
+def _extra_shape(spec: ConnectionSpec) -> str:
+    keys = ", ".join(f'"{key}": "..."' for key in spec.required_extras)
+    return f"a JSON object{f' like {{{keys}}}' if keys else ''}"
+
+
+def _port_problem(spec: ConnectionSpec, port: object) -> list[str]:
+    """``port`` as it appears in the JSON form (Airflow takes a number or a numeric string)."""
+    if port in (None, ""):
+        return []
+    if isinstance(port, bool) or not isinstance(port, int | str) or not str(port).strip().isdigit():
+        return [malformed(spec, "port", f"not a whole number (a JSON {type(port).__name__})", PORT_SHAPE)]
+    if not 0 < int(port) < 65536:
+        return [malformed(spec, "port", f"{int(port)} is outside 1-65535", PORT_SHAPE)]
+    return []
+
+
+def _extra_problem(spec: ConnectionSpec, extra: object, name: str = "extra") -> list[str]:
+    if extra in (None, ""):
+        return []
+    if isinstance(extra, str):
+        try:
+            extra = json.loads(extra)
+        except ValueError:
+            return [malformed(spec, name, "not valid JSON", _extra_shape(spec))]
+    if not isinstance(extra, dict):
+        return [malformed(spec, name, f"a JSON {_json_type(extra)}, not an object", _extra_shape(spec))]
+    return []
+
+
+def _json_type(value: object) -> str:
+    return {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _json_form_problems(spec: ConnectionSpec, raw: str) -> list[str]:
+    try:
+        value = json.loads(raw)
+    except ValueError as err:
+        # position only: the message of a JSONDecodeError never quotes the document
+        where = f"line {err.lineno} column {err.colno}" if isinstance(err, json.JSONDecodeError) else "somewhere"
+        return [malformed(spec, "JSON", f"not valid JSON ({where})", _json_shape(spec))]
+    if not isinstance(value, dict):
+        return [malformed(spec, "JSON", f"a JSON {_json_type(value)}, not an object", _json_shape(spec))]
+    problems: list[str] = []
+    unknown = sorted(set(value) - set(JSON_FIELDS))
+    if unknown:
+        problems.append(malformed(spec, ", ".join(unknown), "unknown field", f"only {', '.join(JSON_FIELDS)}"))
+    for name in ("conn_type", "host", "login", "password", "schema"):
+        if value.get(name) is not None and not isinstance(value[name], str):
+            problems.append(malformed(spec, name, f"a JSON {_json_type(value[name])}", "a string"))
+    if not value.get("host"):
+        problems.append(malformed(spec, "host", "missing", HOST_SHAPE))
+    problems += _port_problem(spec, value.get("port"))
+    problems += _extra_problem(spec, value.get("extra"))
+    return problems
+
+
+def _uri_form_problems(spec: ConnectionSpec, raw: str) -> list[str]:
+    shape = _uri_shape(spec)
+    if raw.count("://") > 2:
+        return [malformed(spec, "URI", "more than two '://'", shape)]
+    try:
+        parts = urlsplit(raw)
+    except ValueError:
+        return [malformed(spec, "host", "not a valid host (unbalanced '[' or ']')", shape)]
+    if not parts.scheme or "://" not in raw:
+        return [malformed(spec, "conn_type", "no '<type>://' at the start (nor is it a JSON object)", shape)]
+    if raw.count("://") == 2:  # Airflow's "protocol in the host" form: type://protocol://host
+        try:
+            parts = urlsplit(raw.split("://", 1)[1])
+        except ValueError:
+            return [malformed(spec, "host", "not a valid host (unbalanced '[' or ']')", shape)]
+    problems: list[str] = []
+    if not parts.hostname:
+        problems.append(malformed(spec, "host", "missing", HOST_SHAPE))
+    try:
+        port = parts.port
+    except ValueError:  # never quote it: a stray ':' can put the password where the port goes
+        problems.append(malformed(spec, "port", "not a whole number in 1-65535", PORT_SHAPE))
+    else:
+        if port == 0:
+            problems.append(malformed(spec, "port", "0 is outside 1-65535", PORT_SHAPE))
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    if "__extra__" in query:
+        problems += _extra_problem(spec, query["__extra__"] or None, "extra (__extra__)")
+    return problems
+
+
+def raw_value_problems(spec: ConnectionSpec, raw: str) -> list[str]:
+    """What is malformed in the text of ``AIRFLOW_CONN_<ID>`` (JSON form if it starts with '{')."""
+    raw = raw.strip()
+    if not raw:
+        return []
+    if raw.startswith("{"):
+        return _json_form_problems(spec, raw)
+    try:
+        value = json.loads(raw)  # a JSON array, string or number is not a URI either
+    except ValueError:
+        return _uri_form_problems(spec, raw)
+    return [malformed(spec, "JSON", f"a JSON {_json_type(value)}, not an object", _json_shape(spec))]
+
+
 def connection_problems(spec: ConnectionSpec, conn: ConnectionLike | None) -> list[str]:
     """Everything wrong with one connection, as sentences that say what to fix."""
     where = f"connection '{spec.conn_id}' ({spec.purpose})"
@@ -98,9 +235,9 @@ def connection_problems(spec: ConnectionSpec, conn: ConnectionLike | None) -> li
         wanted = " or ".join(spec.conn_types)
         problems.append(f"{where} has type '{conn.conn_type}', expected {wanted}: {hint}")
     if not conn.host:
-        problems.append(f"{where} has no host: {hint}")
+        problems.append(malformed(spec, "host", "missing", HOST_SHAPE))
     if conn.port is not None and not 0 < int(conn.port) < 65536:
-        problems.append(f"{where} has port {conn.port}, outside 1-65535: {hint}")
+        problems.append(malformed(spec, "port", f"{conn.port} is outside 1-65535", PORT_SHAPE))
     if spec.needs_login and not conn.login:
         problems.append(f"{where} has no login: {hint}")
     if spec.needs_password and not conn.password:
@@ -108,10 +245,12 @@ def connection_problems(spec: ConnectionSpec, conn: ConnectionLike | None) -> li
     if spec.needs_schema and not conn.schema:
         problems.append(f"{where} names no database: {hint}")
     try:
-        extras = dict(conn.extra_dejson or {})
+        extras = conn.extra_dejson or {}
+        if not isinstance(extras, Mapping):
+            raise TypeError(type(extras).__name__)
     except (TypeError, ValueError):
         extras = None
-        problems.append(f"{where} has an extra that is not a JSON object: {hint}")
+        problems.append(malformed(spec, "extra", "not a JSON object", _extra_shape(spec)))
     if extras is not None:
         for key in spec.required_extras:
             if extras.get(key) in (None, ""):
@@ -119,12 +258,52 @@ def connection_problems(spec: ConnectionSpec, conn: ConnectionLike | None) -> li
         for key in spec.integer_extras:
             value = extras.get(key)
             if value not in (None, "") and not str(value).isdigit():
-                problems.append(f"{where} has extra '{key}'={value!r}, expected a whole number: {hint}")
+                problems.append(
+                    malformed(spec, f"extra '{key}'", f"{value!r} is not a whole number", "e.g. 1 (see .env.example)")
+                )
     return problems
 
 
-def check_connections(specs: Iterable[ConnectionSpec], lookup: Callable[[str], ConnectionLike | None]) -> None:
-    """Raise ConnectionConfigError listing every problem across ``specs``; return if all are fine."""
-    problems = [p for spec in specs for p in connection_problems(spec, lookup(spec.conn_id))]
+def lookup_problems(
+    spec: ConnectionSpec, lookup: Callable[[str], ConnectionLike | None], environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """The raw ``AIRFLOW_CONN_<ID>`` first (a malformed one is named as such, not as undefined),
+    then the connection Airflow makes of it."""
+    raw = (os.environ if environ is None else environ).get(spec.env_var) or ""
+    if raw.strip():
+        problems = raw_value_problems(spec, raw)
+        if problems:
+            return problems
+    try:
+        conn = lookup(spec.conn_id)
+    except (TypeError, ValueError) as err:  # a parse error: its text may quote the password
+        shape = _json_shape(spec) if raw.strip().startswith("{") else _uri_shape(spec)
+        return [malformed(spec, "value", f"Airflow cannot parse it ({type(err).__name__})", shape)]
+    if conn is None and raw.strip():
+        shape = _json_shape(spec) if raw.strip().startswith("{") else _uri_shape(spec)
+        return [malformed(spec, "value", "set, but Airflow cannot parse it", shape)]
+    return connection_problems(spec, conn)
+
+
+def check_connections(
+    specs: Iterable[ConnectionSpec],
+    lookup: Callable[[str], ConnectionLike | None],
+    environ: Mapping[str, str] | None = None,
+) -> None:
+    """Raise ConnectionConfigError listing every problem across ``specs``; return if all are fine.
+
+    ``environ`` (default ``os.environ``) holds the raw ``AIRFLOW_CONN_*`` values."""
+    problems = [p for spec in specs for p in lookup_problems(spec, lookup, environ)]
+    if problems:
+        raise ConnectionConfigError("Misconfigured connections:\n- " + "\n- ".join(problems))
+
+
+def require_well_formed(conn_id: str, environ: Mapping[str, str] | None = None) -> None:
+    """Raise ConnectionConfigError if ``AIRFLOW_CONN_<ID>`` is set but malformed (for hooks, which
+    would otherwise report it as undefined)."""
+    spec = next((s for s in ALL_CONNECTIONS if s.conn_id == conn_id), None)
+    spec = spec or ConnectionSpec(conn_id, conn_id, ("http",))
+    raw = (os.environ if environ is None else environ).get(spec.env_var) or ""
+    problems = raw_value_problems(spec, raw)
     if problems:
         raise ConnectionConfigError("Misconfigured connections:\n- " + "\n- ".join(problems))

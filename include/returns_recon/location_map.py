@@ -49,15 +49,38 @@ class LocationMapRow(BaseModel):
         return self
 
 
+KINDS = ("store", "warehouse")
+
+
 @dataclass
 class LocationMap:
     version: str
     rows: list[LocationMapRow] = field(default_factory=list)
     invalid: list[Invalid] = field(default_factory=list)
     check_rows: list[dict] = field(default_factory=list)  # what the location map suite validates
+    errors: list[str] = field(default_factory=list)  # what stops the load: duplicates, unknown kinds
 
 
-def read_location_map(path: Path) -> LocationMap:
+def _kind_error(number: int, kind: str) -> str:
+    allowed = " or ".join(f"'{k}'" for k in KINDS)
+    near = next((k for k in KINDS if kind.strip().lower() == k), None)
+    hint = f" (did you mean '{near}'? kinds are lower case, without spaces)" if near else ""
+    return f"line {number}: kind {kind!r} is not {allowed}{hint}; write {allowed} in the kind column"
+
+
+def _duplicate_error(return_point_id: str, numbers: list[int]) -> str:
+    lines = ", ".join(str(n) for n in numbers[:-1]) + f" and {numbers[-1]}"
+    return (
+        f"lines {lines}: return_point_id {return_point_id!r} appears {len(numbers)} times; "
+        "keep exactly one row per return point (delete or merge the others)"
+    )
+
+
+def read_location_map(path: Path, *, stop_on_errors: bool = True) -> LocationMap:
+    """Parse the CSV. A duplicate return_point_id or a kind other than store/warehouse stops the load
+    (LocationMapError naming the file and lines; with ``stop_on_errors=False`` they are only listed in
+    ``errors``): quarantining such a row would silently turn a store into an unmapped location. Other
+    invalid rows are quarantined (``invalid``) and the run goes on."""
     if not path.is_file():
         raise LocationMapError(
             f"location map not found at {path}: set RECON_LOCATION_MAP_PATH to the merchant's CSV "
@@ -70,10 +93,20 @@ def read_location_map(path: Path) -> LocationMap:
     if missing:
         raise LocationMapError(f"location map {path} lacks columns: {', '.join(sorted(missing))}")
     seen: set[str] = set()
-    for number, raw in enumerate(reader, start=2):
+    lines_of: dict[str, list[int]] = {}
+    for raw in reader:
+        number = reader.line_num  # the file's line (blank lines are skipped but counted)
         check = {"return_point_id": raw.get("return_point_id") or None, "kind": raw.get("kind") or None,
                  "complete": True}  # fmt: skip
         result.check_rows.append(check)
+        return_point_id = (raw.get("return_point_id") or "").strip()
+        if return_point_id:
+            lines_of.setdefault(return_point_id, []).append(number)
+        kind = raw.get("kind") or ""
+        if kind.strip() and kind.strip() not in KINDS:
+            result.errors.append(_kind_error(number, kind))
+            check["complete"] = None
+            continue
         try:
             row = LocationMapRow.model_validate({k: raw.get(k) for k in COLUMNS})
         except ValidationError as err:
@@ -82,22 +115,38 @@ def read_location_map(path: Path) -> LocationMap:
             check["complete"] = None
             continue
         if row.return_point_id in seen:
-            continue  # the location map suite reports it and stops the load
+            continue  # reported below: the load stops
         seen.add(row.return_point_id)
         result.rows.append(row)
+    duplicates = [_duplicate_error(rp, numbers) for rp, numbers in lines_of.items() if len(numbers) > 1]
+    result.errors[:0] = duplicates
+    if stop_on_errors:
+        raise_errors(path, result)
     return result
+
+
+def raise_errors(path: Path, mapping: LocationMap) -> None:
+    if mapping.errors:
+        raise LocationMapError(
+            f"location map {path} cannot be loaded ({len(mapping.errors)} problem(s); nothing was loaded):\n- "
+            + "\n- ".join(mapping.errors)
+            + "\nFix the file (RECON_LOCATION_MAP_PATH), then clear the task."
+        )
 
 
 def load_location_map(
     conn: psycopg.Connection, path: Path, run_id: str, docs_dir: Path | None = None
 ) -> dict[str, object]:
     """Check the file (location map suite), then replace ``staging.dim_location_map`` when its content
-    changed; quarantine bad rows. Duplicate return points fail the load: the map cannot be trusted."""
+    changed; quarantine bad rows. Duplicate return points and unknown kinds fail the load (a
+    LocationMapError naming the lines): the map cannot be trusted. The suite's results are stored
+    either way."""
     from returns_recon.quality.runner import enforce, run_location_map_checks, store
 
-    mapping = read_location_map(path)
+    mapping = read_location_map(path, stop_on_errors=False)
     report = run_location_map_checks(mapping.check_rows, docs_dir)
     store(conn, run_id, report)
+    raise_errors(path, mapping)
     enforce(report)
     with conn.transaction():
         current = conn.execute("SELECT max(map_version) FROM staging.dim_location_map").fetchone()[0]

@@ -15,6 +15,7 @@ from airflow.providers.http.hooks.http import HttpHook
 
 from returns_recon.apis.client import ApiClient, RetrySettings
 from returns_recon.apis.ratelimit import shared_budget
+from returns_recon.connections import require_well_formed
 
 OWN_EXTRAS = ("store_id", "account_id", "site_id", "calls_per_minute", "page_size", "base_path")
 CIN7_LIMIT_MESSAGE = re.compile(r"calls per .* (minute|seconds) API limit", re.IGNORECASE)
@@ -45,6 +46,7 @@ class _ServiceHook(HttpHook):
 
     # --- shared --------------------------------------------------------------------------------------
     def client(self) -> ApiClient:
+        require_well_formed(self.http_conn_id)  # Airflow would call a malformed one "not defined"
         conn = self.get_connection(self.http_conn_id)
         extra = dict(conn.extra_dejson or {})
         session = self.get_conn()
