@@ -6,7 +6,7 @@ from datetime import datetime
 
 from airflow.sdk import dag
 
-from returns_recon.dag_defaults import DEFAULT_ARGS, TAGS_COMMON
+from returns_recon.dag_defaults import DAILY_PARAMS, DEFAULT_ARGS, TAGS_COMMON
 from returns_recon.dag_docs import DAILY
 from returns_recon.dag_structure import build
 from returns_recon.notify.alerts import dag_failure_alert
@@ -19,6 +19,7 @@ from returns_recon.notify.alerts import dag_failure_alert
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
+    params=DAILY_PARAMS,
     on_failure_callback=dag_failure_alert,
     tags=[*TAGS_COMMON, "daily"],
     doc_md=DAILY,

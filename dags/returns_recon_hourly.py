@@ -6,7 +6,7 @@ from datetime import datetime
 
 from airflow.sdk import dag
 
-from returns_recon.dag_defaults import DEFAULT_ARGS, HOURLY_RUN_TIMEOUT, TAGS_COMMON
+from returns_recon.dag_defaults import DEFAULT_ARGS, HOURLY_PARAMS, HOURLY_RUN_TIMEOUT, TAGS_COMMON
 from returns_recon.dag_docs import HOURLY
 from returns_recon.dag_structure import build
 from returns_recon.notify.alerts import dag_failure_alert
@@ -19,6 +19,7 @@ from returns_recon.notify.alerts import dag_failure_alert
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
+    params=HOURLY_PARAMS,
     on_failure_callback=dag_failure_alert,
     # a run still going well past its hour is stopped and mails the data team once (the failure alert)
     dagrun_timeout=HOURLY_RUN_TIMEOUT,

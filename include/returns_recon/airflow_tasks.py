@@ -16,6 +16,13 @@ def _run_id() -> str:
     return str(get_current_context()["run_id"])
 
 
+def _settings():  # -> ReconSettings (imported at run time, not at parse time)
+    """The deployment's settings with this run's Params (the trigger form: dry run, trailing days) applied."""
+    from returns_recon.settings import load_settings, with_run_params
+
+    return with_run_params(load_settings(), get_current_context().get("params"))
+
+
 @task
 def check_connections() -> None:
     """Fail fast, naming each missing or malformed connection and the variable to set."""
@@ -53,9 +60,8 @@ def probe_apis() -> dict[str, str]:
 def load_location_map() -> dict:
     from returns_recon.location_map import load_location_map as load
     from returns_recon.orchestration import warehouse_connection
-    from returns_recon.settings import load_settings
 
-    settings = load_settings()
+    settings = _settings()
     with warehouse_connection() as conn:
         result = load(conn, settings.location_map_path, _run_id(), settings.data_docs_dir)
     log.info("location map %s: %s", settings.location_map_path, result)
@@ -65,9 +71,8 @@ def load_location_map() -> dict:
 def _extract(system: str, mode: str, reference: bool | None = None) -> list[dict]:
     from returns_recon.extract import entities, run
     from returns_recon.orchestration import api_clients, warehouse_connection, warehouse_dsn
-    from returns_recon.settings import load_settings
 
-    settings = load_settings()
+    settings = _settings()
     clients = api_clients(warehouse_dsn())
     with warehouse_connection() as conn:
         if reference is None:
@@ -109,9 +114,8 @@ def data_quality() -> dict:
     from returns_recon.orchestration import warehouse_connection, warehouse_sqlalchemy_url
     from returns_recon.quality.check import check_warehouse
     from returns_recon.quality.runner import enforce
-    from returns_recon.settings import load_settings
 
-    settings = load_settings()
+    settings = _settings()
     with warehouse_connection() as conn:
         report = check_warehouse(conn, warehouse_sqlalchemy_url(), _run_id(), settings, settings.data_docs_dir)
     log.info("%s", report.summary())
@@ -129,10 +133,9 @@ def reconcile_and_publish(mode: str) -> dict:
     """Compare what Reveni says with Cin7 Core and Sitoo, update the exception queue, publish the tables."""
     from returns_recon.orchestration import warehouse_connection
     from returns_recon.reconcile.engine import reconcile
-    from returns_recon.settings import load_settings
 
     with warehouse_connection() as conn:
-        result = reconcile(conn, _run_id(), load_settings(), mode)
+        result = reconcile(conn, _run_id(), _settings(), mode)
     log.info(
         "reconciled %d returns: %d exceptions found (%d new, %d auto-resolved); open by owner %s; by type %s",
         result.returns_in_scope, result.exceptions_found, result.opened, result.auto_resolved,
@@ -149,9 +152,8 @@ def post_corrections() -> dict:
     from returns_recon.orchestration import api_clients, warehouse_connection, warehouse_dsn
     from returns_recon.postings.execute import execute, quality_gate
     from returns_recon.postings.plan import plan
-    from returns_recon.settings import load_settings
 
-    settings = load_settings()
+    settings = _settings()
     with warehouse_connection() as conn:
         quality_gate(conn, _run_id())
         planned = plan(conn, _run_id(), settings)
@@ -192,9 +194,8 @@ def send_exception_emails() -> dict:
     sends what was not sent, once."""
     from returns_recon.notify.digest import send_digests, smtp_sender
     from returns_recon.orchestration import warehouse_connection
-    from returns_recon.settings import load_settings
 
-    settings = load_settings()
+    settings = _settings()
     context = get_current_context()
     mail_date = context["logical_date"].date() if context.get("logical_date") else context["run_after"].date()
     send, from_email = smtp_sender()

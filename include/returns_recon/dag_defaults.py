@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
+from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule
 
 OWNER = "data-team"
 
@@ -41,3 +41,20 @@ POOLS = {"reveni_api": 2, "cin7_api": 1, "sitoo_api": 2}
 HOURLY_RUN_TIMEOUT = timedelta(minutes=int(os.environ.get("RECON_HOURLY_TIMEOUT_MINUTES", "50")))
 
 TAGS_COMMON = ["returns-recon", "reveni", "cin7-core", "sitoo"]
+
+# The trigger form's fields (Airflow Params): left empty, a run uses the deployment's RECON_ settings.
+DRY_RUN_PARAM = Param(
+    None,
+    type=["null", "boolean"],
+    title="Dry run",
+    description="Plan and log every corrective posting, send none (empty: RECON_POSTINGS_DRY_RUN).",
+)
+TRAILING_DAYS_PARAM = Param(
+    None,
+    type=["null", "number"],
+    minimum=0,
+    title="Trailing days",
+    description="The daily run re-extracts this many days back (empty: RECON_TRAILING_DAYS, 14).",
+)
+HOURLY_PARAMS = {"dry_run": DRY_RUN_PARAM}
+DAILY_PARAMS = {"dry_run": DRY_RUN_PARAM, "trailing_days": TRAILING_DAYS_PARAM}

@@ -1,11 +1,12 @@
 """Business settings, from environment variables prefixed ``RECON_`` (documented in
-docs/configuration.md). Connections and secrets are not here: they are Airflow connections."""
+the README's Configuration section). Connections and secrets are not here: they are Airflow connections."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -85,3 +86,17 @@ class ReconSettings(BaseSettings):
 
 def load_settings() -> ReconSettings:
     return ReconSettings()
+
+
+# Run parameters a person may set in the trigger form (Airflow Params); None keeps the deployment's setting.
+RUN_PARAM_FIELDS = {"dry_run": "postings_dry_run", "trailing_days": "trailing_days"}
+
+
+def with_run_params(settings: ReconSettings, params: Mapping[str, Any] | None) -> ReconSettings:
+    """``settings`` with the run's Params applied (validated again, so a bad value fails naming the field)."""
+    overrides = {
+        field: params[name] for name, field in RUN_PARAM_FIELDS.items() if (params or {}).get(name) is not None
+    }
+    if not overrides:
+        return settings
+    return ReconSettings.model_validate({**settings.model_dump(), **overrides})

@@ -130,3 +130,16 @@ def test_the_golive_check_is_manual_read_only_and_follows_the_preflight(dagbag) 
                                               "check.golive_check"}  # fmt: skip
     upstream = {t.task_id for t in dag.get_task("check.golive_check").get_flat_relatives(upstream=True)}
     assert upstream == {"preflight.check_connections", "preflight.migrate_warehouse"}
+
+
+@pytest.mark.parametrize(("dag_id", "names"), [("returns_recon_hourly", {"dry_run"}),
+                                               ("returns_recon_daily", {"dry_run", "trailing_days"})])  # fmt: skip
+def test_trigger_form_offers_the_run_params(dagbag, dag_id: str, names: set[str]) -> None:
+    """Dry run and trailing days are fields of the trigger form, empty by default (the deployment's settings)."""
+    params = dagbag.dags[dag_id].params
+    assert set(params.keys()) == names
+    for name in names:
+        param = params.get_param(name)
+        assert param.value is None
+        assert param.schema.get("title"), f"{name} has no title in the trigger form"
+        assert "null" in param.schema["type"]

@@ -47,3 +47,26 @@ def test_misconfigured_connection_fails_at_once_naming_what_to_set(run_dag, empt
     # not retried: the retry policy fails a NotRetryable error on its first attempt
     assert output.count("lacks extra 'account_id': set") == 1
     assert "action=fail" in output
+
+
+def test_dry_run_from_the_trigger_form_sends_nothing(
+    run_dag, empty_database, simulators, small_scenario, smtp_sink
+) -> None:
+    """The run's Param `dry_run` (the trigger form) plans and logs the postings of that run and sends none."""
+    simulators.load(small_scenario)
+    _, smtp_env = smtp_sink
+    result = run_dag(
+        "returns_recon_hourly",
+        conf={"dry_run": True},
+        AIRFLOW_CONN_RECON_WAREHOUSE=empty_database.airflow_conn_json(),
+        RECON_POSTINGS_DRY_RUN="false",
+        RECON_GOLIVE_OVERRIDE='["cin7", "sitoo"]',
+        **simulators.env(),
+        **smtp_env,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    with psycopg.connect(empty_database.url) as conn:
+        statuses = dict(conn.execute("SELECT status, count(*) FROM recon.postings GROUP BY 1").fetchall())
+    assert statuses, "the scenario plans corrective postings"
+    assert set(statuses) == {"dry_run"}
