@@ -43,6 +43,9 @@ safe to make are posted exactly once.
 → `extract` (Reveni, then Cin7 Core; Sitoo alongside) → `check` (Great Expectations) → `reconcile`
 (exception queue, published tables) → `post` (corrective postings).
 
+**Trigger with config:** *Dry run* plans and logs this run's postings and sends none (empty: the
+deployment's `RECON_POSTINGS_DRY_RUN`).
+
 """
     + FAILURES
     + OPERATIONS
@@ -64,6 +67,9 @@ and each owner (finance, operations, customer service, data) gets the exception 
 **Stages** (task groups): `preflight` (connections, warehouse schema, API reachability, location map)
 → `extract` (Reveni, then Cin7 Core; Sitoo alongside) → `check` (Great Expectations) → `reconcile`
 (exception queue, published tables) → `post` (corrective postings) → `notify` (one email per owner).
+
+**Trigger with config:** *Dry run* plans and logs this run's postings and sends none; *Trailing days*
+re-extracts that many days back instead of 14 (e.g. after an outage). Empty: the deployment's settings.
 
 """
     + FAILURES
