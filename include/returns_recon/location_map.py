@@ -144,7 +144,7 @@ def load_location_map(
     from returns_recon.quality.runner import enforce, run_location_map_checks, store
 
     mapping = read_location_map(path, stop_on_errors=False)
-    report = run_location_map_checks(mapping.check_rows, docs_dir)
+    report = run_location_map_checks(mapping.check_rows, docs_dir, run_name=run_id)
     store(conn, run_id, report)
     raise_errors(path, mapping)
     enforce(report)

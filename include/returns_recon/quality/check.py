@@ -15,6 +15,6 @@ def check_warehouse(
     conn: psycopg.Connection, warehouse_url: str, run_id: str, settings: ReconSettings, docs_dir: Path | None
 ) -> Report:
     checks = mismatch_checks() + structural_checks(settings.currencies, settings.freshness_hours)
-    report = run_checks(warehouse_url, checks, docs_dir)
+    report = run_checks(warehouse_url, checks, docs_dir, run_name=run_id)
     store(conn, run_id, report)
     return report

@@ -3,6 +3,7 @@ render Data Docs, and say in a few lines what failed."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -15,9 +16,14 @@ from typing import Any
 import psycopg
 
 from returns_recon.errors import NotRetryable
+from returns_recon.quality import data_docs
 from returns_recon.quality.suites import LOCATION_MAP_CHECKS, Check
 
 log = logging.getLogger(__name__)
+# GX's own INFO lines are noise in a task log: importing it alone logs dozens of "Skipping registering
+# function ..." (its public-API bookkeeping). Set before the first import of great_expectations, which
+# only this module does; GX's warnings and errors still show.
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
 URL_VARIABLE = "RECON_GX_WAREHOUSE_URL"  # the datasource names the variable, never the password
 SAMPLE = 20
 
@@ -36,6 +42,23 @@ class Outcome:
     element_count: int | None = None
     unexpected_count: int | None = None
     unexpected_sample: list[Any] = field(default_factory=list)
+
+    def evidence(self, shown: int = 3) -> str:
+        """What failed, in a few words: the observed value, or the count and the first offending rows."""
+        parts = [] if self.observed_value is None else [f"observed {self.observed_value}"]
+        if self.unexpected_count:
+            parts.append(f"{self.unexpected_count} unexpected")
+        rows = [_describe(row) for row in self.unexpected_sample[:shown]]
+        if rows:
+            more = ", …" if (self.unexpected_count or 0) > len(rows) else ""
+            parts.append("e.g. " + "; ".join(rows) + more)
+        return ", ".join(parts) or "failed"
+
+
+def _describe(row: Any) -> str:
+    if isinstance(row, dict):  # a sampled row: its key columns and the offending value, if any
+        return " ".join(f"{key}={value}" for key, value in row.items() if value is not None)
+    return str(row)
 
 
 @dataclass
@@ -63,10 +86,7 @@ class Report:
             failed = [o for o in outcomes if not o.success]
             lines.append(f"  {suite}: {len(outcomes) - len(failed)}/{len(outcomes)} passed")
             for outcome in failed:
-                count = f", {outcome.unexpected_count} unexpected" if outcome.unexpected_count else ""
-                lines.append(
-                    f"    [{outcome.severity}] {outcome.expectation}: observed {outcome.observed_value}{count}"
-                )
+                lines.append(f"    [{outcome.severity}] {outcome.expectation}: {outcome.evidence()}")
         if self.docs_index:
             lines.append(f"  Data Docs: {self.docs_index}")
         return "\n".join(lines)
@@ -74,23 +94,32 @@ class Report:
 
 def _context(docs_dir: Path | None):
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no calls home
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    # GX sets this module's logger to INFO itself; it announces the temporary site we never build
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     if docs_dir is not None:
         docs_dir.mkdir(parents=True, exist_ok=True)
-        context.add_data_docs_site(
-            "recon_data_docs",
-            {
-                "class_name": "SiteBuilder",
-                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            },
-        )
+        context.add_data_docs_site(data_docs.SITE, data_docs.site_config(docs_dir))
     return context
+
+
+def _run_identifier(run_name: str | None):
+    """Names the Airflow run on every Data Docs page (and in the pages' paths)."""
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    return RunIdentifier(run_name=run_name, run_time=dt.datetime.now(dt.UTC))
+
+
+def _keep_for_docs(context, checkpoint_result, docs_dir: Path | None) -> None:
+    if docs_dir is None:
+        return
+    for key, result in checkpoint_result.run_results.items():
+        data_docs.show_sampled_rows(result)
+        context.validation_results_store.set(key, result)
 
 
 def _result_format(index_columns: Iterable[str]) -> dict[str, Any]:
@@ -122,7 +151,7 @@ def _outcomes(suite: str, checkpoint_result, checks: list[Check]) -> list[Outcom
     return outcomes
 
 
-def run_checks(warehouse_url: str, checks: list[Check], docs_dir: Path | None) -> Report:
+def run_checks(warehouse_url: str, checks: list[Check], docs_dir: Path | None, run_name: str | None = None) -> Report:
     """Validate ``checks`` against the warehouse; the SQL runs in Postgres, not in pandas.
 
     A GX suite validates one batch, so each (suite, asset) pair becomes a GX suite named
@@ -137,7 +166,7 @@ def run_checks(warehouse_url: str, checks: list[Check], docs_dir: Path | None) -
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
     for index, check in enumerate(checks):
         groups[(check.suite, check.asset.name)].append(index)
-    actions = [gx.checkpoint.UpdateDataDocsAction(name="data_docs")] if docs_dir else []
+    run_id = _run_identifier(run_name)
     outcomes: list[Outcome] = []
     for (suite_name, asset_name), indexes in groups.items():
         key = f"{suite_name}.{asset_name}"
@@ -154,16 +183,17 @@ def run_checks(warehouse_url: str, checks: list[Check], docs_dir: Path | None) -
             gx.Checkpoint(
                 name=key,
                 validation_definitions=[definition],
-                actions=actions,
                 result_format=_result_format(asset.index_columns),
             )
         )
-        outcomes += _outcomes(suite_name, checkpoint.run(), checks)
+        result = checkpoint.run(run_id=run_id)
+        _keep_for_docs(context, result, docs_dir)
+        outcomes += _outcomes(suite_name, result, checks)
     source.get_engine().dispose()  # no pooled connection outlives the check
-    return Report(outcomes, docs_dir / "index.html" if docs_dir else None)
+    return Report(outcomes, data_docs.build(context, docs_dir) if docs_dir else None)
 
 
-def run_location_map_checks(rows: list[dict[str, Any]], docs_dir: Path | None) -> Report:
+def run_location_map_checks(rows: list[dict[str, Any]], docs_dir: Path | None, run_name: str | None = None) -> Report:
     """The location map CSV itself, before anything uses it (pandas datasource: it is a small file)."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
@@ -182,13 +212,14 @@ def run_location_map_checks(rows: list[dict[str, Any]], docs_dir: Path | None) -
         suite.add_expectation(getattr(gxe, kind)(**kwargs, meta={"severity": severity, "label": label}))
     definition = context.validation_definitions.add(gx.ValidationDefinition(name="location_map_csv", data=batch,
                                                                            suite=suite))  # fmt: skip
-    actions = [gx.checkpoint.UpdateDataDocsAction(name="data_docs")] if docs_dir else []
     checkpoint = context.checkpoints.add(
-        gx.Checkpoint(name="location_map_csv", validation_definitions=[definition], actions=actions,
+        gx.Checkpoint(name="location_map_csv", validation_definitions=[definition],
                       result_format=_result_format(["return_point_id"]))
     )  # fmt: skip
+    checkpoint_result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=_run_identifier(run_name))
+    _keep_for_docs(context, checkpoint_result, docs_dir)
     outcomes = []
-    for validation in checkpoint.run(batch_parameters={"dataframe": frame}).run_results.values():
+    for validation in checkpoint_result.run_results.values():
         for result in validation.results:
             detail = result.result or {}
             meta = result.expectation_config.meta
@@ -196,7 +227,7 @@ def run_location_map_checks(rows: list[dict[str, Any]], docs_dir: Path | None) -
                                     detail.get("observed_value"), detail.get("element_count"),
                                     detail.get("unexpected_count"),
                                     (detail.get("partial_unexpected_index_list") or [])[:SAMPLE]))  # fmt: skip
-    return Report(outcomes, docs_dir / "index.html" if docs_dir else None)
+    return Report(outcomes, data_docs.build(context, docs_dir) if docs_dir else None)
 
 
 def store(conn: psycopg.Connection, run_id: str, report: Report) -> None:
