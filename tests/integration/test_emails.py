@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import csv
 import email
+import email.utils
 import io
 import json
+import math
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from email import policy
 from pathlib import Path
 
 import psycopg
 import pytest
+from aiosmtpd.controller import Controller
 from psycopg import sql
+
+from returns_recon.notify.digest import send_digests, smtp_sender
+from returns_recon.postings.plan import ACTIONS
 
 pytestmark = pytest.mark.integration
 
@@ -107,6 +119,7 @@ IMG = "<img src=x onerror=alert(1)>"
 CMD = "+cmd|' /C calc'!A0"
 CUSTOMER = '<b onmouseover=alert(2)>@SUM(1+1)*cmd|" /C calc"!A0</b>'
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+NUMERIC_COLUMNS = ("occurrences", "money_at_risk", "refunded", "credited", "age_days")
 
 
 def hostile_mail_scenario(tmp_path: Path) -> Path:
@@ -160,7 +173,7 @@ def test_html_and_formulas_in_skus_return_points_and_customer_names_reach_no_mai
         headers = email.message_from_bytes(message.as_bytes(), policy=policy.default)  # folded lines unfolded
         assert "\n" not in headers["Subject"]
         assert "\r" not in headers["Subject"]
-        assert set(headers.keys()) <= {"Subject", "From", "To", "Message-ID", "MIME-Version", "Content-Type"}
+        assert set(headers.keys()) <= {"Subject", "From", "To", "Date", "Message-ID", "MIME-Version", "Content-Type"}
         bodies = {p.get_content_type(): p.get_payload(decode=True).decode() for p in parts(message)
                   if p.get_content_type() in ("text/plain", "text/html")}  # fmt: skip
         for value in (SCRIPT, IMG, "<img src=x", "<script"):
@@ -172,9 +185,352 @@ def test_html_and_formulas_in_skus_return_points_and_customer_names_reach_no_mai
         rows = list(csv.DictReader(io.StringIO(attachment.get_payload(decode=True).decode())))
         for row in rows:
             for column, cell in row.items():
-                if column not in ("occurrences", "money_at_risk"):
+                if column not in NUMERIC_COLUMNS:
                     assert not (cell or "").startswith(FORMULA_STARTS), (column, cell)
                 cells.append(cell or "")
     assert not [c for c in cells if "onmouseover" in c or "alert(2)" in c]
     assert "'" + HYPERLINK in cells
     assert "'" + CMD in cells
+
+
+# --- issue 18, item 3: mails a person can act on without a lookup -------------------------------------------------
+# The mails of a real pipeline run over a generated scenario, delivered to a real SMTP server, checked against what
+# the scenario itself says (orders, refunds, credit notes, Sitoo warehouses) and the documents the simulators hold.
+
+ACTIONABLE = {"order_number", "cin7_sale_order_number", "credit_note_numbers", "transfer_numbers", "sitoo_order_ids",
+              "sitoo_transaction_ids", "money_at_risk", "currency", "return_event", "return_event_at", "age_days",
+              "expected_warehouse", "stock_found_at"}  # fmt: skip
+FIXED_SECTION = "Fixed by the pipeline since the last mail"
+# which event of the return starts the clock, for some of the types (docs/notifications.md)
+CLOCKS = {"refund_without_credit_note": "refunded", "credit_note_amount_mismatch": "refunded",
+          "inspected_not_released": "validated", "sitoo_stock_wrong_location": "validated",
+          "missing_restock": "received", "unknown_sku_cin7": "created",
+          "exchange_order_missing": "created"}  # fmt: skip
+
+
+class Scenario:
+    """What the generated scenario says: the answer the mails are checked against (not the warehouse)."""
+
+    def __init__(self, path: Path) -> None:
+        document = json.loads(path.read_text())
+        self.returns = {r["id"]: r for r in document["reveni"]["returns"]}
+        self.sales = {s["CustomerReference"]: s for s in document["cin7"]["sales"]}
+        self.transfers = document["cin7"]["stock_transfers"]
+        self.warehouses = {w["warehouseid"]: w["name"] for w in document["sitoo"]["warehouses"]}
+        self.transactions = document["sitoo"]["warehouse_transactions"]
+        self.orders = document["sitoo"]["orders"]
+        self.points = {m["return_point_id"]: m for m in document["location_map"]}
+        self.expected = document["expected_exceptions"]
+
+    def order(self, rid: str) -> str:
+        return self.returns[rid]["order"]["external_id"]
+
+    def paid(self, rid: str) -> tuple[Decimal, set[str]]:
+        refunds = [f for f in self.returns[rid]["refunds"] if f["status"] == "paid"]
+        return sum((Decimal(f["amount"]) for f in refunds), Decimal(0)), {f["currency"] for f in refunds}
+
+    def notes(self, rid: str) -> tuple[list[dict], list[dict]]:
+        """The AUTHORISED credit notes on the return's sale: ours (memo reveni:<return>), and made by hand."""
+        sale = self.sales.get(self.order(rid)) or {"CreditNotes": []}
+        authorised = [n for n in sale["CreditNotes"] if n["Status"] == "AUTHORISED"]
+        return ([n for n in authorised if n.get("Memo") == f"reveni:{rid}"],
+                [n for n in authorised if not (n.get("Memo") or "").startswith("reveni:")])  # fmt: skip
+
+    def sale_currency(self, rid: str) -> str:
+        return self.sales[self.order(rid)]["CustomerCurrency"]
+
+    def event(self, row: dict) -> datetime:
+        """The return's own event that starts the exception's clock (docs/notifications.md)."""
+        ret = self.returns[row["return_id"]]
+        item = next((i for i in ret["return_items"] if i["item_id"] == row["item_id"]), None)
+        moment = {"validated": item and item["validated_at"], "received": ret["received_at"],
+                  "refunded": min((f["refunded_at"] for f in ret["refunds"] if f["status"] == "paid"), default=None),
+                  "created": ret["created_at"]}[row["return_event"]]  # fmt: skip
+        return datetime.fromisoformat(moment)
+
+    def warehouse(self, warehouse_id: int) -> str:
+        return f"{self.warehouses[warehouse_id]} (#{warehouse_id})"
+
+
+def delivered_by_owner(sink, start: int = 0) -> dict[str, email.message.EmailMessage]:
+    parsed = [email.message_from_bytes(m.as_bytes(), policy=policy.default) for m in sink.messages[start:]]
+    return {next(o for o, to in RECIPIENTS.items() if to[0] == m["To"]): m for m in parsed}
+
+
+def plain_text(message) -> str:
+    return next(p for p in message.walk() if p.get_content_type() == "text/plain").get_content()
+
+
+def attached_csv(message, prefix: str) -> list[dict]:
+    part = next((p for p in message.walk() if (p.get_filename() or "").startswith(prefix)), None)
+    return [] if part is None else list(csv.DictReader(io.StringIO(part.get_content())))
+
+
+def lines_with(text: str, *needles: str) -> list[str]:
+    return [line for line in text.splitlines() if all(n in line for n in needles)]
+
+
+def whole_days(start: datetime, end: datetime) -> int:
+    return math.floor((end - start).total_seconds() / 86400)
+
+
+@dataclass
+class Mails:
+    """The mails of one pipeline run over a scenario: before any posting, after the pipeline posted its fixes, and
+    the next day; with what the scenario says and the documents the simulators hold after the posting."""
+
+    world: Scenario
+    first: dict[str, email.message.EmailMessage]
+    second: dict[str, email.message.EmailMessage]
+    third: dict[str, email.message.EmailMessage]
+    journal_currencies: set[str]
+    done: list[tuple[str, str, str, str | None]]  # owner, action, return, item of each posting done
+    created: dict[tuple[str, str, str | None], dict]  # (action, return, item) -> the document in the simulator
+
+
+def _created_documents(simulators, world: Scenario, done: list) -> dict[tuple[str, str, str | None], dict]:
+    """The documents the simulators hold for our postings, found by our references (not by the warehouse)."""
+    cin7, sitoo = simulators.cin7_session(), simulators.sitoo_session()
+    transfers = cin7.get(f"{simulators.cin7}/stockTransferList", params={"Limit": 1000}).json()["StockTransferList"]
+    transactions = sitoo.get(f"{simulators.sitoo_site}/warehousetransactions.json", params={"num": 100_000}).json()
+    known = {t["warehousetransactionid"] for t in world.transactions}
+    created = {}
+    for _, action, rid, iid in done:
+        if action == "create_credit_note":
+            sale = world.sales[world.order(rid)]
+            notes = cin7.get(f"{simulators.cin7}/sale", params={"ID": sale["ID"]}).json()["CreditNotes"]
+            document = next(n for n in notes if n.get("Memo") == f"reveni:{rid}")
+            document = {**document, "currency": sale["CustomerCurrency"]}
+        elif action.startswith("transfer_to_"):
+            document = next(t for t in transfers if (t.get("Reference") or "").startswith(f"reveni:{rid}:{iid} "))
+        elif action == "sitoo_store_stock":
+            ours = [t for t in transactions["items"] if t["warehousetransactionid"] not in known]
+            document = next(t for t in ours if t.get("externalid") == f"reveni:{rid}:{iid}")
+        else:
+            document = sitoo.get(f"{simulators.sitoo}/orders.json", params={"externalid": rid}).json()["items"][0]
+        created[(action, rid, iid)] = document
+    return created
+
+
+@pytest.fixture(scope="module")
+def mails(embedded_server, simulators, tmp_path_factory) -> Iterator[Mails]:
+    """One database, one scenario, one SMTP server for the tests below (a pipeline run takes a while)."""
+    from returns_recon.apis.client import RetrySettings
+    from returns_recon.apis.hooks import Cin7CoreHook, ReveniHook, SitooHook
+    from returns_recon.extract.run import Clients
+    from returns_recon.warehouse.migrate import apply_migrations
+    from tests.fixtures.pipeline import cycle
+    from tests.fixtures.scenarios import scenario
+    from tests.fixtures.simulators import CREDS, free_port
+    from tests.fixtures.smtp import _Keep
+    from tests.fixtures.warehouse import TestDatabase
+
+    name, password = f"t_{uuid.uuid4().hex[:12]}", uuid.uuid4().hex
+    embedded_server.ensure_database(name, password, name)
+    db = TestDatabase(embedded_server.host, embedded_server.port, name, password, name)
+    sink, port = _Keep(), free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    smtp = {"conn_type": "smtp", "host": "127.0.0.1", "port": port,
+            "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "returns-recon@example.com"}}  # fmt: skip
+    path = scenario(tmp_path_factory.mktemp("mails"), 11, returns=300, event_fraction=0.0)
+    world = Scenario(path)
+    today = datetime.now(UTC).date()
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            for key, value in {**simulators.env(), "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(smtp)}.items():
+                env.setenv(key, value)
+            retry = RetrySettings(initial_wait=0.2, max_wait=3, read_timeout=5)
+            clients = Clients(ReveniHook(retry=retry).client(), Cin7CoreHook(retry=retry).client(),
+                              SitooHook(retry=retry).client(), CREDS.sitoo_site_id)  # fmt: skip
+            with db.connect() as conn:
+                apply_migrations(conn)
+            simulators.load(path)
+            cycle(db, clients, path, "mail-1", post=False)
+            with db.connect(autocommit=True) as conn:
+                send_mails(conn, today, "mail-1")
+                journal = {c for (c,) in conn.execute("SELECT DISTINCT currency FROM recon.refund_journal "
+                                                      "WHERE day >= current_date - 14")}  # fmt: skip
+            first = delivered_by_owner(sink)
+            # the pipeline posts its corrections, then mails the next day, and the day after
+            assert cycle(db, clients, path, "mail-2").done > 0
+            with db.connect(autocommit=True) as conn:
+                done = conn.execute(
+                    "SELECT e.owner, p.action, p.return_id, p.item_id FROM recon.postings p "
+                    "JOIN recon.exceptions e USING (exception_key) WHERE p.status = 'done'"
+                ).fetchall()
+                send_mails(conn, today + timedelta(days=1), "mail-2")
+                second = delivered_by_owner(sink, start=len(first))
+                send_mails(conn, today + timedelta(days=2), "mail-3")
+                third = delivered_by_owner(sink, start=len(first) + len(second))
+            yield Mails(world, first, second, third, journal, done, _created_documents(simulators, world, done))
+    finally:
+        controller.stop()
+        with psycopg.connect(embedded_server.superuser_dsn(), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def send_mails(conn: psycopg.Connection, mail_date: date, run_id: str) -> dict[str, str]:
+    send, from_email = smtp_sender()
+    return send_digests(conn, send, mail_date, RECIPIENTS, from_email, run_id, all_clear_weekday=None)
+
+
+def first_mail_rows(mails: Mails) -> Iterator[tuple[str, str, dict]]:
+    """(owner, plain text, CSV row) of every open exception in the first mails."""
+    for owner, message in mails.first.items():
+        text = plain_text(message)
+        for row in attached_csv(message, "open-exceptions-"):
+            yield owner, text, row
+
+
+def test_every_mail_has_a_date_header(mails) -> None:
+    for message in [*mails.first.values(), *mails.second.values(), *mails.third.values()]:
+        written = email.utils.parsedate_to_datetime(message["Date"])
+        assert written.tzinfo is not None
+        assert abs(written - datetime.now(UTC)) < timedelta(hours=1)
+
+
+def test_the_csv_carries_the_columns_the_mail_shows(mails) -> None:
+    assert set(mails.first) == set(RECIPIENTS)
+    for message in mails.first.values():
+        rows = attached_csv(message, "open-exceptions-")
+        assert rows
+        assert set(rows[0]) >= ACTIONABLE
+
+
+def test_each_exception_names_its_order_and_documents(mails) -> None:
+    world, checked = mails.world, set()
+    for _, text, row in first_mail_rows(mails):
+        rid, kind = row["return_id"], row["exception_type"]
+        assert row["order_number"] == world.order(rid)
+        line = lines_with(text, f"order {world.order(rid)}", f"return {rid}")
+        if kind in {"credit_note_without_refund", "duplicate_credit_note", "credit_note_amount_mismatch"}:
+            numbers = {n["CreditNoteNumber"] for n in world.notes(rid)[0]}
+            assert numbers
+            assert numbers <= set(row["credit_note_numbers"].split(", ")), row
+            assert [x for x in line if all(n in x for n in numbers)], (kind, rid, numbers)
+            checked.add(kind)
+        if kind in {"rejected_item_in_sellable_stock", "restock_latency_breach"}:
+            reference = f"reveni:{rid}:{row['item_id']}"
+            numbers = {t["Number"] for t in world.transfers if t["Reference"].split(" ")[0] == reference}
+            assert numbers
+            assert numbers <= set(row["transfer_numbers"].split(", ")), row
+            assert [x for x in lines_with(text, f"item {row['item_id']}") if all(n in x for n in numbers)]
+            checked.add(kind)
+        if kind in {"sitoo_stock_wrong_location", "double_refund"}:
+            ids = {str(o["orderid"]) for o in world.orders if o["externalid"] == rid}
+            assert ids
+            assert set(row["sitoo_order_ids"].split(", ")) == ids
+            assert [x for x in line if f"Sitoo order {row['sitoo_order_ids']}" in x]
+            checked.add(kind)
+    assert checked == {"credit_note_without_refund", "duplicate_credit_note", "credit_note_amount_mismatch",
+                       "rejected_item_in_sellable_stock", "restock_latency_breach", "sitoo_stock_wrong_location",
+                       "double_refund"}  # fmt: skip
+
+
+def test_money_at_risk_is_the_gap_credited_minus_refunded_always_with_its_currency(mails) -> None:
+    world, checked = mails.world, set()
+    for _, text, row in first_mail_rows(mails):
+        if row["money_at_risk"]:
+            assert re.fullmatch(r"[A-Z]{3}", row["currency"]), row
+        rid, kind = row["return_id"], row["exception_type"]
+        refunded, refund_currencies = world.paid(rid)
+        ours, by_hand = world.notes(rid)
+        if kind not in {"refund_without_credit_note", "credit_note_without_refund", "duplicate_credit_note",
+                        "credit_note_amount_mismatch"} or by_hand:  # fmt: skip
+            continue
+        credited = sum((Decimal(str(n["Total"])) for n in ours), Decimal(0))
+        currencies = refund_currencies | ({world.sale_currency(rid)} if ours else set())
+        if len(currencies) > 1:  # a refund and a credit in two currencies are never subtracted
+            assert (row["money_at_risk"], row["currency"]) == ("", ""), row
+            checked.add("two currencies")
+            continue
+        gap, currency = credited - refunded, currencies.pop()
+        assert (Decimal(row["money_at_risk"]), row["currency"]) == (gap, currency), row
+        assert lines_with(text, f"order {world.order(rid)}", f"return {rid}", f"{gap:.2f} {currency}"), (kind, rid)
+        checked.add(kind)
+    assert checked >= {"refund_without_credit_note", "credit_note_without_refund", "duplicate_credit_note",
+                       "credit_note_amount_mismatch"}  # fmt: skip
+
+
+def test_ages_count_from_the_returns_own_event(mails) -> None:
+    world, events = mails.world, set()
+    for owner, text, row in first_mail_rows(mails):
+        if row["exception_type"] == "invalid_record":  # quarantined, not staged: no return event to date it by
+            assert row["return_event"] == "first_seen"
+            continue
+        written = email.utils.parsedate_to_datetime(mails.first[owner]["Date"])
+        event = world.event(row)
+        assert datetime.fromisoformat(row["return_event_at"]) == event
+        age = int(row["age_days"])
+        assert whole_days(event, written - timedelta(minutes=1)) <= age <= whole_days(event, written), row
+        assert row["return_event"] == CLOCKS.get(row["exception_type"], row["return_event"])
+        events.add(row["return_event"])
+        # every exception of the first mail is new: listed with its age
+        assert lines_with(text, f"return {row['return_id']}", f"{age} days since {row['return_event']}"), row
+    assert events == {"refunded", "validated", "received", "created"}
+    # the pipeline saw them all minutes ago; the returns are days old
+    assert max(int(r["age_days"]) for _, _, r in first_mail_rows(mails)) > 7
+
+
+def test_wrong_location_says_where_the_stock_went(mails) -> None:
+    world, seen = mails.world, 0
+    for _, text, row in first_mail_rows(mails):
+        if row["exception_type"] != "sitoo_stock_wrong_location":
+            continue
+        rid, reference = row["return_id"], f"reveni:{row['return_id']}:{row['item_id']}"
+        went = {t["warehouseid"] for t in world.transactions if t["externalid"] == reference}
+        expected = int(world.points[world.returns[rid]["return_point"]["id"]]["sitoo_warehouse_id"])
+        assert went
+        assert expected not in went
+        assert row["stock_found_at"] == ", ".join(sorted(world.warehouse(w) for w in went))
+        assert row["expected_warehouse"] == world.warehouse(expected)
+        ids = {str(t["warehousetransactionid"]) for t in world.transactions if t["externalid"] == reference}
+        assert set(row["sitoo_transaction_ids"].split(", ")) == ids
+        assert lines_with(text, f"return {rid}", f"stock went to {row['stock_found_at']}",
+                          f"expected at {world.warehouse(expected)}")  # fmt: skip
+        seen += 1
+    assert seen == sum(1 for e in world.expected if e["type"] == "sitoo_stock_wrong_location")
+
+
+def test_one_chart_per_currency_never_summing_currencies(mails) -> None:
+    assert len(mails.journal_currencies) > 1
+    for owner, message in mails.first.items():
+        rows = attached_csv(message, "open-exceptions-")
+        gap_currencies = {r["currency"] for r in rows if r["money_at_risk"] and Decimal(r["money_at_risk"])}
+        currencies = mails.journal_currencies | gap_currencies
+        charts = {p.get_filename() for p in message.walk() if p.get_content_type() == "image/png"}
+        assert charts == {"exceptions-by-age.png"} | {f"money-{c}.png" for c in currencies}, owner
+        html = next(p for p in message.walk() if p.get_content_type() == "text/html").get_content()
+        for currency in currencies:
+            assert f"cid:chart-{currency}" in html
+
+
+def test_the_next_mail_lists_what_the_pipeline_fixed_since_the_last_one(mails) -> None:
+    world = mails.world
+    assert {action for _, action, *_ in mails.done} == {action for action, _ in ACTIONS.values()}
+    for message in mails.first.values():
+        assert FIXED_SECTION not in plain_text(message)  # nothing was posted before the first mail
+    for owner, action, rid, iid in mails.done:
+        text = plain_text(mails.second[owner])
+        fixed = text[text.index(FIXED_SECTION) :]
+        document = mails.created[(action, rid, iid)]
+        if action == "create_credit_note":
+            amount = f"{Decimal(str(document['Total'])):.2f} {document['currency']}"
+            assert lines_with(fixed, f"credit note {document['CreditNoteNumber']}", amount, f"order {world.order(rid)}")
+        elif action.startswith("transfer_to_"):
+            assert lines_with(fixed, f"{action.replace('_', ' ')} {document['Number']}", f"return {rid}")
+        elif action == "sitoo_store_stock":
+            assert lines_with(
+                fixed, f"Sitoo warehouse transaction {document['warehousetransactionid']}", f"return {rid}"
+            )
+        else:
+            refunded, currencies = world.paid(rid)
+            assert lines_with(fixed, f"Sitoo return record {document['orderid']}", f"{refunded:.2f} {currencies.pop()}")
+    for owner, message in mails.second.items():
+        assert len(attached_csv(message, "fixed-by-pipeline-")) == sum(1 for o, *_ in mails.done if o == owner)
+    # only what is new since the last mail: the mail after that lists no fix again
+    assert mails.third
+    for message in mails.third.values():
+        assert FIXED_SECTION not in plain_text(message)
+        assert not attached_csv(message, "fixed-by-pipeline-")

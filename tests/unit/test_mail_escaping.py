@@ -38,8 +38,10 @@ def exception_row(n: int, **values) -> dict:
 
 UNMAPPED = {"exception_type": "unmapped_location", "item_id": None, "sku": None}
 HOSTILE_ROWS = [
-    exception_row(1, sku=SCRIPT, money_at_risk=Decimal("25.00")),
-    exception_row(2, sku=HYPERLINK, item_id="@SUM(1+1)*cmd|' /C calc'!A0"),
+    exception_row(1, sku=SCRIPT, money_at_risk=Decimal("25.00"), order_number=HYPERLINK, credit_note_numbers=IMG),
+    exception_row(
+        2, sku=HYPERLINK, item_id="@SUM(1+1)*cmd|' /C calc'!A0", stock_found_at=CMD, expected_warehouse=SCRIPT
+    ),
     exception_row(3, **UNMAPPED, exception_key="unmapped_location:r3", return_point_id=IMG, detail=CMD),
     exception_row(4, **UNMAPPED, exception_key="unmapped_location:r4", return_point_id=CMD, detail="\tx=1"),
     exception_row(
@@ -63,9 +65,17 @@ def part(message, content_type: str):
     return next(p for p in message.walk() if p.get_content_type() == content_type)
 
 
+# a document the pipeline created, as the target system named it
+HOSTILE_FIX = {"fixed_at": SEEN, "action": "transfer_to_sellable", "system": "cin7", "document": HYPERLINK,
+               "target_ref": CMD, "amount": None, "currency": None, "sku": SCRIPT, "quantity": Decimal("1"),
+               "from_location": IMG, "to_location": "-1 hold", "order_number": "1001", "return_id": "r1",
+               "item_id": "i1", "exception_key": "inspected_not_released:r1:i1",
+               "exception_type": "inspected_not_released", "status": "done"}  # fmt: skip
+
+
 def hostile_mail() -> email.message.EmailMessage:
     digest = Digest("data", date(2026, 12, 2), HOSTILE_ROWS, HOSTILE_ROWS, chart_png=b"\x89PNG fake chart",
-                    recipients=["data@example.com"])  # fmt: skip
+                    recipients=["data@example.com"], fixed=[HOSTILE_FIX])  # fmt: skip
     return delivered(render(digest, "returns-recon@example.com"))
 
 
@@ -83,7 +93,7 @@ def test_csv_cells_a_spreadsheet_would_execute_are_neutralised_and_numbers_stay_
     attachment = part(hostile_mail(), "text/csv").get_content()
     rows = list(csv.DictReader(io.StringIO(attachment)))
     assert [r["exception_key"] for r in rows] == [r["exception_key"] for r in HOSTILE_ROWS]
-    numeric = {"occurrences", "money_at_risk"}
+    numeric = {"occurrences", "money_at_risk", "refunded", "credited", "age_days"}
     for row in rows:
         for column, cell in row.items():
             if column not in numeric:
@@ -100,6 +110,48 @@ def test_csv_cells_a_spreadsheet_would_execute_are_neutralised_and_numbers_stay_
     assert mismatch["sku"] == "'-2+3"  # a text column is neutralised even when it looks like a number
     assert mismatch["money_at_risk"] == "-12.50"  # a numeric column keeps its sign: it is a number
     assert mismatch["occurrences"] == "3"
+    # the columns that name orders, documents and warehouses are text like any other
+    assert by_key["unknown_sku_cin7:r1:i1"]["order_number"] == "'" + HYPERLINK
+    assert by_key["unknown_sku_cin7:r1:i1"]["credit_note_numbers"] == IMG
+    assert by_key["unknown_sku_cin7:r2:i2"]["stock_found_at"] == "'" + CMD
+
+
+def test_the_fixes_csv_and_section_treat_document_names_as_data() -> None:
+    message = hostile_mail()
+    fixes = next(p for p in message.walk() if (p.get_filename() or "").startswith("fixed-by-pipeline-"))
+    (row,) = csv.DictReader(io.StringIO(fixes.get_content()))
+    assert (row["document"], row["target_ref"], row["to_location"]) == ("'" + HYPERLINK, "'" + CMD, "'-1 hold")
+    assert row["quantity"] == "1"
+    html = part(message, "text/html").get_content()
+    assert "Fixed by the pipeline since the last mail" in html
+    for value in (SCRIPT, IMG):
+        assert value not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html  # the transfer's origin, shown escaped
+
+
+def money_row(n: int, amount: str | None, currency: str | None) -> dict:
+    kind = "refund_without_credit_note"
+    return exception_row(n, exception_type=kind, exception_key=f"{kind}:r{n}", item_id=None, sku=None,
+                         money_at_risk=None if amount is None else Decimal(amount), currency=currency)  # fmt: skip
+
+
+def test_money_is_shown_per_currency_never_summed_across_and_never_without_its_currency() -> None:
+    rows = [money_row(10, "-10.00", "EUR"), money_row(11, "-20.00", "EUR"), money_row(12, "5.00", "EUR"),
+            money_row(13, "-300.00", "SEK"), money_row(14, "99.00", None)]  # fmt: skip
+    digest = Digest("finance", date(2026, 12, 2), rows, rows, recipients=["fin@example.com"])
+    text = part(delivered(render(digest, "returns-recon@example.com")), "text/plain").get_content()
+    assert "EUR, 3 exception(s): refunded more than credited -30.00 EUR, credited more than refunded 5.00 EUR" in text
+    assert "SEK, 1 exception(s): refunded more than credited -300.00 SEK" in text
+    for summed in ("-330.00", "-325.00", "-25.00", "-315.00"):  # no total across currencies, nor across signs
+        assert summed not in text
+    assert "99.00" not in text  # an amount without its currency is not shown as a bare number
+
+
+def test_the_mail_has_a_date_header() -> None:
+    written = datetime(2026, 12, 2, 6, 30, tzinfo=UTC)
+    digest = Digest("data", date(2026, 12, 2), HOSTILE_ROWS, HOSTILE_ROWS, recipients=["data@example.com"])
+    message = delivered(render(digest, "returns-recon@example.com", now=written))
+    assert message["Date"].datetime == written
 
 
 def test_no_value_forges_a_line_of_the_plain_text_part() -> None:

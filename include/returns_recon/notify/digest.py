@@ -1,14 +1,21 @@
 """One exception email per owner per day: what is new since the last mail, what is still open and
-how old, the most money at risk, a chart, and a CSV of the owner's open exceptions.
+how old, the money at risk per currency, what the pipeline fixed since the last mail, charts, and a CSV of
+the owner's open exceptions (and one of the fixes).
 
-No mail to an owner with nothing new or open, except a weekly all-clear for finance
-(``RECON_FINANCE_ALL_CLEAR_WEEKDAY``). A re-run of the same day sends nothing twice
-(``recon.email_log``). Only exception data goes into a mail: no credentials, no customer data.
+Each exception comes with what a person needs to act on it without a lookup (``recon.exception_details``,
+migration 0016): the order number, the credit note, transfer and Sitoo ids, the gap (credited − refunded)
+always with its currency, its age from the return's own event, and where misplaced Sitoo stock went.
+Money is never summed across currencies: totals and charts are per currency.
+
+No mail to an owner with nothing open and nothing fixed, except a weekly all-clear for finance
+(``RECON_FINANCE_ALL_CLEAR_WEEKDAY``), and none with nothing new or fixed on a day already mailed. A re-run of
+the same day sends nothing twice (``recon.email_log``); "fixed since the last mail" counts from the owner's last
+mail sent. Only exception data goes into a mail: no credentials, no customer data.
 
 Every value is data, never markup or a formula: the HTML part autoescapes (the autoescape rule names the
 templates' ``.html.j2`` suffix, and any template not named as text is escaped too), no value can break a
-header or a line of the plain-text part (control characters become spaces), and the CSV attachment
-neutralises each text cell a spreadsheet would execute (OWASP CSV injection: a leading ``'``); numeric
+header or a line of the plain-text part (control characters become spaces), and the CSV attachments
+neutralise each text cell a spreadsheet would execute (OWASP CSV injection: a leading ``'``); numeric
 columns stay numbers, negative ones included.
 
 SMTP failing fails the task with a ``DigestNotSent`` naming the SMTP host and port and the error (no
@@ -24,10 +31,10 @@ import smtplib
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
 
@@ -41,24 +48,63 @@ from returns_recon.notify.fallback import one_line, redact
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).with_name("templates")
 OWNERS = ("finance", "operations", "customer service", "data")
-CSV_COLUMNS = ("exception_key", "exception_type", "severity", "state", "return_id", "item_id", "sku",
-               "first_seen_at", "last_seen_at", "occurrences", "money_at_risk", "currency", "return_point_id",
-               "detail")  # fmt: skip
+# the open exceptions' CSV: the columns of recon.exception_details a mail row shows, and the rest of the row
+CSV_COLUMNS = ("exception_key", "exception_type", "severity", "state", "order_number", "return_id", "item_id", "sku",
+               "cin7_sale_id", "cin7_sale_order_number", "cin7_exchange_order_number", "credit_note_numbers",
+               "transfer_numbers", "sitoo_order_ids", "sitoo_transaction_ids", "money_at_risk", "currency",
+               "refunded", "refund_currency", "credited", "credit_currency", "return_event", "return_event_at",
+               "age_days", "expected_warehouse", "stock_found_at", "return_point_id", "first_seen_at",
+               "last_seen_at", "occurrences", "detail")  # fmt: skip
+# the fixes' CSV: one row per document the pipeline created since the last mail
+FIXED_COLUMNS = ("fixed_at", "action", "system", "document", "target_ref", "amount", "currency", "sku", "quantity",
+                 "from_location", "to_location", "order_number", "return_id", "item_id", "exception_key",
+                 "exception_type", "status")  # fmt: skip
 # a cell starting with one of these is a formula to a spreadsheet (OWASP "CSV Injection")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+# the documents beside an exception, as a mail row names them
+DOCUMENTS = (("Cin7 sale", "cin7_sale_order_number"), ("exchange order", "cin7_exchange_order_number"),
+             ("credit note", "credit_note_numbers"), ("transfer", "transfer_numbers"),
+             ("Sitoo order", "sitoo_order_ids"), ("Sitoo transaction", "sitoo_transaction_ids"))  # fmt: skip
+ACTIONS = {"create_credit_note": "credit note", "transfer_to_sellable": "transfer to sellable",
+           "transfer_to_holding": "transfer to holding", "sitoo_store_stock": "Sitoo warehouse transaction",
+           "sitoo_return_record": "Sitoo return record"}  # fmt: skip
+AGE_BUCKETS = (("< 1 day", 0), ("1–7 days", 7), ("8–30 days", 30), ("> 30 days", None))
 
-OPEN = """
-SELECT exception_key, exception_type, severity, state, return_id, item_id, sku, first_seen_at, last_seen_at,
-       occurrences,
-       coalesce(nullif(evidence ->> 'refunded', '')::numeric, nullif(evidence ->> 'credited', '')::numeric,
-                nullif(evidence ->> 'reveni_refunded', '')::numeric, 0) AS money_at_risk,
-       coalesce(evidence ->> 'currency', evidence ->> 'refund_currency', evidence ->> 'credit_currency') AS currency,
-       evidence ->> 'return_point_id' AS return_point_id,
-       coalesce(evidence ->> 'steps', evidence ->> 'hint') AS detail,
-       floor(extract(epoch FROM now() - first_seen_at) / 86400)::int AS age_days
-FROM recon.exceptions
+OPEN = f"""
+SELECT {", ".join(CSV_COLUMNS)}
+FROM recon.exception_details
 WHERE owner = %s AND state IN ('open', 'acknowledged')
 ORDER BY first_seen_at, exception_key
+"""
+
+# The documents our postings created (done, or adopted: created by an earlier attempt) since the owner's last sent
+# mail (all of them before the first), by the time the posting log recorded it, with amount and currency.
+FIXED = """
+SELECT done.at AS fixed_at, p.action, p.system, coalesce(p.target_number, p.target_ref) AS document, p.target_ref,
+       p.amount,
+       CASE WHEN p.amount IS NOT NULL
+            THEN coalesce(p.payload ->> 'currencycode', c.currency, s.customer_currency, r.currency) END AS currency,
+       e.sku,
+       coalesce(p.payload -> 'Lines' -> 0 ->> 'TransferQuantity',
+                p.payload -> 'items' -> 0 ->> 'decimalquantity')::numeric AS quantity,
+       p.payload ->> 'FromLocation' AS from_location,
+       coalesce(p.payload ->> 'ToLocation', w.name || ' (#' || w.warehouse_id || ')',
+                '#' || (p.payload ->> 'warehouseid')) AS to_location,
+       r.order_external_id AS order_number, p.return_id, p.item_id, p.exception_key, e.exception_type, p.status
+FROM recon.postings p
+JOIN recon.exceptions e ON e.exception_key = p.exception_key
+CROSS JOIN LATERAL (
+    SELECT max(l.at) AS at FROM recon.posting_log l
+    WHERE l.posting_key = p.posting_key AND l.outcome IN ('done', 'adopted')
+) done
+LEFT JOIN staging.stg_reveni__returns r ON r.return_id = p.return_id
+LEFT JOIN staging.stg_cin7__credit_notes c ON p.action = 'create_credit_note' AND c.task_id = p.target_ref
+LEFT JOIN staging.stg_cin7__sales s ON s.sale_id = p.payload ->> 'SaleID'
+LEFT JOIN staging.stg_sitoo__warehouses w
+       ON p.system = 'sitoo' AND w.warehouse_id = (p.payload ->> 'warehouseid')::bigint
+WHERE e.owner = %(owner)s AND p.status IN ('done', 'adopted')
+  AND (%(since)s::timestamptz IS NULL OR done.at > %(since)s::timestamptz)
+ORDER BY done.at, p.posting_key
 """
 
 Sender = Callable[[EmailMessage], None]
@@ -97,6 +143,23 @@ def csv_cell(value: Any) -> Any:
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
+def money(amount: Any, currency: Any) -> str:
+    """An amount as a mail shows it: always with its currency, never a bare number ('' without a currency)."""
+    if amount is None or not currency:
+        return ""
+    return f"{Decimal(amount):.2f} {currency}"
+
+
+def quantity(value: Any) -> str:
+    """A quantity without trailing zeros: 1.000 → '1'."""
+    return "" if value is None else f"{Decimal(value).normalize():f}"
+
+
+def documents(row: dict[str, Any]) -> str:
+    """The documents beside an exception: 'Cin7 sale SO-1; credit note CR-2; transfer TR-3'."""
+    return "; ".join(f"{label} {row[key]}" for label, key in DOCUMENTS if row.get(key))
+
+
 def _printable(value: Any) -> Any:
     """Jinja ``finalize``: every printed value on one line (control characters become spaces)."""
     if isinstance(value, Markup) or not isinstance(value, str):
@@ -107,7 +170,7 @@ def _printable(value: Any) -> Any:
 def environment() -> Environment:
     """The templates' environment: ``digest.html.j2`` is autoescaped, ``digest.txt.j2`` is not, and a
     template named neither way is escaped (``default=True``): a new template cannot start unescaped."""
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=select_autoescape(
             enabled_extensions=("html", "html.j2", "htm"),
@@ -117,6 +180,11 @@ def environment() -> Environment:
         ),
         finalize=_printable,
     )
+    env.filters["money"] = money
+    env.filters["documents"] = documents
+    env.filters["quantity"] = quantity
+    env.filters["action"] = lambda action: ACTIONS.get(action, action)
+    return env
 
 
 @dataclass
@@ -126,14 +194,17 @@ class Digest:
     open: list[dict[str, Any]]
     new: list[dict[str, Any]]
     all_clear: bool = False
-    chart_png: bytes = b""
+    chart_png: bytes = b""  # open exceptions by age (counts)
+    currency_charts: dict[str, bytes] = field(default_factory=dict)  # one per currency, never summed
     recipients: list[str] = field(default_factory=list)
+    fixed: list[dict[str, Any]] = field(default_factory=list)  # documents the pipeline created since the last mail
 
     @property
     def subject(self) -> str:
+        fixed = f", {len(self.fixed)} fixed by the pipeline" if self.fixed else ""
         if self.all_clear:
-            return one_line(f"[returns recon] {self.owner}: all clear ({self.mail_date})", 200)
-        return one_line(f"[returns recon] {self.owner}: {len(self.open)} open exceptions, {len(self.new)} new "
+            return one_line(f"[returns recon] {self.owner}: all clear{fixed} ({self.mail_date})", 200)
+        return one_line(f"[returns recon] {self.owner}: {len(self.open)} open exceptions, {len(self.new)} new{fixed} "
                         f"({self.mail_date})", 200)  # fmt: skip
 
 
@@ -145,49 +216,29 @@ def _last_sent(conn: psycopg.Connection, owner: str) -> Any:
 
 
 def build(conn: psycopg.Connection, owner: str, mail_date: date, all_clear_weekday: int | None) -> Digest | None:
+    since = _last_sent(conn, owner)
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(OPEN, (owner,)).fetchall()
-    since = _last_sent(conn, owner)
+        fixed = cur.execute(FIXED, {"owner": owner, "since": since}).fetchall()
     new = [r for r in rows if since is None or r["first_seen_at"] > since]
     if not rows:
-        if owner == "finance" and all_clear_weekday is not None and mail_date.weekday() == all_clear_weekday:
-            return Digest(owner, mail_date, [], [], all_clear=True)
+        weekly = owner == "finance" and all_clear_weekday is not None and mail_date.weekday() == all_clear_weekday
+        return Digest(owner, mail_date, [], [], all_clear=True, fixed=fixed) if weekly or fixed else None
+    if not new and not fixed and since is not None and since.date() == mail_date:
         return None
-    if not new and since is not None and since.date() == mail_date:
-        return None
-    digest = Digest(owner, mail_date, rows, new)
-    digest.chart_png = chart(conn, rows)
+    digest = Digest(owner, mail_date, rows, new, fixed=fixed)
+    digest.chart_png, digest.currency_charts = charts(conn, rows)
     return digest
 
 
-def chart(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> bytes:
-    """Open exceptions by age bucket, and refunded against credited money over the last 14 days."""
-    import matplotlib
+def age_bucket(age_days: int | None) -> str:
+    age = age_days or 0
+    return next(name for name, upto in AGE_BUCKETS if upto is None or age <= upto)
 
-    matplotlib.use("Agg")
+
+def _png(figure: Any) -> bytes:
     from matplotlib import pyplot as plt
 
-    buckets = {"< 1 day": 0, "1–7 days": 0, "> 7 days": 0}
-    for row in rows:
-        age = row["age_days"]
-        buckets["< 1 day" if age < 1 else "1–7 days" if age <= 7 else "> 7 days"] += 1
-    journal = (
-        conn.execute(
-            """SELECT day, sum(reveni_refunded), sum(cin7_credited) FROM recon.refund_journal
-           WHERE day >= current_date - 14 GROUP BY day ORDER BY day"""
-        ).fetchall()
-        if conn.execute("SELECT to_regclass('recon.refund_journal')").fetchone()[0]
-        else []
-    )
-    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
-    left.bar(list(buckets), list(buckets.values()), color=["#4c9be8", "#f0a030", "#d9534f"])
-    left.set_title("Open exceptions by age")
-    days = [d.strftime("%d %b") for d, _, _ in journal]
-    right.plot(days, [float(r) for _, r, _ in journal], marker="o", label="refunded (Reveni)")
-    right.plot(days, [float(c) for _, _, c in journal], marker="s", label="credited (Cin7 Core)")
-    right.set_title("Refunded vs credited, last 14 days")
-    right.tick_params(axis="x", labelrotation=45, labelsize=7)
-    right.legend(fontsize=7)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90)
@@ -195,21 +246,100 @@ def chart(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> bytes:
     return buffer.getvalue()
 
 
-def render(digest: Digest, from_email: str) -> EmailMessage:
+def charts(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> tuple[bytes, dict[str, bytes]]:
+    """Open exceptions by the age of their return's event (a count, no money); and one chart per currency,
+    never summing currencies: refunded against credited over the last 14 days (``recon.refund_journal``),
+    and the owner's money at risk by age."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    names = [name for name, _ in AGE_BUCKETS]
+    counts = dict.fromkeys(names, 0)
+    # per currency and age: the gaps below zero (refunded more than credited) and above, each summed on its own
+    gaps: dict[str, dict[str, list[Decimal]]] = {}
+    for row in rows:
+        counts[age_bucket(row["age_days"])] += 1
+        if row.get("money_at_risk") and row.get("currency"):
+            per_age = gaps.setdefault(row["currency"], {name: [Decimal(0), Decimal(0)] for name in names})
+            per_age[age_bucket(row["age_days"])][row["money_at_risk"] > 0] += row["money_at_risk"]
+    figure, axes = plt.subplots(figsize=(5, 3))
+    axes.bar(names, list(counts.values()), color=["#4c9be8", "#f0a030", "#e07030", "#d9534f"])
+    axes.set_title("Open exceptions by age of the return's event")
+    axes.tick_params(axis="x", labelsize=8)
+    by_age = _png(figure)
+
+    journal: dict[str, list[tuple[date, Decimal, Decimal]]] = {}
+    if conn.execute("SELECT to_regclass('recon.refund_journal')").fetchone()[0]:
+        for currency, day, refunded, credited in conn.execute(
+            """SELECT currency, day, reveni_refunded, cin7_credited FROM recon.refund_journal
+               WHERE day >= current_date - 14 ORDER BY currency, day"""
+        ):
+            journal.setdefault(currency, []).append((day, refunded, credited))
+    per_currency = {}
+    for currency in sorted(set(journal) | set(gaps)):
+        figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+        days = journal.get(currency, [])
+        at = list(range(len(days)))
+        left.plot(at, [float(r) for _, r, _ in days], marker="o", label="refunded (Reveni)")
+        left.plot(at, [float(c) for _, _, c in days], marker="s", label="credited (Cin7 Core)")
+        left.set_xticks(at, [d.strftime("%d %b") for d, _, _ in days])
+        left.set_title(f"Refunded vs credited, last 14 days ({currency})")
+        left.tick_params(axis="x", labelrotation=45, labelsize=7)
+        left.legend(fontsize=7)
+        at_risk = gaps.get(currency, {name: [Decimal(0), Decimal(0)] for name in names})
+        right.bar(names, [float(short) for short, _ in at_risk.values()], color="#d9534f",
+                  label="refunded more than credited")  # fmt: skip
+        right.bar(names, [float(over) for _, over in at_risk.values()], color="#f0a030",
+                  label="credited more than refunded")  # fmt: skip
+        right.axhline(0, color="#555", linewidth=0.8)
+        right.legend(fontsize=7)
+        right.set_title(f"Money at risk by age, credited − refunded ({currency})")
+        right.tick_params(axis="x", labelsize=7)
+        per_currency[currency] = _png(figure)
+    return by_age, per_currency
+
+
+def money_by_currency(rows: list[dict[str, Any]], top: int = 5) -> list[dict[str, Any]]:
+    """Per currency (never summed across): the gaps below zero (refunded more than credited) and above zero,
+    each summed on its own so that one never hides the other, how many, and the largest gaps."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.get("money_at_risk") and row.get("currency"):
+            groups.setdefault(row["currency"], []).append(row)
+    return [{"currency": currency, "n": len(group),
+             "short": sum((r["money_at_risk"] for r in group if r["money_at_risk"] < 0), Decimal(0)),
+             "over": sum((r["money_at_risk"] for r in group if r["money_at_risk"] > 0), Decimal(0)),
+             "top": sorted(group, key=lambda r: -abs(r["money_at_risk"]))[:top]}
+            for currency, group in sorted(groups.items())]  # fmt: skip
+
+
+def _csv(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([csv_cell(row.get(c)) for c in columns])
+    return buffer.getvalue().encode()
+
+
+def render(digest: Digest, from_email: str, now: datetime | None = None) -> EmailMessage:
     env = environment()
     by_type: dict[str, dict[str, Any]] = {}
     for row in digest.open:
         entry = by_type.setdefault(row["exception_type"], {"exception_type": row["exception_type"], "n": 0,
                                                             "oldest_days": 0})  # fmt: skip
         entry["n"] += 1
-        entry["oldest_days"] = max(entry["oldest_days"], row["age_days"])
-    top = sorted((r for r in digest.open if r["money_at_risk"]), key=lambda r: -r["money_at_risk"])[:10]
+        entry["oldest_days"] = max(entry["oldest_days"], row["age_days"] or 0)
     context = {
         "owner": digest.owner,
         "mail_date": digest.mail_date,
         "open": digest.open,
         "new": digest.new,
-        "top": top,
+        "fixed": digest.fixed,
+        "money": money_by_currency(digest.open),
+        "currency_charts": sorted(digest.currency_charts),
         "by_type": sorted(by_type.values(), key=lambda e: -e["n"]),
         "all_clear": digest.all_clear,
     }
@@ -217,19 +347,22 @@ def render(digest: Digest, from_email: str) -> EmailMessage:
     message["Subject"] = digest.subject
     message["From"] = one_line(from_email)
     message["To"] = one_line(", ".join(digest.recipients))
+    message["Date"] = format_datetime(now or datetime.now().astimezone())
     message["Message-ID"] = make_msgid(idstring=f"recon-{digest.owner.replace(' ', '-')}-{digest.mail_date}")
     message.set_content(env.get_template("digest.txt.j2").render(context))
     message.add_alternative(env.get_template("digest.html.j2").render(context), subtype="html")
+    html = message.get_payload()[1]
     if digest.chart_png:
-        message.get_payload()[1].add_related(digest.chart_png, "image", "png", cid="<chart>",
-                                             filename="exceptions.png")  # fmt: skip
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(CSV_COLUMNS)
-        for row in digest.open:
-            writer.writerow([csv_cell(row.get(c)) for c in CSV_COLUMNS])
-        filename = f"open-exceptions-{digest.owner.replace(' ', '-')}-{digest.mail_date}.csv"
-        message.add_attachment(buffer.getvalue().encode(), maintype="text", subtype="csv", filename=filename)
+        html.add_related(digest.chart_png, "image", "png", cid="<chart>", filename="exceptions-by-age.png")
+    for currency, png in sorted(digest.currency_charts.items()):
+        html.add_related(png, "image", "png", cid=f"<chart-{currency}>", filename=f"money-{currency}.png")
+    name = f"{digest.owner.replace(' ', '-')}-{digest.mail_date}.csv"
+    if digest.open:
+        message.add_attachment(_csv(CSV_COLUMNS, digest.open), maintype="text", subtype="csv",
+                               filename=f"open-exceptions-{name}")  # fmt: skip
+    if digest.fixed:
+        message.add_attachment(_csv(FIXED_COLUMNS, digest.fixed), maintype="text", subtype="csv",
+                               filename=f"fixed-by-pipeline-{name}")  # fmt: skip
     return message
 
 
@@ -256,10 +389,12 @@ def send_digests(conn: psycopg.Connection, send: Sender, mail_date: date, recipi
         digest.recipients = to
         message = render(digest, from_email)
         conn.execute(
-            """INSERT INTO recon.email_log (owner, mail_date, status, recipients, open_count, new_count, subject,
-                                           run_id) VALUES (%s, %s, 'sending', %s, %s, %s, %s, %s)
-               ON CONFLICT (owner, mail_date) DO UPDATE SET status = 'sending', run_id = EXCLUDED.run_id""",
-            (owner, mail_date, to, len(digest.open), len(digest.new), digest.subject, run_id),
+            """INSERT INTO recon.email_log (owner, mail_date, status, recipients, open_count, new_count, fixed_count,
+                                           subject, run_id) VALUES (%s, %s, 'sending', %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (owner, mail_date) DO UPDATE SET status = 'sending', run_id = EXCLUDED.run_id,
+                   open_count = EXCLUDED.open_count, new_count = EXCLUDED.new_count,
+                   fixed_count = EXCLUDED.fixed_count, subject = EXCLUDED.subject""",
+            (owner, mail_date, to, len(digest.open), len(digest.new), len(digest.fixed), digest.subject, run_id),
         )
         if unreachable is not None:  # no point knocking again on a server that is down
             not_sent[owner] = outcome[owner] = str(unreachable)
@@ -275,7 +410,8 @@ def send_digests(conn: psycopg.Connection, send: Sender, mail_date: date, recipi
             "UPDATE recon.email_log SET status = 'sent', sent_at = now() WHERE owner = %s AND mail_date = %s",
             (owner, mail_date),
         )
-        outcome[owner] = f"sent to {len(to)} recipient(s): {len(digest.open)} open, {len(digest.new)} new"
+        outcome[owner] = (f"sent to {len(to)} recipient(s): {len(digest.open)} open, {len(digest.new)} new, "
+                          f"{len(digest.fixed)} fixed by the pipeline")  # fmt: skip
         log.info("exception email for %s: %s", owner, outcome[owner])
     if not_sent:
         raise DigestNotSent(not_sent, sent=sum(1 for o in outcome.values() if o.startswith("sent")))
