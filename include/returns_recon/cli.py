@@ -1,45 +1,81 @@
 """``python -m returns_recon.cli``: what a person does by hand.
 
-    exceptions list [--owner finance] [--state open]
+    exceptions list [--owner finance] [--state open]   owners match case-insensitively; an unknown one warns
     exceptions ack KEY --by NAME [--note TEXT]
     exceptions resolve KEY --by NAME [--note TEXT]
-    exceptions reopen KEY --by NAME
+    exceptions reopen KEY --by NAME [--note TEXT]      a key that does not exist exits 1
+    exceptions history KEY              every change of the exception, oldest first (recon.exception_events)
     postings list [--status refused]
     postings replay --key KEY            one posting, through the same read-back and idempotency
     postings replay --run RUN_ID --failed   every refused or ambiguous posting of a run
     golive-check [--run-id ID]          read-only questions to the three accounts (docs/golive.md);
                                         exits 1 when a blocking check fails (that system's postings stay held)
 
-The warehouse is the ``recon_warehouse`` Airflow connection (AIRFLOW_CONN_RECON_WAREHOUSE).
+The warehouse is the ``recon_warehouse`` Airflow connection (AIRFLOW_CONN_RECON_WAREHOUSE). Settings are
+read from the environment, then from ``.env`` and ``.env.example`` in the current directory (a value already
+set wins). Exit status: 0 done, 1 failed (the message says why), 2 a wrong command line.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import psycopg
 
+STATES = ("open", "acknowledged", "resolved", "auto_resolved")
+KNOWN_OWNERS = "SELECT owner FROM recon.dim_exception_types UNION SELECT owner FROM recon.exceptions ORDER BY 1"
+
+
+def load_env_files(directory: Path | None = None) -> None:
+    """``.env``, then ``.env.example``, of ``directory`` (default: the current one) into the environment,
+    never over a value already set: the shell wins over .env, which wins over .env.example."""
+    from dotenv import load_dotenv
+
+    directory = directory or Path.cwd()
+    for name in (".env", ".env.example"):
+        if (directory / name).is_file():
+            load_dotenv(directory / name, override=False)
+
 
 def _connect() -> psycopg.Connection:
-    from returns_recon.orchestration import warehouse_dsn
+    from returns_recon.orchestration import connect_warehouse_dsn
 
-    return psycopg.connect(warehouse_dsn(), autocommit=True)
+    return connect_warehouse_dsn(autocommit=True)
+
+
+def _person(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must name who decided (a name or email), not be empty")
+    return value.strip()
 
 
 def main(argv: list[str] | None = None) -> int:
+    from returns_recon.errors import NotRetryable
+
+    load_env_files()
+    try:
+        return _main(argv)
+    except NotRetryable as err:  # a missing, malformed or unreachable connection: the message says what to do
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="python -m returns_recon.cli", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     sub = parser.add_subparsers(dest="area", required=True)
     exceptions = sub.add_parser("exceptions").add_subparsers(dest="action", required=True)
     listing = exceptions.add_parser("list")
-    listing.add_argument("--owner")
-    listing.add_argument("--state", default="open")
+    listing.add_argument("--owner", help="finance, operations, data, customer service (any case)")
+    listing.add_argument("--state", default="open", type=str.lower, choices=STATES)
     for action in ("ack", "resolve", "reopen"):
         cmd = exceptions.add_parser(action)
         cmd.add_argument("key")
-        cmd.add_argument("--by", required=True, help="who decided (kept with the exception)")
+        cmd.add_argument("--by", required=True, type=_person, help="who decided (kept in the history)")
         cmd.add_argument("--note")
+    exceptions.add_parser("history", help="every change of one exception, oldest first").add_argument("key")
     postings = sub.add_parser("postings").add_subparsers(dest="action", required=True)
     plist = postings.add_parser("list")
     plist.add_argument("--status")
@@ -58,19 +94,45 @@ def main(argv: list[str] | None = None) -> int:
 
     with _connect() as conn:
         if args.action == "list":
-            rows = conn.execute(
-                """SELECT exception_key, owner, severity, state, first_seen_at::date, occurrences
-                   FROM recon.exceptions WHERE state = %s AND (%s::text IS NULL OR owner = %s) ORDER BY 1""",
-                (args.state, args.owner, args.owner),
-            ).fetchall()
-            for row in rows:
-                print("\t".join(str(v) for v in row))
-            return 0
+            return _list(conn, args.owner, args.state)
+        if args.action == "history":
+            return _history(conn, args.key)
         state = {"ack": "acknowledged", "resolve": "resolved", "reopen": "open"}[args.action]
         if not set_state(conn, args.key, state, args.by, args.note):
             print(f"no exception with key {args.key}", file=sys.stderr)
             return 1
         print(f"{args.key}: {state} by {args.by}")
+    return 0
+
+
+def _list(conn: psycopg.Connection, owner: str | None, state: str) -> int:
+    if owner is not None:
+        known = [o for (o,) in conn.execute(KNOWN_OWNERS)]
+        if owner.strip().lower() not in {o.lower() for o in known}:
+            print(f"warning: no owner {owner!r}; the owners are: {', '.join(known)}", file=sys.stderr)
+    rows = conn.execute(
+        """SELECT exception_key, owner, severity, state, first_seen_at::date, occurrences
+           FROM recon.exceptions WHERE state = %s AND (%s::text IS NULL OR lower(owner) = lower(btrim(%s)))
+           ORDER BY 1""",
+        (state, owner, owner),
+    ).fetchall()
+    for row in rows:
+        print("\t".join(str(v) for v in row))
+    return 0
+
+
+def _history(conn: psycopg.Connection, key: str) -> int:
+    if conn.execute("SELECT 1 FROM recon.exceptions WHERE exception_key = %s", (key,)).fetchone() is None:
+        print(f"no exception with key {key}", file=sys.stderr)
+        return 1
+    rows = conn.execute(
+        """SELECT changed_at, coalesce(from_state, '-'), to_state, changed_by, coalesce(run_id, ''), coalesce(note, '')
+           FROM recon.exception_events WHERE exception_key = %s ORDER BY event_id""",
+        (key,),
+    ).fetchall()
+    print("\t".join(("changed_at", "from", "to", "by", "run_id", "note")))
+    for row in rows:
+        print("\t".join(str(v) for v in row))
     return 0
 
 
