@@ -12,16 +12,17 @@ RETURNS ?= 1000
 SEED ?= 1
 OUT ?= .local/scenarios/scenario-$(RETURNS)-$(SEED).json
 
-.PHONY: help venv demo test chaos lint up stop warehouse warehouse-url simulate scenario bench clean
+.PHONY: help venv demo test chaos lint up stop warehouse warehouse-url reader-url simulate scenario bench clean
 
 help:
 	@echo "make demo           run the main job end to end on embedded defaults"
 	@echo "make test           ruff, the whole test suite (unit and integration), then the fault suite"
 	@echo "make chaos          the fault suite alone, with its tally (part of make test)"
 	@echo "make bench          benchmarks at scale (about 30 minutes), bench/results/latest.json"
-	@echo "make up             Airflow UI with our DAGs on http://127.0.0.1:8080"
+	@echo "make up             Airflow UI with our DAGs on http://127.0.0.1:8080 (AIRFLOW__API__PORT), login admin"
 	@echo "make stop           stop everything this project started"
 	@echo "make warehouse-url  print a libpq connection string of the warehouse"
+	@echo "make reader-url     print finance's connection string (recon_reader, read-only)"
 	@echo "make simulate SCENARIO=path   serve the three API simulators (foreground)"
 	@echo "make scenario RETURNS=N SEED=S OUT=path   generate a scenario with its answer key"
 
@@ -70,6 +71,9 @@ warehouse: venv
 
 warehouse-url: venv
 	@$(STACK) warehouse-url
+
+reader-url: venv
+	@$(STACK) reader-url
 
 clean: stop
 	rm -rf .local

@@ -11,6 +11,8 @@
 
 Writes bench/results/latest.json and prints a table. Environment: BENCH_RETURNS (1000000),
 BENCH_HISTORY (100000), BENCH_CHANGED (10000), BENCH_POSTINGS (120), BENCH_PG_PORT (15499).
+Its warehouse lives in .local/bench/warehouse while it runs; an interrupted run (Ctrl-C, SIGTERM) stops it,
+and the next run stops one a killed run left behind.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import tempfile
 import time
 import uuid
@@ -32,6 +35,7 @@ from typing import Any
 import psycopg
 
 from bench.load import load_scenario
+from local_stack.settings import local_dir
 from local_stack.simulators import CREDS, start_simulators, stop_simulators
 from local_stack.warehouse import EmbeddedWarehouse
 from recon_simulators.generate import location_map_csv_path, write_location_map_csv
@@ -226,7 +230,31 @@ def verdict(results: dict) -> dict[str, str]:
     }
 
 
+def bench_warehouse() -> EmbeddedWarehouse:
+    """A fresh embedded warehouse for this run, in .local/bench/warehouse (RECON_LOCAL_DIR): one left
+    running there by an interrupted run is stopped and emptied first, so its port is free again."""
+    data = local_dir(os.environ) / "bench" / "warehouse"
+    port = int(os.environ.get("BENCH_PG_PORT", "15499"))
+    server = EmbeddedWarehouse(data, port=port, settings=PG_SETTINGS)
+    if server.is_running() and not server.abandoned():
+        raise SystemExit(f"another `make bench` is running (its warehouse: {data}); wait for it or stop it")
+    server.discard()
+    server.start(owner=True)  # owner: a later start on this port stops it if this run is killed
+    return server
+
+
+def interrupt_on_sigterm() -> None:
+    """SIGTERM (a timeout, `kill`) ends the run as Ctrl-C does, through the `finally` that stops the
+    warehouse and the simulators."""
+
+    def interrupted(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, interrupted)
+
+
 def main() -> None:
+    interrupt_on_sigterm()
     returns = int(os.environ.get("BENCH_RETURNS", "1000000"))
     history = int(os.environ.get("BENCH_HISTORY", "100000"))
     changed = int(os.environ.get("BENCH_CHANGED", "10000"))
@@ -238,13 +266,12 @@ def main() -> None:
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "warehouse_settings": dict(PG_SETTINGS),
     }
-    server = EmbeddedWarehouse(work / "pg", port=int(os.environ.get("BENCH_PG_PORT", "15499")), settings=PG_SETTINGS)
-    server.start()
+    server = bench_warehouse()
     try:
         scale(server, work, results, returns)
         hourly_and_postings(server, work, results, history, changed, postings)
     finally:
-        server.stop()
+        server.discard()
         shutil.rmtree(work, ignore_errors=True)
     results["peak_rss_mb"] = max(rss_mb(resource.RUSAGE_SELF), results.get("loader_peak_rss_mb", 0))
     results["bench_minutes"] = round((time.perf_counter() - started) / 60, 1)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
-from local_stack import stack
+from local_stack import stack, world
 from local_stack.env import ROOT, project_env
-from local_stack.settings import api_url, warehouse_conn
+from local_stack.settings import api_url, reader_url, run_dir, warehouse_conn
 
 # the go-live check first: until it has passed, postings to Cin7 Core and Sitoo are held (docs/golive.md)
 DAGS = ("returns_recon_golive_check", "returns_recon_hourly", "returns_recon_daily")
@@ -27,6 +25,11 @@ def cmd_warehouse_url(env: dict[str, str], _: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reader_url(env: dict[str, str], _: argparse.Namespace) -> int:
+    print(reader_url(env))
+    return 0
+
+
 def cmd_demo(env: dict[str, str], args: argparse.Namespace) -> int:
     from local_stack.summary import print_summary
 
@@ -34,12 +37,14 @@ def cmd_demo(env: dict[str, str], args: argparse.Namespace) -> int:
     scenario = Path(args.scenario) if args.scenario else stack.default_scenario(env)
     stack.use_location_map_of(env, scenario)
     stack.start_simulators(env, scenario)
+    world.record(env, scenario)  # `make up` continues this world (local_stack/world.py)
     mail = stack.start_smtp_sink(env)
     stack.ensure_airflow_db(env)
     outcomes: dict[str, bool] = {}
     for dag_id in DAGS:
         print(f"\n=== airflow dags test {dag_id} ===", flush=True)
-        outcomes[dag_id] = stack.airflow(["dags", "test", dag_id], env).returncode == 0
+        # as `airflow dags test`, keeping each task's log where the UI (`make up`) reads it
+        outcomes[dag_id] = stack.run([sys.executable, "-m", "local_stack.dag_test", dag_id], env).returncode == 0
     docs = Path(env.get("RECON_DATA_DOCS_DIR") or ROOT / ".local" / "data_docs") / "index.html"
     print_summary(conn, outcomes, str(docs) if docs.exists() else None)
     mails = sorted(mail.glob("*.eml")) if mail.exists() else []
@@ -48,37 +53,43 @@ def cmd_demo(env: dict[str, str], args: argparse.Namespace) -> int:
 
 
 def cmd_up(env: dict[str, str], args: argparse.Namespace) -> int:
-    stack.start_warehouse(env)
-    scenario = Path(args.scenario) if args.scenario else stack.default_scenario(env)
-    stack.use_location_map_of(env, scenario)
-    stack.start_simulators(env, scenario)
+    from local_stack import airflow_services
+
+    chosen = world.choose(env, args.scenario)
+    stack.start_warehouse(env, fresh=chosen.new)
+    stack.use_location_map_of(env, chosen.scenario)
+    if chosen.new:
+        stack.start_simulators(env, chosen.scenario)
+    world.record(env, chosen.scenario)
+    print(chosen.describe(env))
+    mail = stack.start_smtp_sink(env, clear=False)
     stack.ensure_airflow_db(env)
-    stack.stop_background(env, "airflow")
-    stack.start_background("airflow", [str(stack.BIN / "airflow"), "standalone"], env)
-    url = api_url(env)
-    log = stack.log_file(env, "airflow")
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=5) as response:  # noqa: S310
-                if response.status == 200:
-                    print(f"Airflow UI: {url} (log: {log}); `make stop` stops everything")
-                    return 0
-        except OSError:
-            pass
-        time.sleep(2)
-    print(f"Airflow did not answer within 4 minutes; see {log}", file=sys.stderr)
-    return 1
+    user, password, new = airflow_services.admin_password(env)
+    airflow_services.start(env)
+    where = env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+    print(f"Airflow UI: {api_url(env)} (logs: {run_dir(env)}); `make stop` stops everything")
+    if new:
+        print(f"  log in as {user} with the password {password} (shown this once; kept in {where}, mode 600)")
+    else:
+        print(f"  log in as {user}; the password is in {where}")
+    print(f"  mails (exception emails, failure alerts) are saved in {mail} as .eml files")
+    return 0
 
 
 def cmd_simulate(env: dict[str, str], args: argparse.Namespace) -> int:
-    scenario = args.scenario or str(stack.default_scenario(env))
+    # no SCENARIO: the world the warehouse was loaded from, if its file is still there
+    scenario = args.scenario or str(world.recorded_scenario(env) or stack.default_scenario(env))
     os.execvpe(sys.executable, [sys.executable, "-m", "recon_simulators", "--scenario", scenario], env)  # noqa: S606
     return 0
 
 
 def cmd_stop(env: dict[str, str], _: argparse.Namespace) -> int:
-    for name in ("airflow", "simulators", "smtp_sink"):
+    from local_stack import airflow_services
+
+    stopped = airflow_services.stop(env)
+    if stopped:
+        print(f"stopped airflow ({', '.join(stopped)})")
+    for name in ("simulators", "smtp_sink"):
         if stack.stop_background(env, name):
             print(f"stopped {name}")
     stack.stop_warehouse(env)
@@ -97,10 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("warehouse", help="start the warehouse and apply migrations").set_defaults(fn=cmd_warehouse)
     sub.add_parser("warehouse-url", help="print the warehouse's libpq URL").set_defaults(fn=cmd_warehouse_url)
+    sub.add_parser("reader-url", help="print finance's libpq URL (recon_reader)").set_defaults(fn=cmd_reader_url)
     demo = sub.add_parser("demo", help="run the main job end to end on embedded defaults")
     demo.add_argument("--scenario", default="", help="scenario file for the simulators")
     demo.set_defaults(fn=cmd_demo)
-    up = sub.add_parser("up", help="Airflow UI with our DAGs on http://127.0.0.1:8080")
+    up = sub.add_parser("up", help="Airflow UI with our DAGs on http://127.0.0.1:$AIRFLOW__API__PORT")
     up.add_argument("--scenario", default="", help="scenario file for the simulators")
     up.set_defaults(fn=cmd_up)
     simulate = sub.add_parser("simulate", help="serve the simulators in the foreground")
@@ -112,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     run.set_defaults(fn=cmd_run)
     args = parser.parse_args(argv)
     os.chdir(ROOT)
-    return args.fn(project_env(), args)
+    with stack.stop_on_interrupt():  # an interrupted command stops what it started
+        return args.fn(project_env(), args)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from local_stack.env import LOCAL
 
@@ -18,8 +18,11 @@ class ConnFields:
     password: str
     schema: str
 
-    def libpq_url(self) -> str:
-        return f"postgresql://{self.login}:{self.password}@{self.host}:{self.port or 5432}/{self.schema}"
+    def libpq_url(self, options: str = "") -> str:
+        """A libpq URL; login, password and database percent-escaped (a password may hold @, : or /)."""
+        login, password, database = (quote(part, safe="") for part in (self.login, self.password, self.schema))
+        url = f"postgresql://{login}:{password}@{self.host}:{self.port or 5432}/{database}"
+        return url + (f"?options={quote(options, safe='')}" if options else "")
 
 
 def parse_connection(value: str) -> ConnFields:
@@ -48,6 +51,22 @@ def warehouse_conn(env: dict[str, str]) -> ConnFields:
     if not raw:
         raise SystemExit("AIRFLOW_CONN_RECON_WAREHOUSE is not set: copy .env.example to .env or export it")
     return parse_connection(raw)
+
+
+READER = "recon_reader"
+
+
+def reader_url(env: dict[str, str]) -> str:
+    """Finance's connection: recon_reader with RECON_READER_PASSWORD on the warehouse of
+    AIRFLOW_CONN_RECON_WAREHOUSE, schema recon first on its search_path (so psql's \\d+ lists it)."""
+    password = env.get("RECON_READER_PASSWORD")
+    if not password:
+        raise SystemExit(
+            "RECON_READER_PASSWORD is not set: set it in .env (the embedded warehouse gives recon_reader that "
+            "password when it starts); on your own Postgres give the role a login first: "
+            "ALTER ROLE recon_reader LOGIN PASSWORD '...'"
+        )
+    return replace(warehouse_conn(env), login=READER, password=password).libpq_url("-csearch_path=recon")
 
 
 def embedded_enabled(env: dict[str, str]) -> bool:

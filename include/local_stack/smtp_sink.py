@@ -1,11 +1,14 @@
 """``python -m local_stack.smtp_sink``: a local SMTP server (aiosmtpd) that saves every message it
-receives as an .eml file, so a demo user can open the exception emails."""
+receives as an .eml file, so a local user can open the exception emails and failure alerts
+(`make demo`, `make up`); its log names each mail saved."""
 
 from __future__ import annotations
 
 import argparse
 import time
 from datetime import UTC, datetime
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
@@ -19,7 +22,10 @@ class SaveToFolder:
     async def handle_DATA(self, server, session, envelope) -> str:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         recipient = (envelope.rcpt_tos or ["unknown"])[0].replace("@", "_at_")
-        (self.folder / f"{stamp}-{recipient}.eml").write_bytes(envelope.content)
+        path = self.folder / f"{stamp}-{recipient}.eml"
+        path.write_bytes(envelope.content)
+        subject = BytesParser(policy=policy.default).parsebytes(envelope.content, headersonly=True)["Subject"]
+        print(f"saved {path.name}: {subject!r} to {', '.join(envelope.rcpt_tos)}", flush=True)
         return "250 OK"
 
 

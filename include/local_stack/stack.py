@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import psycopg
 
 from local_stack.settings import ConnFields, embedded_enabled, local_dir, run_dir, warehouse_conn, warehouse_dir
@@ -32,7 +35,10 @@ def start_warehouse(env: dict[str, str], fresh: bool = False) -> ConnFields:
     warehouse = None
     if embedded_enabled(env):
         warehouse = embedded_warehouse(env, conn)
-        warehouse.start()
+        if not warehouse.is_running():
+            _started.append(warehouse.stop)
+        with _signals_held():  # pg_ctl start is not cut short: the stop that follows then finds it
+            warehouse.start()
         if fresh:
             warehouse.drop_database(conn.schema)
         warehouse.ensure_database(conn.login, conn.password, conn.schema)
@@ -97,31 +103,88 @@ def log_file(env: dict[str, str], name: str) -> Path:
 def start_background(name: str, cmd: list[str], env: dict[str, str]) -> int:
     run_dir(env).mkdir(parents=True, exist_ok=True)
     log = log_file(env, name).open("ab")
-    proc = subprocess.Popen(  # noqa: S603 - our own argv
-        cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    pid_file(env, name).write_text(str(proc.pid))
+    with _signals_held():  # an interrupt waits until the new process is recorded, so it can stop it
+        proc = subprocess.Popen(  # noqa: S603 - our own argv
+            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        _started.append(lambda: stop_background(env, name))
+        # the start time tells our process from another that got its pid later (e.g. after a reboot)
+        pid_file(env, name).write_text(f"{proc.pid} {psutil.Process(proc.pid).create_time()}\n")
     return proc.pid
 
 
 def stop_background(env: dict[str, str], name: str) -> bool:
+    """Stop the process group in ``name``'s pid file, if its leader is still the process we started."""
     path = pid_file(env, name)
     if not path.exists():
         return False
-    pid = int(path.read_text())
+    pid, *created = path.read_text().split()
     path.unlink()
     try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
+        if created and abs(psutil.Process(int(pid)).create_time() - float(created[0])) > 1:
+            return False
+        os.killpg(int(pid), signal.SIGTERM)
+    except (psutil.NoSuchProcess, ProcessLookupError):
         return False
     for _ in range(50):
         try:
-            os.killpg(pid, 0)
+            os.killpg(int(pid), 0)
         except ProcessLookupError:
             return True
         time.sleep(0.2)
-    os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(int(pid), signal.SIGKILL)
     return True
+
+
+# --- an interrupted command stops what it started -----------------------------------------------
+
+_started: list[Callable[[], object]] = []  # how to stop each server this command started, in order
+_held: list[int] | None = None  # signals received while a start is being recorded
+
+
+def _interrupted(signum: int, _frame: object) -> None:
+    if _held is not None:
+        _held.append(signum)
+        return
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    global _held
+    _held = []
+    try:
+        yield
+    finally:
+        held, _held = _held, None
+        if held:
+            raise KeyboardInterrupt(signal.Signals(held[0]).name)
+
+
+@contextlib.contextmanager
+def stop_on_interrupt() -> Iterator[None]:
+    """SIGTERM (a timeout, `kill`) acts as Ctrl-C; on either, stop what this command started.
+
+    A command that ends leaves its servers running until `make stop` (the README's promise); only an
+    interrupted one stops them, so the next run finds its ports free.
+    """
+    previous = {signum: signal.signal(signum, _interrupted) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    except KeyboardInterrupt as err:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the clean-up is short: let it finish
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print(f"\ninterrupted ({err or 'SIGINT'}): stopping what this command started", file=sys.stderr, flush=True)
+        while _started:
+            try:
+                _started.pop()()
+            except Exception as failure:  # stop the others anyway
+                print(f"could not stop one of them: {failure}", file=sys.stderr)
+        raise SystemExit(128 + (signal.SIGTERM if str(err) == "SIGTERM" else signal.SIGINT)) from None
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 # --- simulators ---------------------------------------------------------------------------------
@@ -170,11 +233,12 @@ def start_simulators(env: dict[str, str], scenario: Path) -> None:
     raise SystemExit(f"the simulators did not start; see {log_file(env, 'simulators')}")
 
 
-def start_smtp_sink(env: dict[str, str]) -> Path:
-    """The demo's local SMTP server; every mail lands as an .eml file in the returned folder."""
+def start_smtp_sink(env: dict[str, str], clear: bool = True) -> Path:
+    """The local SMTP server; every mail lands as an .eml file in the returned folder (``clear``: the
+    demo shows its own mails only; `make up` keeps the earlier ones)."""
     folder = local_dir(env) / "mail"
     stop_background(env, "smtp_sink")
-    for old in folder.glob("*.eml"):  # each demo shows its own mails
+    for old in folder.glob("*.eml") if clear else ():
         old.unlink()
     port = env.get("SIM_SMTP_PORT", "18025")
     start_background("smtp_sink", [sys.executable, "-m", "local_stack.smtp_sink", "--port", port, "--dir",

@@ -30,4 +30,5 @@ SITOO_REFERENCE = [
 ]  # fmt: skip
 LOCATION_MAP = table_asset("staging", "dim_location_map")
 RECON_PUBLISHED = [table_asset("recon", t) for t in
-                   ("exceptions", "fct_return_reconciliation", "daily_summary", "refund_journal")]  # fmt: skip
+                   ("exceptions", "fct_returns", "fct_return_reconciliation", "daily_summary",
+                    "refund_journal")]  # fmt: skip

@@ -195,7 +195,7 @@ def _fresh(db) -> None:
     with psycopg.connect(db.url, autocommit=True) as conn:
         conn.execute("DROP SCHEMA raw CASCADE; DROP SCHEMA staging CASCADE; DROP SCHEMA recon CASCADE; "
                      "DROP TABLE public.schema_migrations")  # fmt: skip
-        conn.execute("DROP TABLE IF EXISTS public.ratelimit___api_budget CASCADE")
+        conn.execute("DROP SCHEMA IF EXISTS ops CASCADE")
         apply_migrations(conn)
 
 

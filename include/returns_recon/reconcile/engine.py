@@ -1,8 +1,8 @@
 """Run one reconciliation: models, detection, queue merge, publication (write, audit, publish).
 
-Everything happens in one transaction: the published tables are built in a shadow schema in that same
-transaction and swapped in as its last statement, so readers see either the previous tables or the new
-ones, never a half-built state. The swap needs ACCESS EXCLUSIVE locks that wait behind any reader's
+Everything happens in one transaction: the published tables and views are built (with their comments) in a
+shadow schema in that same transaction and swapped in as its last statement, so readers see either the previous
+tables or the new ones, never a half-built state. The swap needs ACCESS EXCLUSIVE locks that wait behind any reader's
 ACCESS SHARE lock, and every new reader queues behind a waiting swap: so each attempt waits only a short
 lock_timeout, inside a savepoint that is rolled back on timeout (the built tables stay), and is retried
 with backoff for a bounded time, then fails naming the blocking sessions (docs/reconciliation.md).
@@ -152,11 +152,15 @@ def reconcile(
 
 
 def _build(conn: psycopg.Connection, params: dict) -> None:
-    """Write and audit the published tables in the shadow schema recon_build (readers cannot see it)."""
+    """Write, comment and audit the published tables, and the views over them, in the shadow schema
+    recon_build (readers cannot see it)."""
     conn.execute("DROP SCHEMA IF EXISTS recon_build CASCADE")
     conn.execute("CREATE SCHEMA recon_build")
     for script in publish.BUILD:
         _run(conn, script, params)
+    for view in publish.VIEW_BUILD:
+        conn.execute(view)  # no parameters: a % in a view is the view's own
+    conn.execute(publish.comment_statements("recon_build"))
     failures = []
     for name, query in publish.AUDITS.items():
         ok, detail = conn.execute(query).fetchone()
@@ -168,14 +172,21 @@ def _build(conn: psycopg.Connection, params: dict) -> None:
 
 def _swap_script(conn: psycopg.Connection, settings: ReconSettings) -> str:
     """The swap as one round trip: a savepoint, the attempt's lock_timeout (SET LOCAL: undone with the
-    savepoint, gone at commit), the tables moved from recon_build into recon, the savepoint released."""
+    savepoint, gone at commit), the previous views dropped (they read the previous tables), the tables and
+    then the views (which read the new tables, comments and all) moved from recon_build into recon, the
+    savepoint released."""
     lock_timeout_ms = max(1, round(settings.publish_lock_timeout_seconds * 1000))
     steps = [sql.SQL("SAVEPOINT {}").format(sql.Identifier(SWAP_SAVEPOINT)),
              sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(lock_timeout_ms))]  # fmt: skip
+    steps += [sql.SQL("DROP VIEW IF EXISTS recon.{}").format(sql.Identifier(v)) for v in reversed(publish.VIEWS)]
     for table in publish.TABLES:
         name = sql.Identifier(table)
         steps += [sql.SQL("DROP TABLE IF EXISTS recon.{}").format(name),
                   sql.SQL("ALTER TABLE recon_build.{} SET SCHEMA recon").format(name),
+                  sql.SQL("GRANT SELECT ON recon.{} TO recon_reader").format(name)]  # fmt: skip
+    for view in publish.VIEWS:
+        name = sql.Identifier(view)
+        steps += [sql.SQL("ALTER VIEW recon_build.{} SET SCHEMA recon").format(name),
                   sql.SQL("GRANT SELECT ON recon.{} TO recon_reader").format(name)]  # fmt: skip
     steps += [
         sql.SQL("DROP SCHEMA recon_build"),
@@ -237,7 +248,7 @@ def describe_blockers(conn: psycopg.Connection) -> list[str]:
     the pipeline's login has its privileges (migration 0011 grants those of recon_reader)."""
     sessions: dict[int, tuple[str, list[str]]] = {}
     for pid, user, state, state_change, xact_start, app, granted, mode, table in conn.execute(
-        BLOCKERS, (list(publish.TABLES),)
+        BLOCKERS, (list(publish.PUBLISHED),)
     ):
         if state is not None and xact_start is None:
             continue  # its transaction ended between the two snapshots (pg_locks, pg_stat_activity)
@@ -256,9 +267,16 @@ def _when(moment: datetime | None) -> str:
 
 
 def set_state(conn: psycopg.Connection, key: str, state: str, by: str, note: str | None = None) -> bool:
-    """A human acknowledges or resolves an exception; later runs keep that decision."""
+    """A person acknowledges, resolves or re-opens an exception; later runs keep that decision. Every call is
+    kept in recon.exception_events (append-only), written in the same transaction by the queue's trigger,
+    which takes the person and the note from the transaction's settings (migration 0017)."""
     if state not in {"acknowledged", "resolved", "open"}:
         raise ValueError("state must be acknowledged, resolved or open")
+    by = (by or "").strip()
+    if not by:
+        raise ValueError("say who decided: a name or email, not empty")
     with conn.transaction():
+        conn.execute("SELECT set_config('recon.changed_by', %s, true), set_config('recon.change_note', %s, true)",
+                     (by, note or ""))  # fmt: skip
         row = conn.execute(queue.SET_STATE, {"state": state, "by": by, "note": note, "key": key}).fetchone()
     return row is not None

@@ -1,0 +1,128 @@
+"""`make up`'s Airflow: the API server, scheduler, DAG processor and triggerer, each a background process
+with its own pid and log (what ``airflow standalone`` runs, but on 127.0.0.1 only: standalone's scheduler
+and triggerer serve task logs on every interface), the two log servers on 127.0.0.1, and the admin login
+(Airflow's simple auth manager, its password generated here once into a file of mode 600)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+from local_stack.settings import api_url, run_dir
+from local_stack.stack import BIN, log_file, pid_file, start_background, stop_background
+
+# started in this order, stopped in the reverse order
+NAMES = (
+    "airflow-log-server",
+    "airflow-trigger-log-server",
+    "airflow-api-server",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+)
+# the ports the Airflow processes listen on, by the variable that moves them
+PORT_VARIABLES = {
+    "AIRFLOW__API__PORT": "8080",
+    "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": "8793",
+    "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": "8794",
+}
+
+
+def port(env: dict[str, str], variable: str) -> int:
+    return int(env.get(variable) or PORT_VARIABLES[variable])
+
+
+def commands(env: dict[str, str]) -> dict[str, list[str]]:
+    airflow = str(BIN / "airflow")
+    log_server = [sys.executable, "-m", "local_stack.log_server", "--port"]
+    return {
+        "airflow-log-server": [*log_server, str(port(env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"))],
+        "airflow-trigger-log-server": [*log_server, str(port(env, "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"))],
+        "airflow-api-server": [airflow, "api-server", "--host", "127.0.0.1", "--port",
+                               str(port(env, "AIRFLOW__API__PORT"))],
+        "airflow-scheduler": [airflow, "scheduler", "--skip-serve-logs"],
+        "airflow-dag-processor": [airflow, "dag-processor"],
+        "airflow-triggerer": [airflow, "triggerer", "--skip-serve-logs"],
+    }  # fmt: skip
+
+
+def admin_password(env: dict[str, str]) -> tuple[str, str, bool]:
+    """(user, password, new): the simple auth manager's admin, its password generated on first use into
+    ``AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE`` (mode 600). Airflow reads the file and, as the
+    user is in it, never prints or logs the password itself."""
+    user = env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin").split(",")[0].split(":")[0]
+    path = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
+    passwords = json.loads(path.read_text() or "{}") if path.exists() else {}
+    new = user not in passwords
+    if new:
+        passwords[user] = secrets.token_urlsafe(12)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(passwords) + "\n")
+    os.chmod(path, 0o600)
+    return user, passwords[user], new
+
+
+def _taken(number: int) -> bool:
+    with socket.socket() as sock:
+        # as the servers do: a port with connections in TIME_WAIT is free (Linux still refuses a listened one)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", number))
+        except OSError:
+            return True
+    return False
+
+
+def _alive(name: str, env: dict[str, str]) -> bool:
+    try:
+        proc = psutil.Process(int(pid_file(env, name).read_text().split()[0]))
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except (OSError, ValueError, IndexError, psutil.NoSuchProcess):
+        return False
+
+
+def _tail(path: Path, chars: int = 3000) -> str:
+    return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+
+def stop(env: dict[str, str]) -> list[str]:
+    """Stop every Airflow process of ours (and the single ``airflow standalone`` of earlier versions)."""
+    return [name for name in ("airflow", *reversed(NAMES)) if stop_background(env, name)]
+
+
+def start(env: dict[str, str], timeout: float = 240) -> None:
+    """Start every component and wait until the API server reports all of them healthy."""
+    stop(env)
+    for variable in PORT_VARIABLES:
+        if _taken(port(env, variable)):
+            raise SystemExit(f"port {port(env, variable)} on 127.0.0.1 is taken (by something else): "
+                             f"set {variable} to a free port in .env or your shell")  # fmt: skip
+    run_dir(env).mkdir(parents=True, exist_ok=True)
+    for name, cmd in commands(env).items():
+        start_background(name, cmd, env)
+    health = f"{api_url(env)}/api/v2/monitor/health"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        dead = [name for name in NAMES if not _alive(name, env)]
+        if dead:
+            raise SystemExit(f"{dead[0]} stopped; its log ({log_file(env, dead[0])}) ends:\n"
+                             f"{_tail(log_file(env, dead[0]))}")  # fmt: skip
+        try:
+            with urllib.request.urlopen(health, timeout=5) as response:  # noqa: S310 - our own loopback URL
+                states = json.load(response)
+            if all(part.get("status") == "healthy" for part in states.values()):
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(2)
+    raise SystemExit(f"Airflow was not healthy within {timeout:.0f} s; see the logs in {run_dir(env)}")
