@@ -10,8 +10,10 @@ import json
 import math
 import re
 import uuid
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from email import policy
@@ -21,6 +23,7 @@ import psycopg
 import pytest
 from aiosmtpd.controller import Controller
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from returns_recon.notify.digest import send_digests, smtp_sender
 from returns_recon.postings.plan import ACTIONS
@@ -286,6 +289,10 @@ class Mails:
     journal_currencies: set[str]
     done: list[tuple[str, str, str, str | None]]  # owner, action, return, item of each posting done
     created: dict[tuple[str, str, str | None], dict]  # (action, return, item) -> the document in the simulator
+    # what finance read as recon_reader when the first mails were sent: recon.money_at_risk's rows, and the open
+    # exceptions' own gaps (owner, currency, return, key, gap) in recon.exception_details
+    at_risk: list[tuple] = field(default_factory=list)
+    gaps: list[tuple] = field(default_factory=list)
 
 
 def _created_documents(simulators, world: Scenario, done: list) -> dict[tuple[str, str, str | None], dict]:
@@ -312,15 +319,14 @@ def _created_documents(simulators, world: Scenario, done: list) -> dict[tuple[st
     return created
 
 
-@pytest.fixture(scope="module")
-def mails(embedded_server, simulators, tmp_path_factory) -> Iterator[Mails]:
-    """One database, one scenario, one SMTP server for the tests below (a pipeline run takes a while)."""
+@contextmanager
+def mail_pipeline(embedded_server, simulators, path: Path) -> Iterator[tuple]:
+    """A database of its own, the simulators serving the scenario at ``path``, a real SMTP server as
+    ``smtp_default``: (database, API clients, the SMTP server's kept mails). The database is dropped after."""
     from returns_recon.apis.client import RetrySettings
     from returns_recon.apis.hooks import Cin7CoreHook, ReveniHook, SitooHook
     from returns_recon.extract.run import Clients
     from returns_recon.warehouse.migrate import apply_migrations
-    from tests.fixtures.pipeline import cycle
-    from tests.fixtures.scenarios import scenario
     from tests.fixtures.simulators import CREDS, free_port
     from tests.fixtures.smtp import _Keep
     from tests.fixtures.warehouse import TestDatabase
@@ -333,9 +339,6 @@ def mails(embedded_server, simulators, tmp_path_factory) -> Iterator[Mails]:
     controller.start()
     smtp = {"conn_type": "smtp", "host": "127.0.0.1", "port": port,
             "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "returns-recon@example.com"}}  # fmt: skip
-    path = scenario(tmp_path_factory.mktemp("mails"), 11, returns=300, event_fraction=0.0)
-    world = Scenario(path)
-    today = datetime.now(UTC).date()
     try:
         with pytest.MonkeyPatch.context() as env:
             for key, value in {**simulators.env(), "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(smtp)}.items():
@@ -346,28 +349,59 @@ def mails(embedded_server, simulators, tmp_path_factory) -> Iterator[Mails]:
             with db.connect() as conn:
                 apply_migrations(conn)
             simulators.load(path)
-            cycle(db, clients, path, "mail-1", post=False)
-            with db.connect(autocommit=True) as conn:
-                send_mails(conn, today, "mail-1")
-                journal = {c for (c,) in conn.execute("SELECT DISTINCT currency FROM recon.refund_journal "
-                                                      "WHERE day >= current_date - 14")}  # fmt: skip
-            first = delivered_by_owner(sink)
-            # the pipeline posts its corrections, then mails the next day, and the day after
-            assert cycle(db, clients, path, "mail-2").done > 0
-            with db.connect(autocommit=True) as conn:
-                done = conn.execute(
-                    "SELECT e.owner, p.action, p.return_id, p.item_id FROM recon.postings p "
-                    "JOIN recon.exceptions e USING (exception_key) WHERE p.status = 'done'"
-                ).fetchall()
-                send_mails(conn, today + timedelta(days=1), "mail-2")
-                second = delivered_by_owner(sink, start=len(first))
-                send_mails(conn, today + timedelta(days=2), "mail-3")
-                third = delivered_by_owner(sink, start=len(first) + len(second))
-            yield Mails(world, first, second, third, journal, done, _created_documents(simulators, world, done))
+            yield db, clients, sink
     finally:
         controller.stop()
         with psycopg.connect(embedded_server.superuser_dsn(), autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="module")
+def mails(embedded_server, simulators, tmp_path_factory) -> Iterator[Mails]:
+    """One database, one scenario, one SMTP server for the tests below (a pipeline run takes a while)."""
+    from tests.fixtures.pipeline import cycle
+    from tests.fixtures.scenarios import scenario
+
+    path = scenario(tmp_path_factory.mktemp("mails"), 11, returns=300, event_fraction=0.0)
+    world = Scenario(path)
+    today = datetime.now(UTC).date()
+    with mail_pipeline(embedded_server, simulators, path) as (db, clients, sink):
+        cycle(db, clients, path, "mail-1", post=False)
+        with db.connect(autocommit=True) as conn:
+            send_mails(conn, today, "mail-1")
+            journal = {c for (c,) in conn.execute("SELECT DISTINCT currency FROM recon.refund_journal "
+                                                  "WHERE day >= current_date - 14")}  # fmt: skip
+        first = delivered_by_owner(sink)
+        at_risk, gaps = read_as_finance(embedded_server, db.dbname)
+        # the pipeline posts its corrections, then mails the next day, and the day after
+        assert cycle(db, clients, path, "mail-2").done > 0
+        with db.connect(autocommit=True) as conn:
+            done = conn.execute(
+                "SELECT e.owner, p.action, p.return_id, p.item_id FROM recon.postings p "
+                "JOIN recon.exceptions e USING (exception_key) WHERE p.status = 'done'"
+            ).fetchall()
+            send_mails(conn, today + timedelta(days=1), "mail-2")
+            second = delivered_by_owner(sink, start=len(first))
+            send_mails(conn, today + timedelta(days=2), "mail-3")
+            third = delivered_by_owner(sink, start=len(first) + len(second))
+        yield Mails(world, first, second, third, journal, done, _created_documents(simulators, world, done),
+                    at_risk, gaps)  # fmt: skip
+
+
+def read_as_finance(embedded_server, dbname: str) -> tuple[list[tuple], list[tuple]]:
+    """recon.money_at_risk and the open exceptions' gaps, as finance reads them: recon_reader, over the server's
+    local socket (trust; the role's password stays whatever other tests set)."""
+    with psycopg.connect(embedded_server.superuser_dsn(), autocommit=True) as su:
+        su.execute("ALTER ROLE recon_reader LOGIN")
+    with psycopg.connect(make_conninfo(embedded_server.superuser_dsn(dbname), user="recon_reader")) as reader:
+        assert reader.execute("SELECT current_user").fetchone() == ("recon_reader",)
+        at_risk = reader.execute("SELECT owner, currency, returns, under_credited, over_credited "
+                                 "FROM recon.money_at_risk").fetchall()  # fmt: skip
+        gaps = reader.execute(
+            "SELECT owner, currency, return_id, exception_key, money_at_risk FROM recon.exception_details "
+            "WHERE state IN ('open', 'acknowledged') AND money_at_risk <> 0"
+        ).fetchall()
+    return at_risk, gaps
 
 
 def send_mails(conn: psycopg.Connection, mail_date: date, run_id: str) -> dict[str, str]:
@@ -534,3 +568,78 @@ def test_the_next_mail_lists_what_the_pipeline_fixed_since_the_last_one(mails) -
     for message in mails.third.values():
         assert FIXED_SECTION not in plain_text(message)
         assert not attached_csv(message, "fixed-by-pipeline-")
+
+
+# "  EUR, 12 return(s): refunded more than credited -345.00 EUR, credited more than refunded 20.00 EUR"
+MONEY_LINE = re.compile(r"^  ([A-Z]{3}), (\d+) (return|exception)\(s\): refunded more than credited (-?\d+\.\d\d) \1, "
+                        r"credited more than refunded (-?\d+\.\d\d) \1$", re.MULTILINE)  # fmt: skip
+
+
+def cents(amount: Decimal) -> Decimal:
+    return Decimal(f"{amount:.2f}")
+
+
+def money_in_mail(message) -> dict[str, tuple[int, Decimal, Decimal]]:
+    """The mail's money at risk per currency: (how many, refunded more than credited, credited more than refunded)."""
+    found = MONEY_LINE.findall(plain_text(message))
+    return {currency: (int(n), Decimal(short), Decimal(over)) for currency, n, _, short, over in found}
+
+
+def finance_reads(at_risk: list[tuple]) -> dict[str, tuple[int, Decimal, Decimal]]:
+    """recon.money_at_risk's rows for finance, as the mail rounds them."""
+    return {currency: (n, cents(-(under or 0)), cents(over or 0)) for owner, currency, n, under, over in at_risk
+            if owner == "finance"}  # fmt: skip
+
+
+def each_return_once(gaps: list[tuple]) -> dict[str, tuple[int, Decimal, Decimal]]:
+    """The rule, from the open exceptions' own gaps: per currency, each return once with its largest gap (the
+    lowest exception key on a tie), the negative and the positive gaps summed apart."""
+    largest: dict[tuple[str, str], Decimal] = {}
+    for _, currency, return_id, _, gap in sorted(gaps, key=lambda g: (-abs(g[4]), g[3])):
+        largest.setdefault((currency, return_id), gap)
+    totals: dict[str, tuple[int, Decimal, Decimal]] = {}
+    for (currency, _), gap in largest.items():
+        n, short, over = totals.get(currency, (0, Decimal(0), Decimal(0)))
+        totals[currency] = (n + 1, short + min(gap, 0), over + max(gap, 0))
+    return {currency: (n, cents(short), cents(over)) for currency, (n, short, over) in totals.items()}
+
+
+def test_the_finance_mail_totals_are_what_finance_reads_in_money_at_risk(mails) -> None:
+    """The finance mail's money at risk per currency is recon.money_at_risk's for finance, read as recon_reader
+    when the mail was sent; and both follow the rule (each return once, with its largest gap)."""
+    in_mail = money_in_mail(mails.first["finance"])
+    assert len(in_mail) > 1, "finance has money at risk in several currencies"
+    assert in_mail == finance_reads(mails.at_risk)
+    assert in_mail == each_return_once([g for g in mails.gaps if g[0] == "finance"])
+    assert {kind for *_, kind, _, _ in MONEY_LINE.findall(plain_text(mails.first["finance"]))} == {"return"}
+
+
+@pytest.fixture(scope="module")
+def two_money_exceptions(embedded_server, simulators, tmp_path_factory) -> Iterator[tuple]:
+    """A pipeline run whose finance mail has returns with two money exceptions: a note made by hand of another
+    total on a refunded return's sale (refund_without_credit_note and unattributed_credit_note on the return).
+    (finance's mail, recon.money_at_risk's rows and the open exceptions' gaps, read as recon_reader.)"""
+    from tests.fixtures.pipeline import cycle
+    from tests.fixtures.scenarios import scenario
+
+    path = scenario(tmp_path_factory.mktemp("two-gaps"), 13, returns=80, event_fraction=0.0,
+                    messy={"note_by_hand_other_total": 0.05})  # fmt: skip
+    with mail_pipeline(embedded_server, simulators, path) as (db, clients, sink):
+        cycle(db, clients, path, "two-gaps-1", post=False)
+        with db.connect(autocommit=True) as conn:
+            send_mails(conn, datetime.now(UTC).date(), "two-gaps-1")
+        yield delivered_by_owner(sink)["finance"], *read_as_finance(embedded_server, db.dbname)
+
+
+def test_a_return_with_two_money_exceptions_counts_once_in_the_mail_and_for_finance(two_money_exceptions) -> None:
+    message, at_risk, gaps = two_money_exceptions
+    finance = [g for g in gaps if g[0] == "finance"]
+    per_return = Counter((currency, return_id) for _, currency, return_id, _, _ in finance)
+    twice = {currency for (currency, _), n in per_return.items() if n > 1}
+    assert twice, "returns with two money exceptions in one currency"
+    in_mail = money_in_mail(message)
+    assert in_mail == finance_reads(at_risk)
+    assert in_mail == each_return_once(finance)
+    for currency in twice:  # fewer returns than exceptions: each return once
+        assert in_mail[currency][0] == sum(1 for c, _ in per_return if c == currency)
+        assert in_mail[currency][0] < sum(n for (c, _), n in per_return.items() if c == currency)

@@ -26,10 +26,10 @@ pytestmark = pytest.mark.integration
 
 # a password a URL must escape
 READER_PASSWORD = "fin@nce:/ 100%?#"
-# what finance reads: the tables and views rebuilt at every publish, and the tables the migrations create
+# what finance reads: the tables and views rebuilt at every publish, and the tables and views the migrations create
 FINANCE = set(publish.PUBLISHED) | {"exceptions", "exception_details", "exception_events", "dim_exception_types",
                                     "recon_runs", "postings", "posting_log", "email_log", "dq_results",
-                                    "golive_checks"}  # fmt: skip
+                                    "golive_checks", "money_at_risk", "money_at_risk_by_return"}  # fmt: skip
 OPEN = "state IN ('open', 'acknowledged')"
 BUDGET = (
     "import sys; from returns_recon.apis.ratelimit import shared_budget; shared_budget(sys.argv[1], 'k', 60).acquire()"
@@ -169,7 +169,13 @@ def test_views_answer_finance_questions_after_every_publish(finance) -> None:
                FROM recon.postings p LEFT JOIN staging.stg_cin7__sales s ON s.sale_id = p.payload ->> 'SaleID'
                WHERE p.status IN ('done', 'adopted')"""
         ).fetchall()
-        gaps = conn.execute("SELECT return_id, currency, credited_minus_refunded FROM recon.fct_returns").fetchall()
+        # every open exception's own gap (credited - refunded) with its currency
+        gaps = conn.execute(
+            f"""SELECT owner, currency, return_id, exception_key, exception_type, money_at_risk
+                FROM recon.exception_details WHERE {OPEN} AND money_at_risk IS NOT NULL"""
+        ).fetchall()
+        returns_gap = dict(conn.execute("SELECT return_id, credited_minus_refunded FROM recon.fct_returns "
+                                        "WHERE NOT currencies_differ").fetchall())  # fmt: skip
         # refunded, and no credit note: raised as refund_without_credit_note, or as sale_not_found (no sale at all)
         unpaid = conn.execute(
             f"""SELECT min(f.currency), sum(f.amount) FROM staging.stg_reveni__refunds f
@@ -183,8 +189,10 @@ def test_views_answer_finance_questions_after_every_publish(finance) -> None:
                                 "FROM open_exceptions_by_return_age").fetchall()  # fmt: skip
         yesterday = reader.execute("SELECT system, action, currency, documents, amount FROM posted_yesterday"
                                    ).fetchall()  # fmt: skip
-        at_risk = reader.execute("SELECT owner, currency, returns, money_at_risk, credited_minus_refunded "
-                                 "FROM money_at_risk").fetchall()  # fmt: skip
+        at_risk = reader.execute("SELECT owner, currency, returns, open_exceptions, under_credited, over_credited, "
+                                 "credited_minus_refunded, money_at_risk FROM money_at_risk").fetchall()  # fmt: skip
+        by_return = reader.execute("SELECT owner, currency, return_id, exception_key, exception_type, gap, exceptions "
+                                   "FROM money_at_risk_by_return").fetchall()  # fmt: skip
         without = reader.execute("SELECT currency, returns, refunded FROM refunds_without_credit_note").fetchall()
 
     # open exceptions by the age of their return, from the return's creation in Reveni
@@ -204,21 +212,37 @@ def test_views_answer_finance_questions_after_every_publish(finance) -> None:
     assert {(s, a, c): [n, amount] for s, a, c, n, amount in yesterday} == dict(expected_posted)
     assert any(a == "create_credit_note" and c and amount for _, a, c, _, amount in yesterday)
 
-    # money at risk per owner and currency: each return's gap once per owner, never across currencies
-    gap_of = {r: (c, g) for r, c, g in gaps}
-    expected_risk = defaultdict(lambda: [set(), Decimal(0), Decimal(0)])
-    for owner, _, return_id, _ in open_rows:
-        currency, gap = gap_of.get(return_id, (None, None))
+    # money at risk per owner and currency (migration 0018): each return once, with its largest non-zero gap
+    # (the lowest exception key on a tie); never across currencies
+    assert all(currency is not None for _, currency, *_ in gaps), "a gap always has its currency"
+    largest: dict[tuple, tuple] = {}
+    exceptions = Counter()
+    for owner, currency, return_id, key, kind, gap in sorted(gaps, key=lambda g: (-abs(g[5]), g[3])):
+        if gap:
+            largest.setdefault((owner, currency, return_id), (key, kind, gap))
+            exceptions[owner, currency, return_id] += 1
+    assert {(o, c, r, key, kind, gap, n) for o, c, r, key, kind, gap, n in by_return} == {
+        (*at, *chosen, exceptions[at]) for at, chosen in largest.items()
+    }
+    expected_risk = defaultdict(lambda: [0, 0, Decimal(0), Decimal(0)])
+    for (owner, currency, return_id), (_, _, gap) in largest.items():
         entry = expected_risk[owner, currency]
-        if return_id is not None and return_id not in entry[0] and gap is not None:
-            entry[1] += abs(gap)
-            entry[2] += gap
-        if return_id is not None:
-            entry[0].add(return_id)
-    got = {(o, c): [n, risk or Decimal(0), net or Decimal(0)] for o, c, n, risk, net in at_risk}
-    assert got == {key: [len(r), risk, net] for key, (r, risk, net) in expected_risk.items()}
-    assert all(c is not None for (o, c), (_, risk, _) in got.items() if risk), "money always with its currency"
-    assert any(risk for o, c, n, risk, _ in at_risk if o == "finance")
+        entry[0] += 1
+        entry[1] += exceptions[owner, currency, return_id]
+        entry[2 if gap < 0 else 3] += abs(gap)
+    assert {(o, c): [n, k, under, over] for o, c, n, k, under, over, _, _ in at_risk} == dict(expected_risk)
+    for *_, under, over, net, risk in at_risk:
+        assert (net, risk) == (over - under, over + under)
+    assert any(risk for o, *_, risk in at_risk if o == "finance")
+    # a return's refund and credit gap is the one fct_returns publishes for it
+    compared = [
+        (r, gap)
+        for _, _, r, _, kind, gap, _ in by_return
+        if r in returns_gap
+        and kind in ("refund_without_credit_note", "credit_note_without_refund", "credit_note_amount_mismatch")
+    ]
+    assert compared
+    assert [(r, returns_gap[r]) for r, _ in compared] == compared
 
     # refunds without a credit note, by currency
     expected_without = defaultdict(lambda: [0, Decimal(0)])

@@ -138,13 +138,45 @@ def money_row(n: int, amount: str | None, currency: str | None) -> dict:
 def test_money_is_shown_per_currency_never_summed_across_and_never_without_its_currency() -> None:
     rows = [money_row(10, "-10.00", "EUR"), money_row(11, "-20.00", "EUR"), money_row(12, "5.00", "EUR"),
             money_row(13, "-300.00", "SEK"), money_row(14, "99.00", None)]  # fmt: skip
-    digest = Digest("finance", date(2026, 12, 2), rows, rows, recipients=["fin@example.com"])
+    # recon.money_at_risk's and recon.money_at_risk_by_return's rows for these (an amount without currency has none)
+    at_risk = [
+        {"currency": "EUR", "returns": 3, "under_credited": Decimal("30.00"), "over_credited": Decimal("5.00")},
+        {"currency": "SEK", "returns": 1, "under_credited": Decimal("300.00"), "over_credited": Decimal(0)},
+    ]
+    chosen = [{"currency": r["currency"], "return_id": r["return_id"], "exception_key": r["exception_key"]}
+              for r in sorted(rows[:4], key=lambda r: -abs(r["money_at_risk"]))]  # fmt: skip
+    digest = Digest("finance", date(2026, 12, 2), rows, rows, recipients=["fin@example.com"], at_risk=at_risk,
+                    returns_at_risk=chosen)  # fmt: skip
     text = part(delivered(render(digest, "returns-recon@example.com")), "text/plain").get_content()
-    assert "EUR, 3 exception(s): refunded more than credited -30.00 EUR, credited more than refunded 5.00 EUR" in text
-    assert "SEK, 1 exception(s): refunded more than credited -300.00 SEK" in text
+    assert "EUR, 3 return(s): refunded more than credited -30.00 EUR, credited more than refunded 5.00 EUR" in text
+    assert "SEK, 1 return(s): refunded more than credited -300.00 SEK, credited more than refunded 0.00 SEK" in text
     for summed in ("-330.00", "-325.00", "-25.00", "-315.00"):  # no total across currencies, nor across signs
         assert summed not in text
     assert "99.00" not in text  # an amount without its currency is not shown as a bare number
+
+
+def test_the_money_totals_are_the_views_rows_each_return_once_with_its_largest_gap() -> None:
+    """Two money exceptions of one return: the mail shows recon.money_at_risk's one return and lists the return
+    once among the largest gaps, with the gap recon.money_at_risk_by_return chose."""
+    no_note = money_row(20, "-25.00", "EUR")
+    by_hand = {**money_row(20, "-10.00", "EUR"), "exception_type": "unattributed_credit_note",
+               "exception_key": "unattributed_credit_note:r20"}  # fmt: skip
+    rows = [by_hand, no_note]
+    at_risk = [{"currency": "EUR", "returns": 1, "under_credited": Decimal("25.00"), "over_credited": Decimal(0)}]
+    chosen = [{"currency": "EUR", "return_id": "r20", "exception_key": no_note["exception_key"]}]
+    digest = Digest("finance", date(2026, 12, 2), rows, [], recipients=["fin@example.com"], at_risk=at_risk,
+                    returns_at_risk=chosen)  # fmt: skip
+    message = delivered(render(digest, "returns-recon@example.com"))
+    text = part(message, "text/plain").get_content()
+    assert "EUR, 1 return(s): refunded more than credited -25.00 EUR, credited more than refunded 0.00 EUR" in text
+    money = text[text.index("Money at risk") : text.index("Still open")]
+    (listed,) = [line for line in money.splitlines() if "return r20" in line]
+    assert "refund_without_credit_note" in listed
+    assert "-25.00 EUR" in listed
+    assert "-10.00 EUR" not in money
+    html = part(message, "text/html").get_content()
+    assert "(one per return)" in html
+    assert html.count("-25.00 EUR") == 2  # the total and the one listed return
 
 
 def test_the_mail_has_a_date_header() -> None:

@@ -5,7 +5,9 @@ the owner's open exceptions (and one of the fixes).
 Each exception comes with what a person needs to act on it without a lookup (``recon.exception_details``,
 migration 0016): the order number, the credit note, transfer and Sitoo ids, the gap (credited − refunded)
 always with its currency, its age from the return's own event, and where misplaced Sitoo stock went.
-Money is never summed across currencies: totals and charts are per currency.
+Money is never summed across currencies: totals and charts are per currency. The money at risk is the owner's rows
+of ``recon.money_at_risk`` and ``recon.money_at_risk_by_return`` (migration 0018: each return once, with its
+largest gap), the very rows finance reads: a mail's totals are finance's.
 
 No mail to an owner with nothing open and nothing fixed, except a weekly all-clear for finance
 (``RECON_FINANCE_ALL_CLEAR_WEEKDAY``), and none with nothing new or fixed on a day already mailed. A re-run of
@@ -75,6 +77,16 @@ SELECT {", ".join(CSV_COLUMNS)}
 FROM recon.exception_details
 WHERE owner = %s AND state IN ('open', 'acknowledged')
 ORDER BY first_seen_at, exception_key
+"""
+
+# the owner's money at risk per currency (migration 0018: each return once, with its largest gap)
+MONEY_AT_RISK = """
+SELECT currency, returns, under_credited, over_credited FROM recon.money_at_risk WHERE owner = %s ORDER BY currency
+"""
+# the returns behind it, largest gap first: the exception whose gap counts for each
+RETURNS_AT_RISK = """
+SELECT currency, return_id, exception_key FROM recon.money_at_risk_by_return WHERE owner = %s
+ORDER BY currency, abs(gap) DESC, return_id
 """
 
 # The documents our postings created (done, or adopted: created by an earlier attempt) since the owner's last sent
@@ -198,6 +210,12 @@ class Digest:
     currency_charts: dict[str, bytes] = field(default_factory=dict)  # one per currency, never summed
     recipients: list[str] = field(default_factory=list)
     fixed: list[dict[str, Any]] = field(default_factory=list)  # documents the pipeline created since the last mail
+    at_risk: list[dict[str, Any]] = field(default_factory=list)  # recon.money_at_risk's rows of the owner
+    returns_at_risk: list[dict[str, Any]] = field(default_factory=list)  # recon.money_at_risk_by_return's
+
+    @property
+    def money(self) -> list[dict[str, Any]]:
+        return money_by_currency(self.at_risk, self.returns_at_risk, self.open)
 
     @property
     def subject(self) -> str:
@@ -220,14 +238,16 @@ def build(conn: psycopg.Connection, owner: str, mail_date: date, all_clear_weekd
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(OPEN, (owner,)).fetchall()
         fixed = cur.execute(FIXED, {"owner": owner, "since": since}).fetchall()
+        at_risk = cur.execute(MONEY_AT_RISK, (owner,)).fetchall()
+        returns_at_risk = cur.execute(RETURNS_AT_RISK, (owner,)).fetchall()
     new = [r for r in rows if since is None or r["first_seen_at"] > since]
     if not rows:
         weekly = owner == "finance" and all_clear_weekday is not None and mail_date.weekday() == all_clear_weekday
         return Digest(owner, mail_date, [], [], all_clear=True, fixed=fixed) if weekly or fixed else None
     if not new and not fixed and since is not None and since.date() == mail_date:
         return None
-    digest = Digest(owner, mail_date, rows, new, fixed=fixed)
-    digest.chart_png, digest.currency_charts = charts(conn, rows)
+    digest = Digest(owner, mail_date, rows, new, fixed=fixed, at_risk=at_risk, returns_at_risk=returns_at_risk)
+    digest.chart_png, digest.currency_charts = charts(conn, rows, digest.money)
     return digest
 
 
@@ -246,10 +266,11 @@ def _png(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
-def charts(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> tuple[bytes, dict[str, bytes]]:
+def charts(conn: psycopg.Connection, rows: list[dict[str, Any]],
+           money: list[dict[str, Any]]) -> tuple[bytes, dict[str, bytes]]:  # fmt: skip
     """Open exceptions by the age of their return's event (a count, no money); and one chart per currency,
     never summing currencies: refunded against credited over the last 14 days (``recon.refund_journal``),
-    and the owner's money at risk by age."""
+    and the owner's money at risk by age (``money``: each return once, with its largest gap)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -257,12 +278,13 @@ def charts(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> tuple[bytes,
 
     names = [name for name, _ in AGE_BUCKETS]
     counts = dict.fromkeys(names, 0)
-    # per currency and age: the gaps below zero (refunded more than credited) and above, each summed on its own
-    gaps: dict[str, dict[str, list[Decimal]]] = {}
     for row in rows:
         counts[age_bucket(row["age_days"])] += 1
-        if row.get("money_at_risk") and row.get("currency"):
-            per_age = gaps.setdefault(row["currency"], {name: [Decimal(0), Decimal(0)] for name in names})
+    # per currency and age: the returns' gaps below zero (refunded more than credited) and above, each summed apart
+    gaps: dict[str, dict[str, list[Decimal]]] = {}
+    for group in money:
+        per_age = gaps.setdefault(group["currency"], {name: [Decimal(0), Decimal(0)] for name in names})
+        for row in group["returns"]:
             per_age[age_bucket(row["age_days"])][row["money_at_risk"] > 0] += row["money_at_risk"]
     figure, axes = plt.subplots(figsize=(5, 3))
     axes.bar(names, list(counts.values()), color=["#4c9be8", "#f0a030", "#e07030", "#d9534f"])
@@ -301,18 +323,20 @@ def charts(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> tuple[bytes,
     return by_age, per_currency
 
 
-def money_by_currency(rows: list[dict[str, Any]], top: int = 5) -> list[dict[str, Any]]:
-    """Per currency (never summed across): the gaps below zero (refunded more than credited) and above zero,
-    each summed on its own so that one never hides the other, how many, and the largest gaps."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        if row.get("money_at_risk") and row.get("currency"):
-            groups.setdefault(row["currency"], []).append(row)
-    return [{"currency": currency, "n": len(group),
-             "short": sum((r["money_at_risk"] for r in group if r["money_at_risk"] < 0), Decimal(0)),
-             "over": sum((r["money_at_risk"] for r in group if r["money_at_risk"] > 0), Decimal(0)),
-             "top": sorted(group, key=lambda r: -abs(r["money_at_risk"]))[:top]}
-            for currency, group in sorted(groups.items())]  # fmt: skip
+def money_by_currency(at_risk: list[dict[str, Any]], returns_at_risk: list[dict[str, Any]],
+                      rows: list[dict[str, Any]], top: int = 5) -> list[dict[str, Any]]:  # fmt: skip
+    """Per currency (never summed across), ``recon.money_at_risk``'s row: how many returns, the gaps below zero
+    (refunded more than credited, shown negative) and above zero, each summed on its own so that one never hides
+    the other; and the returns behind it (``recon.money_at_risk_by_return``, largest gap first) as the exception
+    rows whose gap counts, the ``top`` largest listed."""
+    details = {row["exception_key"]: row for row in rows}
+    returns: dict[str, list[dict[str, Any]]] = {}
+    for chosen in returns_at_risk:
+        if chosen["exception_key"] in details:  # always, unless the queue changed between the two reads
+            returns.setdefault(chosen["currency"], []).append(details[chosen["exception_key"]])
+    return [{"currency": t["currency"], "n": t["returns"], "short": 0 - t["under_credited"], "over": t["over_credited"],
+             "returns": returns.get(t["currency"], []), "top": returns.get(t["currency"], [])[:top]}
+            for t in at_risk]  # fmt: skip
 
 
 def _csv(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> bytes:
@@ -338,7 +362,7 @@ def render(digest: Digest, from_email: str, now: datetime | None = None) -> Emai
         "open": digest.open,
         "new": digest.new,
         "fixed": digest.fixed,
-        "money": money_by_currency(digest.open),
+        "money": digest.money,
         "currency_charts": sorted(digest.currency_charts),
         "by_type": sorted(by_type.values(), key=lambda e: -e["n"]),
         "all_clear": digest.all_clear,
