@@ -72,7 +72,7 @@ def admin_password(env: dict[str, str]) -> tuple[str, str, bool]:
     return user, passwords[user], new
 
 
-def _taken(number: int) -> bool:
+def port_taken(number: int) -> bool:
     with socket.socket() as sock:
         # as the servers do: a port with connections in TIME_WAIT is free (Linux still refuses a listened one)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -104,7 +104,7 @@ def start(env: dict[str, str], timeout: float = 240) -> None:
     """Start every component and wait until the API server reports all of them healthy."""
     stop(env)
     for variable in PORT_VARIABLES:
-        if _taken(port(env, variable)):
+        if port_taken(port(env, variable)):
             raise SystemExit(f"port {port(env, variable)} on 127.0.0.1 is taken (by something else): "
                              f"set {variable} to a free port in .env or your shell")  # fmt: skip
     run_dir(env).mkdir(parents=True, exist_ok=True)

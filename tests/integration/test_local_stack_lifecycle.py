@@ -25,6 +25,7 @@ import psutil
 import pytest
 
 from local_stack import pg_access
+from local_stack.airflow_services import port_taken
 from local_stack.warehouse import EmbeddedWarehouse
 from tests.fixtures.warehouse import TEST_SERVERS, stop_abandoned_servers
 
@@ -41,13 +42,7 @@ def _free_port() -> int:
 
 
 def _port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+    return not port_taken(port)
 
 
 def _spawn(code_or_argv: str | list[str], env: dict[str, str], cwd: Path = ROOT) -> subprocess.Popen:
