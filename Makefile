@@ -50,6 +50,8 @@ chaos: venv
 lint: venv
 	$(VENV)/bin/ruff check dags plugins include tests bench
 	$(VENV)/bin/ruff format --check --quiet dags plugins include tests bench
+	@# the SQL files (pyproject.toml [tool.sqlfluff]; the migrations applied before the linter, .sqlfluffignore)
+	$(VENV)/bin/sqlfluff lint --disable-progress-bar include
 
 up: venv
 	$(STACK) up --scenario "$(SCENARIO)"

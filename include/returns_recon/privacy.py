@@ -5,7 +5,7 @@ The APIs send customers' names, e-mail addresses, phone numbers, postal addresse
 tables (``raw.api_records``, ``raw.quarantine``) keep, per entity, only the fields declared in
 ``ALLOWED`` below: what the staging loads read (the pydantic models in ``returns_recon.models``), plus
 what the postings read back from the stored Cin7 Core sale (``postings/sale_view.py``,
-``postings/execute.py``). Everything else is dropped, at any depth; an entity without a declared list
+``postings/actions/credit_note.py``). Everything else is dropped, at any depth; an entity without a declared list
 cannot be stored at all (``UndeclaredEntity``). ``tests/unit/test_privacy_allowlist.py`` compares each list
 with its model, so a field added to a model (to staging) without being allowed here fails a test.
 
@@ -38,8 +38,8 @@ def fields(keep: str, **nested: Any) -> Shape:
 
 
 _CIN7_LINE = fields("ProductID SKU Name Quantity Price Discount Tax Total TaxRule")
-# a restock line as the credit-note POST model has it (apib L30638): the postings executor copies the lines
-# of our DRAFT note from the stored sale when it completes the note (RESTOCK_LINE_FIELDS, execute.py)
+# a restock line as the credit-note POST model has it (apib L30638): the credit-note action copies the lines of
+# our DRAFT note from the stored sale when it completes the note (postings/actions/credit_note.py)
 _CIN7_RESTOCK = fields(
     "ProductID SKU Name Location LocationID Quantity BatchSN ExpiryDate RestockLocation RestockLocationID RestockDate"
 )

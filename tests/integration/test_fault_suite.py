@@ -31,8 +31,9 @@ from psycopg import sql
 
 from returns_recon.apis.client import RetrySettings
 from returns_recon.golive import CHECKS, OFF_CONTRACT, run_golive_check
+from returns_recon.postings.actions.credit_note import ZERO_GUID
 from returns_recon.postings.execute import CredentialsRefused, execute, quality_gate
-from returns_recon.postings.plan import ZERO_GUID, plan
+from returns_recon.postings.plan import plan
 from returns_recon.reconcile.detect import RETURN_CHECKS
 from returns_recon.warehouse.migrate import apply_migrations
 from tests.fixtures.pipeline import ROOT, SETTINGS, cycle, execute_killed_after_first_send

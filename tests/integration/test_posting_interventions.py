@@ -9,8 +9,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from returns_recon.postings.actions.credit_note import ZERO_GUID
 from returns_recon.postings.execute import CredentialsRefused, execute, quality_gate
-from returns_recon.postings.plan import ZERO_GUID, plan
+from returns_recon.postings.plan import plan
 from returns_recon.reconcile.engine import set_state
 from tests.fixtures.pipeline import SETTINGS, cycle
 from tests.fixtures.scenarios import scenario

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from returns_recon import privacy
 from returns_recon.location_map import COLUMNS, LocationMapRow
 from returns_recon.models import cin7, reveni, sitoo
-from returns_recon.postings.execute import RESTOCK_LINE_FIELDS
+from returns_recon.postings.actions.credit_note import RESTOCK_LINE_FIELDS
 
 pytestmark = pytest.mark.unit
 
@@ -41,10 +41,10 @@ MODELS: dict[tuple[str, str], type[BaseModel]] = {
 # allowed beyond the models, each for a reader of the stored payload
 RESTOCK = "CreditNotes[].Restock[]."
 READ_BACK = {
-    # postings/execute.py completes our DRAFT credit note with the restock lines stored on it
+    # postings/actions/credit_note.py completes our DRAFT credit note with the restock lines stored on it
     ("cin7", "sales"): {RESTOCK + f for f in RESTOCK_LINE_FIELDS}
     - {RESTOCK + f for f in cin7.RestockLine.model_fields},
-    # the refund orders the postings write to Sitoo (postings/plan.py) carry these two keys only
+    # the refund orders the postings write to Sitoo (postings/actions/sitoo.py) carry these two keys only
     ("sitoo", "orders"): {"additionaldata.reveni-return-id", "additionaldata.source"},
 }
 

@@ -23,15 +23,17 @@ import psycopg
 from returns_recon.apis.client import ApiClient
 
 # The stored copy keeps amounts as exact decimal strings; a note sent back must carry numbers.
-NUMERIC_FIELDS = frozenset({"Quantity", "Price", "Discount", "Tax", "Total", "TotalBeforeTax", "AverageCost",
-                            "CreditNoteConversionRate"})  # fmt: skip
+NUMERIC_FIELDS = frozenset(
+    {"Quantity", "Price", "Discount", "Tax", "Total", "TotalBeforeTax", "AverageCost", "CreditNoteConversionRate"}
+)
 
 
 def with_numbers(value: Any) -> Any:
     """A stored document with its amount fields as Decimals again (as the API client reads them)."""
     if isinstance(value, dict):
-        return {k: Decimal(v) if k in NUMERIC_FIELDS and isinstance(v, str) else with_numbers(v)
-                for k, v in value.items()}  # fmt: skip
+        return {
+            k: Decimal(v) if k in NUMERIC_FIELDS and isinstance(v, str) else with_numbers(v) for k, v in value.items()
+        }
     if isinstance(value, list):
         return [with_numbers(v) for v in value]
     return value

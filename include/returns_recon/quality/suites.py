@@ -11,9 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
+from psycopg import sql
+
+from returns_recon import sqlfiles
+
 Severity = Literal["critical", "warning"]
+SQL = Path(__file__).with_name("sql")  # the assets' own queries, one .sql file each
 
 
 @dataclass(frozen=True)
@@ -39,53 +45,47 @@ class Check:
         return f"{self.expectation}({args}) on {self.asset.name}"
 
 
+def _query(name: str, *index: str, **values: Any) -> Asset:
+    """An asset whose query is quality/sql/<name>.sql, its parameters written in (GX runs text, not bound values),
+    without the file's header comments (GX shows the query in Data Docs)."""
+    text = sqlfiles.load(SQL, name).render(values)
+    return Asset(name, "\n".join(line for line in text.splitlines() if not line.startswith("--")), index)
+
+
 def table(name: str, *index: str) -> Asset:
-    return Asset(name, f"SELECT * FROM staging.{name}", index)
+    return Asset(name, sql.SQL("SELECT * FROM {}").format(sql.Identifier("staging", name)).as_string(), index)
 
 
 def _orphans(name: str, child: str, parent: str, key: str, parent_key: str | None = None) -> Asset:
-    return Asset(
-        name,
-        f"SELECT c.{key} FROM staging.{child} c LEFT JOIN staging.{parent} p ON p.{parent_key or key} = c.{key} "
-        f"WHERE p.{parent_key or key} IS NULL",
+    """The rows of a staging table whose key names no row of its parent."""
+    query = sql.SQL(
+        "SELECT c.{key} FROM {child} AS c LEFT JOIN {parent} AS p ON c.{key} = p.{parent_key} "
+        "WHERE p.{parent_key} IS NULL"
+    ).format(
+        key=sql.Identifier(key),
+        child=sql.Identifier("staging", child),
+        parent=sql.Identifier("staging", parent),
+        parent_key=sql.Identifier(parent_key or key),
     )
+    return Asset(name, query.as_string())
 
 
 def _raw_vs_staging(entity: str, staging: str) -> Asset:
-    return Asset(
-        f"{staging}_vs_raw",
-        f"SELECT (SELECT count(*) FROM raw.api_records WHERE entity = '{entity}') AS source_rows, "
-        f"(SELECT count(*) FROM staging.{staging}) AS staged_rows",
-    )
+    """The records fetched of an entity against the rows staged from them."""
+    query = sql.SQL(
+        "SELECT (SELECT count(*) FROM raw.api_records WHERE entity = {entity}) AS source_rows, "
+        "(SELECT count(*) FROM {staging}) AS staged_rows"
+    ).format(entity=sql.Literal(entity), staging=sql.Identifier("staging", staging))
+    return Asset(f"{staging}_vs_raw", query.as_string())
 
 
 def mismatch_checks() -> list[Check]:
     """Business checks: SKUs known exactly to Cin7 Core and (store returns) Sitoo, return points mapped,
     mapped warehouses and locations real."""
-    items_cin7 = Asset(
-        "return_items_in_cin7",
-        "SELECT i.item_id, i.return_id, i.sku, p.product_id AS cin7_product_id "
-        "FROM staging.stg_reveni__return_items i LEFT JOIN LATERAL "
-        "(SELECT product_id FROM staging.stg_cin7__products p WHERE p.sku = i.sku LIMIT 1) p ON true",
-        ("item_id", "sku"),
-    )
-    items_sitoo = Asset(
-        "store_return_items_in_sitoo",
-        "SELECT i.item_id, i.return_id, i.sku, p.product_id AS sitoo_product_id "
-        "FROM staging.stg_reveni__return_items i JOIN staging.stg_reveni__returns r USING (return_id) "
-        "JOIN staging.int_location_map__checked m ON m.return_point_id = r.return_point_id AND m.kind = 'store' "
-        "AND m.problem IS NULL "
-        "LEFT JOIN LATERAL "
-        "(SELECT product_id FROM staging.stg_sitoo__products p WHERE p.sku = i.sku LIMIT 1) p ON true",
-        ("item_id", "sku"),
-    )
-    points = Asset(
-        "return_points_mapped",
-        "SELECT r.return_id, r.return_point_id, m.return_point_id AS mapped_return_point "
-        "FROM staging.stg_reveni__returns r LEFT JOIN staging.dim_location_map m USING (return_point_id)",
-        ("return_id", "return_point_id"),
-    )
-    mapping = Asset("location_map_targets", "SELECT * FROM staging.int_location_map__checked", ("return_point_id",))
+    items_cin7 = _query("return_items_in_cin7", "item_id", "sku")
+    items_sitoo = _query("store_return_items_in_sitoo", "item_id", "sku")
+    points = _query("return_points_mapped", "return_id", "return_point_id")
+    mapping = _query("location_map_targets", "return_point_id")
     suite = "master_data_mismatches"
     return [
         Check(suite, items_cin7, "ExpectColumnValuesToNotBeNull", {"column": "cin7_product_id"}, "warning"),
@@ -112,12 +112,7 @@ def structural_checks(currencies: tuple[str, ...], freshness_hours: float) -> li
     products = table("stg_cin7__products", "product_id")
     orders = table("stg_sitoo__orders", "order_id")
     txns = table("stg_sitoo__warehouse_transactions", "transaction_id")
-    fresh = freshness_hours
-    freshness = Asset(
-        "reveni_freshness",
-        f"SELECT max(updated_at) >= now() - make_interval(secs => {int(fresh * 3600)}) AS fresh "
-        "FROM staging.stg_reveni__returns",
-    )
+    freshness = _query("reveni_freshness", freshness_seconds=int(freshness_hours * 3600))
     checks: list[tuple[str, Asset, str, dict, Severity]] = [
         ("reveni_structure", returns, "ExpectColumnValuesToBeUnique", {"column": "return_id"}, c),
         ("reveni_structure", returns, "ExpectColumnValuesToNotBeNull", {"column": "return_id"}, c),

@@ -23,19 +23,12 @@ from psycopg import sql
 from returns_recon.errors import NotRetryable
 from returns_recon.reconcile import detect, publish, queue
 from returns_recon.reconcile.models import MODELS
+from returns_recon.reconcile.sql import Statement, load
 from returns_recon.settings import PUBLISH_RETRY_MAX_PAUSE_SECONDS, ReconSettings
 
 log = logging.getLogger(__name__)
 
-MATCH_COLUMNS = {"CustomerReference": "customer_reference", "ExternalID": "external_id",
-                 "OrderNumber": "order_number"}  # fmt: skip
-
-
 RECONCILE_LOCK = 72_617_303
-OPEN_BY_OWNER = "SELECT owner, count(*) FROM recon.exceptions WHERE state IN ('open', 'acknowledged') GROUP BY 1"
-OPEN_BY_TYPE = (
-    "SELECT exception_type, count(*) FROM recon.exceptions WHERE state IN ('open', 'acknowledged') GROUP BY 1"
-)
 
 
 class AuditFailed(NotRetryable):
@@ -52,15 +45,6 @@ class PublishBlocked(RuntimeError):
 SWAP_CONFLICTS = (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected)
 SWAP_SAVEPOINT = "recon_swap"
 REPORT_EVERY_SECONDS = 30  # while the swap retries, who blocks it is logged this often
-# the sessions holding, or queued for, a lock on a published table: no query text (it may carry data)
-BLOCKERS = """
-    SELECT a.pid, a.usename, a.state, a.state_change, a.xact_start, a.application_name, l.granted, l.mode, c.relname
-    FROM pg_locks l
-    JOIN pg_class c ON c.oid = l.relation
-    JOIN pg_stat_activity a ON a.pid = l.pid
-    WHERE l.locktype = 'relation' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-      AND c.relnamespace = 'recon'::regnamespace AND c.relname = ANY(%s) AND l.pid <> pg_backend_pid()
-    ORDER BY a.xact_start NULLS LAST, a.pid, c.relname"""
 
 
 @dataclass
@@ -78,17 +62,12 @@ class ReconResult:
         return asdict(self)
 
 
-def statements(script: str) -> list[str]:
-    """A script's statements (each ends with a semicolon at the end of a line)."""
-    return [part.strip() for part in script.split(";\n") if part.strip().rstrip(";")]
-
-
-def _run(conn: psycopg.Connection, script: str | sql.Composable, params: dict) -> None:
-    text = script if isinstance(script, str) else script.as_string(conn)
-    for statement in statements(text):
+def _run(conn: psycopg.Connection, steps: list[tuple[sql.Composable, Statement | None]], params: dict) -> None:
+    """Execute each statement with the values its file declares (none for the engine's own DDL)."""
+    for statement, source in steps:
         started = time.perf_counter()
-        conn.execute(statement, params)  # always bound, so %% in the SQL always means a literal %
-        log.debug("%.2f s  %s", time.perf_counter() - started, " ".join(statement.split())[:90])
+        conn.execute(statement, source.values(params) if source else None)
+        log.debug("%.2f s  %s", time.perf_counter() - started, " ".join(statement.as_string(conn).split())[:90])
 
 
 def _params(settings: ReconSettings, run_id: str, mode: str) -> dict:
@@ -107,10 +86,9 @@ def reconcile(
 ) -> ReconResult:
     started = datetime.now(UTC)
     params = _params(settings, run_id, mode)
-    match_column = sql.Identifier(MATCH_COLUMNS[settings.sale_match_field])
     with conn.transaction():
         # the hourly and daily DAGs may overlap: one reconciliation at a time
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (RECONCILE_LOCK,))
+        conn.execute("SELECT pg_advisory_xact_lock(%(lock)s)", {"lock": RECONCILE_LOCK})
         conn.execute("SET LOCAL work_mem = '256MB'")
         conn.execute("SET LOCAL maintenance_work_mem = '512MB'")  # the published tables' keys
         # the models are big joins and aggregates: let PostgreSQL hand them to parallel workers
@@ -120,50 +98,40 @@ def reconcile(
         search_path = conn.execute("SELECT current_setting('search_path')").fetchone()[0]
         conn.execute("CREATE SCHEMA recon_work")
         conn.execute("SET LOCAL search_path = recon_work")
-        for script in MODELS:
-            _run(conn, sql.SQL(script).format(match_column=match_column), params)
-        _run(conn, detect.FOUND, params)
+        for model in (*MODELS, detect.FOUND):
+            _run(conn, model.statements(), params)
         started_merge = time.perf_counter()
-        merged = conn.execute(queue.MERGE, params).fetchall()
-        resolved = conn.execute(queue.AUTO_RESOLVE, params).rowcount
+        merged = conn.execute(queue.MERGE, {"run_id": run_id}).fetchall()
+        resolved = conn.execute(queue.AUTO_RESOLVE, {"run_id": run_id}).rowcount
         log.debug("%.2f s  exception queue merged", time.perf_counter() - started_merge)
-        _build(conn, params)
+        _build(conn)
         in_scope = conn.execute("SELECT count(*) FROM int_returns").fetchone()[0]
         found = conn.execute("SELECT count(*) FROM found").fetchone()[0]
         opened = sum(1 for inserted, _ in merged if inserted)
-        conn.execute(
-            """INSERT INTO recon.recon_runs (run_id, mode, started_at, returns_in_scope, exceptions_found, opened,
-                                            auto_resolved)
-               VALUES (%s, %s, %s, %s, %s, %s, %s)
-               ON CONFLICT (run_id) DO UPDATE SET finished_at = now(), returns_in_scope = EXCLUDED.returns_in_scope,
-                 exceptions_found = EXCLUDED.exceptions_found, opened = EXCLUDED.opened,
-                 auto_resolved = EXCLUDED.auto_resolved""",
-            (run_id, mode, started, in_scope, found, opened, resolved),
-        )
+        counts = {"returns_in_scope": in_scope, "exceptions_found": found, "opened": opened, "auto_resolved": resolved}
+        conn.execute(load("engine/record_run").text, {"run_id": run_id, "mode": mode, "started_at": started, **counts})
         conn.execute("DROP SCHEMA recon_work CASCADE")
-        conn.execute("SELECT set_config('search_path', %s, true)", (search_path,))
+        conn.execute("SELECT set_config('search_path', %(search_path)s, true)", {"search_path": search_path})
         # last, so the published tables are locked only from the swap to the commit
         _swap(conn, settings)
-    by_owner = dict(conn.execute(OPEN_BY_OWNER).fetchall())
-    by_type = dict(conn.execute(OPEN_BY_TYPE).fetchall())
+    by_owner = dict(conn.execute(load("engine/open_by_owner").text).fetchall())
+    by_type = dict(conn.execute(load("engine/open_by_type").text).fetchall())
     result = ReconResult(run_id, mode, in_scope, found, opened, resolved, by_owner, by_type)
     log.info("reconciliation %s", result.as_dict())
     return result
 
 
-def _build(conn: psycopg.Connection, params: dict) -> None:
+def _build(conn: psycopg.Connection) -> None:
     """Write, comment and audit the published tables, and the views over them, in the shadow schema
     recon_build (readers cannot see it)."""
     conn.execute("DROP SCHEMA IF EXISTS recon_build CASCADE")
     conn.execute("CREATE SCHEMA recon_build")
-    for script in publish.BUILD:
-        _run(conn, script, params)
-    for view in publish.VIEW_BUILD:
-        conn.execute(view)  # no parameters: a % in a view is the view's own
+    for relation in (*publish.BUILD, *publish.VIEW_BUILD):
+        _run(conn, relation.statements("recon_build"), {})
     conn.execute(publish.comment_statements("recon_build"))
     failures = []
-    for name, query in publish.AUDITS.items():
-        ok, detail = conn.execute(query).fetchone()
+    for name, audit in publish.AUDITS.items():
+        ok, detail = conn.execute(load(audit).text, {}).fetchone()
         if not ok:
             failures.append(f"{name} ({detail})")
     if failures:
@@ -248,7 +216,7 @@ def describe_blockers(conn: psycopg.Connection) -> list[str]:
     the pipeline's login has its privileges (migration 0011 grants those of recon_reader)."""
     sessions: dict[int, tuple[str, list[str]]] = {}
     for pid, user, state, state_change, xact_start, app, granted, mode, table in conn.execute(
-        BLOCKERS, (list(publish.PUBLISHED),)
+        load("engine/blockers").text, {"tables": list(publish.PUBLISHED)}
     ):
         if state is not None and xact_start is None:
             continue  # its transaction ended between the two snapshots (pg_locks, pg_stat_activity)
@@ -276,7 +244,9 @@ def set_state(conn: psycopg.Connection, key: str, state: str, by: str, note: str
     if not by:
         raise ValueError("say who decided: a name or email, not empty")
     with conn.transaction():
-        conn.execute("SELECT set_config('recon.changed_by', %s, true), set_config('recon.change_note', %s, true)",
-                     (by, note or ""))  # fmt: skip
+        conn.execute(
+            "SELECT set_config('recon.changed_by', %(by)s, true), set_config('recon.change_note', %(note)s, true)",
+            {"by": by, "note": note or ""},
+        )
         row = conn.execute(queue.SET_STATE, {"state": state, "by": by, "note": note, "key": key}).fetchone()
     return row is not None
