@@ -28,8 +28,14 @@ JOBS: list[tuple[str, str, str, Any, Any, Callable[[dict], Any] | None]] = [
     ("cin7.sales", "cin7", "sale_list", cin7.SaleListRow, "SaleID", sale_list_row),
     # the restock state of each note is served on its saleCreditNoteList row (one row per note)
     ("cin7.sales", "cin7", "credit_note_list", cin7.CreditNoteListRow, credit_note_list_key, credit_note_list_rows),
-    ("sitoo.warehouse_transactions", "sitoo", "warehouse_transactions", sitoo.WarehouseTransaction,
-     "warehousetransactionid", None),
+    (
+        "sitoo.warehouse_transactions",
+        "sitoo",
+        "warehouse_transactions",
+        sitoo.WarehouseTransaction,
+        "warehousetransactionid",
+        None,
+    ),
     ("cin7.stock_transfers", "cin7", "stock_transfers", cin7.StockTransferRow, "TaskID", None),
     ("sitoo.orders", "sitoo", "orders", sitoo.Order, "orderid", None),
     ("cin7.products", "cin7", "products", cin7.Product, "ID", None),
@@ -37,7 +43,7 @@ JOBS: list[tuple[str, str, str, Any, Any, Callable[[dict], Any] | None]] = [
     ("cin7.locations", "cin7", "locations", cin7.Location, "ID", None),
     ("sitoo.warehouses", "sitoo", "warehouses", sitoo.Warehouse, "warehouseid", None),
     ("sitoo.stores", "sitoo", "stores", sitoo.Store, "storeid", None),
-]  # fmt: skip
+]
 WORKERS = 2
 
 

@@ -52,15 +52,31 @@ SCAN_BOUND = (Path(__file__).parent / "scan_bound.sql").read_text()
 # the warehouse's settings for the run (a production warehouse would be tuned at least as much)
 PG_SETTINGS = (("shared_buffers", "1GB"), ("max_wal_size", "4GB"), ("work_mem", "64MB"))
 # largest page each endpoint serves: the minimum number of calls is rows / page, rounded up
-PAGE = {("reveni", "returns"): 500, ("cin7", "sale_list"): 1000, ("cin7", "sales"): 1,
-        ("cin7", "stock_transfers"): 1000, ("cin7", "credit_note_list"): 1000, ("sitoo", "orders"): 1000,
-        ("sitoo", "warehouse_transactions"): 1000,
-        ("cin7", "products"): 1000, ("cin7", "locations"): 1000, ("cin7", "availability"): 1000,
-        ("sitoo", "products"): 1000, ("sitoo", "warehouses"): 1000, ("sitoo", "stores"): 1000}  # fmt: skip
-TARGETS = {"recon_1m_seconds": ("<=", 60), "recon_1m_scan_bound_ratio": ("<=", 5),
-           "hourly_10k_seconds": ("<=", 60), "api_calls_ratio_to_minimum": ("<=", 1.2),
-           "postings_per_minute_at_limit": (">=", 50), "throttled_responses": ("==", 0),
-           "dq_100k_seconds": ("<", 60), "peak_rss_mb": ("<=", 1024)}  # fmt: skip
+PAGE = {
+    ("reveni", "returns"): 500,
+    ("cin7", "sale_list"): 1000,
+    ("cin7", "sales"): 1,
+    ("cin7", "stock_transfers"): 1000,
+    ("cin7", "credit_note_list"): 1000,
+    ("sitoo", "orders"): 1000,
+    ("sitoo", "warehouse_transactions"): 1000,
+    ("cin7", "products"): 1000,
+    ("cin7", "locations"): 1000,
+    ("cin7", "availability"): 1000,
+    ("sitoo", "products"): 1000,
+    ("sitoo", "warehouses"): 1000,
+    ("sitoo", "stores"): 1000,
+}
+TARGETS = {
+    "recon_1m_seconds": ("<=", 60),
+    "recon_1m_scan_bound_ratio": ("<=", 5),
+    "hourly_10k_seconds": ("<=", 60),
+    "api_calls_ratio_to_minimum": ("<=", 1.2),
+    "postings_per_minute_at_limit": (">=", 50),
+    "throttled_responses": ("==", 0),
+    "dq_100k_seconds": ("<", 60),
+    "peak_rss_mb": ("<=", 1024),
+}
 
 
 def timed(step: str, results: dict, fn: Callable[[], Any]) -> Any:
@@ -128,8 +144,9 @@ def scale(server: EmbeddedWarehouse, work: Path, results: dict, returns: int) ->
     server.drop_database(url.rsplit("/", 1)[1])
 
 
-def hourly_and_postings(server: EmbeddedWarehouse, work: Path, results: dict, history: int, changed: int,
-                        postings: int) -> None:  # fmt: skip
+def hourly_and_postings(
+    server: EmbeddedWarehouse, work: Path, results: dict, history: int, changed: int, postings: int
+) -> None:
     from returns_recon.apis.client import RetrySettings
     from returns_recon.apis.hooks import Cin7CoreHook, ReveniHook, SitooHook
     from returns_recon.extract.run import Clients, extract_all
@@ -143,8 +160,9 @@ def hourly_and_postings(server: EmbeddedWarehouse, work: Path, results: dict, hi
     settings = ReconSettings()
     gx_url = url.replace("postgresql://", "postgresql+psycopg://")
     with psycopg.connect(url, autocommit=True) as conn:
-        timed(f"dq_{label(history)}_seconds", results,
-              lambda: check_warehouse(conn, gx_url, "bench-dq", settings, None))  # fmt: skip
+        timed(
+            f"dq_{label(history)}_seconds", results, lambda: check_warehouse(conn, gx_url, "bench-dq", settings, None)
+        )
     world = scenario(work, "changed", changed, 8, first_order_number=5_000_000)
     with (work / "simulators.log").open("wb") as log:
         sims, proc = start_simulators(log)
@@ -155,9 +173,12 @@ def hourly_and_postings(server: EmbeddedWarehouse, work: Path, results: dict, hi
             retry = RetrySettings(initial_wait=0.2, max_wait=3, read_timeout=10)
 
             def clients(budget: str | None) -> Clients:
-                return Clients(ReveniHook(budget_dsn=budget, retry=retry).client(),
-                               Cin7CoreHook(budget_dsn=budget, retry=retry).client(),
-                               SitooHook(budget_dsn=budget, retry=retry).client(), CREDS.sitoo_site_id)  # fmt: skip
+                return Clients(
+                    ReveniHook(budget_dsn=budget, retry=retry).client(),
+                    Cin7CoreHook(budget_dsn=budget, retry=retry).client(),
+                    SitooHook(budget_dsn=budget, retry=retry).client(),
+                    CREDS.sitoo_site_id,
+                )
 
             unthrottled = clients(None)
             sims.counters(reset=True)
@@ -175,8 +196,9 @@ def hourly_and_postings(server: EmbeddedWarehouse, work: Path, results: dict, hi
             counters = sims.counters()
             calls = sum(c["total_calls"] for c in counters.values())
             with psycopg.connect(url, autocommit=True) as conn:
-                rows = conn.execute("SELECT source, entity, count(*) FROM raw.api_records "
-                                    "WHERE run_id = 'bench-hourly' GROUP BY 1, 2").fetchall()  # fmt: skip
+                rows = conn.execute(
+                    "SELECT source, entity, count(*) FROM raw.api_records WHERE run_id = 'bench-hourly' GROUP BY 1, 2"
+                ).fetchall()
             minimum = sum(math.ceil(n / PAGE.get((s, e), 1000)) for s, e, n in rows)
             results["api_calls"] = calls
             results["api_calls_minimum"] = minimum
@@ -214,8 +236,10 @@ def hourly_and_postings(server: EmbeddedWarehouse, work: Path, results: dict, hi
             results["postings_report"] = report.as_dict()
             results["postings_per_minute_at_limit"] = round(sent / minutes, 1)
             results["throttled_responses"] = cin7["total_throttled"]
-            print(f"  postings {sent} in {minutes:.2f} min, {cin7['calls']} calls, "
-                  f"{cin7['total_throttled']} throttled", flush=True)  # fmt: skip
+            print(
+                f"  postings {sent} in {minutes:.2f} min, {cin7['calls']} calls, {cin7['total_throttled']} throttled",
+                flush=True,
+            )
         finally:
             stop_simulators(proc)
     server.drop_database(url.rsplit("/", 1)[1])

@@ -46,12 +46,18 @@ def commands(env: dict[str, str]) -> dict[str, list[str]]:
     return {
         "airflow-log-server": [*log_server, str(port(env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"))],
         "airflow-trigger-log-server": [*log_server, str(port(env, "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"))],
-        "airflow-api-server": [airflow, "api-server", "--host", "127.0.0.1", "--port",
-                               str(port(env, "AIRFLOW__API__PORT"))],
+        "airflow-api-server": [
+            airflow,
+            "api-server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port(env, "AIRFLOW__API__PORT")),
+        ],
         "airflow-scheduler": [airflow, "scheduler", "--skip-serve-logs"],
         "airflow-dag-processor": [airflow, "dag-processor"],
         "airflow-triggerer": [airflow, "triggerer", "--skip-serve-logs"],
-    }  # fmt: skip
+    }
 
 
 def admin_password(env: dict[str, str]) -> tuple[str, str, bool]:
@@ -105,8 +111,10 @@ def start(env: dict[str, str], timeout: float = 240) -> None:
     stop(env)
     for variable in PORT_VARIABLES:
         if port_taken(port(env, variable)):
-            raise SystemExit(f"port {port(env, variable)} on 127.0.0.1 is taken (by something else): "
-                             f"set {variable} to a free port in .env or your shell")  # fmt: skip
+            raise SystemExit(
+                f"port {port(env, variable)} on 127.0.0.1 is taken (by something else): "
+                f"set {variable} to a free port in .env or your shell"
+            )
     run_dir(env).mkdir(parents=True, exist_ok=True)
     for name, cmd in commands(env).items():
         start_background(name, cmd, env)
@@ -115,8 +123,9 @@ def start(env: dict[str, str], timeout: float = 240) -> None:
     while time.monotonic() < deadline:
         dead = [name for name in NAMES if not _alive(name, env)]
         if dead:
-            raise SystemExit(f"{dead[0]} stopped; its log ({log_file(env, dead[0])}) ends:\n"
-                             f"{_tail(log_file(env, dead[0]))}")  # fmt: skip
+            raise SystemExit(
+                f"{dead[0]} stopped; its log ({log_file(env, dead[0])}) ends:\n{_tail(log_file(env, dead[0]))}"
+            )
         try:
             with urllib.request.urlopen(health, timeout=5) as response:  # noqa: S310 - our own loopback URL
                 states = json.load(response)

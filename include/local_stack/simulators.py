@@ -82,8 +82,9 @@ class Simulators:
         """Every stock transfer (``stockTransferList`` does not search ``Reference``, apib L26299)."""
         rows, page = [], 1
         while True:
-            response = self.cin7_session().get(f"{self.cin7}/stockTransferList", params={"Page": page, "Limit": 1000},
-                                               timeout=30)  # fmt: skip
+            response = self.cin7_session().get(
+                f"{self.cin7}/stockTransferList", params={"Page": page, "Limit": 1000}, timeout=30
+            )
             response.raise_for_status()
             batch = response.json()["StockTransferList"]
             rows += batch
@@ -92,8 +93,9 @@ class Simulators:
             page += 1
 
     def sitoo_transactions(self) -> list[dict]:
-        response = self.sitoo_session().get(f"{self.sitoo_site}/warehousetransactions.json", params={"num": 100_000},
-                                            timeout=30)  # fmt: skip
+        response = self.sitoo_session().get(
+            f"{self.sitoo_site}/warehousetransactions.json", params={"num": 100_000}, timeout=30
+        )
         response.raise_for_status()
         return response.json()["items"]
 
@@ -126,8 +128,9 @@ class Simulators:
             raise ValueError(f"no writes by hand to {service}")
         response = session.post(f"{base}/{path}", json=body, timeout=30)
         if response.status_code != 200:
-            raise RuntimeError(f"{service} {path} refused the document made by hand: {response.status_code} "
-                               f"{response.text[:300]}")  # fmt: skip
+            raise RuntimeError(
+                f"{service} {path} refused the document made by hand: {response.status_code} {response.text[:300]}"
+            )
         return response.json()
 
     # --- control surface ---
@@ -184,20 +187,38 @@ class Simulators:
         """AIRFLOW_CONN_* variables pointing the pipeline's connections at these simulators."""
         return {
             "AIRFLOW_CONN_REVENI_DEFAULT": json.dumps(
-                {"conn_type": "http", "host": "127.0.0.1", "port": self.reveni_port, "schema": "http",
-                 "password": CREDS.reveni_api_key, "extra": {"store_id": CREDS.reveni_store_id}}
+                {
+                    "conn_type": "http",
+                    "host": "127.0.0.1",
+                    "port": self.reveni_port,
+                    "schema": "http",
+                    "password": CREDS.reveni_api_key,
+                    "extra": {"store_id": CREDS.reveni_store_id},
+                }
             ),
             "AIRFLOW_CONN_CIN7_CORE_DEFAULT": json.dumps(
-                {"conn_type": "http", "host": "127.0.0.1", "port": self.cin7_port, "schema": "http",
-                 "login": CREDS.cin7_account_id, "password": CREDS.cin7_application_key,
-                 "extra": {"calls_per_minute": cin7_calls_per_minute}}
+                {
+                    "conn_type": "http",
+                    "host": "127.0.0.1",
+                    "port": self.cin7_port,
+                    "schema": "http",
+                    "login": CREDS.cin7_account_id,
+                    "password": CREDS.cin7_application_key,
+                    "extra": {"calls_per_minute": cin7_calls_per_minute},
+                }
             ),
             "AIRFLOW_CONN_SITOO_DEFAULT": json.dumps(
-                {"conn_type": "http", "host": "127.0.0.1", "port": self.sitoo_port, "schema": "http",
-                 "login": CREDS.sitoo_api_id, "password": CREDS.sitoo_password,
-                 "extra": {"account_id": CREDS.sitoo_account_id, "site_id": CREDS.sitoo_site_id}}
+                {
+                    "conn_type": "http",
+                    "host": "127.0.0.1",
+                    "port": self.sitoo_port,
+                    "schema": "http",
+                    "login": CREDS.sitoo_api_id,
+                    "password": CREDS.sitoo_password,
+                    "extra": {"account_id": CREDS.sitoo_account_id, "site_id": CREDS.sitoo_site_id},
+                }
             ),
-        }  # fmt: skip
+        }
 
 
 def start_simulators(log: IO[bytes]) -> tuple[Simulators, subprocess.Popen]:
@@ -205,10 +226,16 @@ def start_simulators(log: IO[bytes]) -> tuple[Simulators, subprocess.Popen]:
     sims = Simulators(free_port(), free_port(), free_port())
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)])}
     cmd = [
-        sys.executable, "-m", "recon_simulators",
-        "--reveni-port", str(sims.reveni_port), "--cin7-port", str(sims.cin7_port),
-        "--sitoo-port", str(sims.sitoo_port),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "recon_simulators",
+        "--reveni-port",
+        str(sims.reveni_port),
+        "--cin7-port",
+        str(sims.cin7_port),
+        "--sitoo-port",
+        str(sims.sitoo_port),
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603 (our own module)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -199,8 +199,9 @@ def default_scenario(env: dict[str, str]) -> Path:
     path = local_dir(env) / "scenarios" / "demo.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     messy = {} if env.get("DEMO_CLEAN", "") not in ("", "0") else dict(MESSY_DEFAULTS)
-    config = GeneratorConfig(returns=int(env.get("DEMO_RETURNS", "500")), seed=int(env.get("DEMO_SEED", "1")),
-                             messy=messy)  # fmt: skip
+    config = GeneratorConfig(
+        returns=int(env.get("DEMO_RETURNS", "500")), seed=int(env.get("DEMO_SEED", "1")), messy=messy
+    )
     generate(config, path)
     write_location_map_csv(path, location_map_csv_path(path))
     return path
@@ -241,6 +242,7 @@ def start_smtp_sink(env: dict[str, str], clear: bool = True) -> Path:
     for old in folder.glob("*.eml") if clear else ():
         old.unlink()
     port = env.get("SIM_SMTP_PORT", "18025")
-    start_background("smtp_sink", [sys.executable, "-m", "local_stack.smtp_sink", "--port", port, "--dir",
-                                   str(folder)], env)  # fmt: skip
+    start_background(
+        "smtp_sink", [sys.executable, "-m", "local_stack.smtp_sink", "--port", port, "--dir", str(folder)], env
+    )
     return folder

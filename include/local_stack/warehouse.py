@@ -177,8 +177,16 @@ def _run(exe: str, pgdata: Path, as_user: dict, *args: str) -> str:
     # output to a file, not a pipe: the server pg_ctl starts would keep a pipe open
     with tempfile.TemporaryFile("w+") as out:
         try:
-            subprocess.run(cmd, check=True, stdout=out, stderr=subprocess.STDOUT, text=True, cwd="/", timeout=120,  # noqa: S603
-                           **as_user)  # fmt: skip
+            subprocess.run(  # noqa: S603
+                cmd,
+                check=True,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+                cwd="/",
+                timeout=120,
+                **as_user,
+            )
         except PermissionError as err:
             raise pg_access.PostgresAccessError(f"{exe} cannot run: {err}. {pg_access.WHAT_TO_DO}") from err
         except subprocess.CalledProcessError as err:
@@ -243,8 +251,10 @@ def _free_port_of_stale_server(host: str, port: int, as_user: dict) -> None:
     holder, where = _listener(port)
     if where is None or not (where / MARKER).exists():
         name = f"process {holder.pid} ({' '.join(holder.cmdline()[:3])})" if holder else "another program"
-        raise RuntimeError(f"port {port} on {host} is taken by {name}; stop it or move the warehouse's port "
-                           "(AIRFLOW_CONN_RECON_WAREHOUSE)")  # fmt: skip
+        raise RuntimeError(
+            f"port {port} on {host} is taken by {name}; stop it or move the warehouse's port "
+            "(AIRFLOW_CONN_RECON_WAREHOUSE)"
+        )
     if _owner_gone(where) is not True:
         raise RuntimeError(
             f"port {port} is used by another embedded warehouse (data: {where}); stop it (`make stop` in its "

@@ -26,8 +26,11 @@ class World:
     def describe(self, env: dict[str, str]) -> str:
         if not self.new:
             return f"continuing the world of {self.scenario}: the warehouse and the running simulators are kept"
-        warehouse = ("the embedded warehouse starts empty" if embedded_enabled(env)
-                     else "the external warehouse keeps its data (empty it yourself to match)")  # fmt: skip
+        warehouse = (
+            "the embedded warehouse starts empty"
+            if embedded_enabled(env)
+            else "the external warehouse keeps its data (empty it yourself to match)"
+        )
         return f"new world from {self.scenario}: the simulators load it, {warehouse}"
 
 

@@ -151,9 +151,16 @@ def cin7_locations(catalog: Catalog) -> list[dict]:
     for w in catalog.warehouses:
         for location_id, name in ((w.sellable_id, w.sellable), (w.holding_id, w.holding)):
             rows.append(
-                {"ID": location_id, "Name": name, "IsDefault": name == "Main Warehouse", "IsDeprecated": False,
-                 "Bins": [], "ParentID": None, "ParentName": None}
-            )  # fmt: skip
+                {
+                    "ID": location_id,
+                    "Name": name,
+                    "IsDefault": name == "Main Warehouse",
+                    "IsDeprecated": False,
+                    "Bins": [],
+                    "ParentID": None,
+                    "ParentName": None,
+                }
+            )
     return rows
 
 
@@ -187,12 +194,28 @@ def sitoo_stores_and_warehouses(catalog: Catalog) -> tuple[list[dict], list[dict
         for s in catalog.stores
     ]
     warehouses = [
-        {"warehouseid": s.warehouse_id, "warehousetype": 10, "usetype": 10, "storeid": s.storeid, "sellable": True,
-         "currencycode": "EUR", "name": f"{s.name} stock", "externalid": f"WH-{s.storeid}"}
+        {
+            "warehouseid": s.warehouse_id,
+            "warehousetype": 10,
+            "usetype": 10,
+            "storeid": s.storeid,
+            "sellable": True,
+            "currencycode": "EUR",
+            "name": f"{s.name} stock",
+            "externalid": f"WH-{s.storeid}",
+        }
         for s in catalog.stores
-    ]  # fmt: skip
+    ]
     warehouses.append(
-        {"warehouseid": catalog.virtual_warehouse_id, "warehousetype": 20, "usetype": 10, "storeid": None,
-         "sellable": True, "currencycode": "EUR", "name": "Webshop (virtual)", "externalid": "WEB"}
-    )  # fmt: skip
+        {
+            "warehouseid": catalog.virtual_warehouse_id,
+            "warehousetype": 20,
+            "usetype": 10,
+            "storeid": None,
+            "sellable": True,
+            "currencycode": "EUR",
+            "name": "Webshop (virtual)",
+            "externalid": "WEB",
+        }
+    )
     return stores, warehouses

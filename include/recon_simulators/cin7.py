@@ -682,10 +682,23 @@ class Cin7App(ServiceApp):
 
         def render(key: str) -> dict:
             t = transfers[key]
-            return {f: t.get(f) for f in (
-                "TaskID", "From", "FromLocation", "To", "ToLocation", "Status", "Number", "CompletionDate",
-                "CostDistributionType", "DepartureDate", "Reference", "LastModifiedOn",
-            )}  # fmt: skip
+            return {
+                f: t.get(f)
+                for f in (
+                    "TaskID",
+                    "From",
+                    "FromLocation",
+                    "To",
+                    "ToLocation",
+                    "Status",
+                    "Number",
+                    "CompletionDate",
+                    "CostDistributionType",
+                    "DepartureDate",
+                    "Reference",
+                    "LastModifiedOn",
+                )
+            }
 
         return self._page("stockTransferList", params, keys, render, "StockTransferList")
 

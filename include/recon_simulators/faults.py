@@ -96,8 +96,9 @@ class FaultState:
             self.faults.clear()
             self._windows.clear()
 
-    def decide(self, endpoint: str, budget_key: str, now: datetime, *, eligible: bool = True,
-               write: bool = False) -> Decision:  # fmt: skip
+    def decide(
+        self, endpoint: str, budget_key: str, now: datetime, *, eligible: bool = True, write: bool = False
+    ) -> Decision:
         """Count the call and decide its fate. ``eligible`` is False for a call refused by authentication."""
         with self._lock:
             self.calls[endpoint] += 1
@@ -123,8 +124,12 @@ class FaultState:
             decision = Decision(latency_s=cfg.latency_ms / 1000)
             if quiet:
                 return decision
-            rates = [("5xx", cfg.error_rate_5xx), ("timeout", cfg.timeout_rate), ("reset", cfg.reset_rate),
-                     ("html", cfg.html_rate)]  # fmt: skip
+            rates = [
+                ("5xx", cfg.error_rate_5xx),
+                ("timeout", cfg.timeout_rate),
+                ("reset", cfg.reset_rate),
+                ("html", cfg.html_rate),
+            ]
             if write:
                 rates += [("empty", cfg.empty_body_rate), ("truncated", cfg.truncated_body_rate)]
             roll = self._rng.random()

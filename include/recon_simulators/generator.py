@@ -123,29 +123,68 @@ MESSY_DEFAULTS = {
 # (only returns refunded on acceptance: an instant return is refunded whole).
 MULTI_DEFECTS: tuple[tuple[str, tuple[tuple[str, int | str | None], ...], tuple[str, bool, str], bool], ...] = (
     ("missing_restock_x2", (("missing_restock", 0), ("missing_restock", 1)), ("warehouse", False, "received"), False),
-    ("missing_restock_x3", (("missing_restock", 0), ("missing_restock", 1), ("missing_restock", 2)),
-     ("warehouse", False, "received"), False),
+    (
+        "missing_restock_x3",
+        (("missing_restock", 0), ("missing_restock", 1), ("missing_restock", 2)),
+        ("warehouse", False, "received"),
+        False,
+    ),
     # refunded at once, received, no credit note at all: our one credit note carries every restock line
-    ("instant_no_note_received", (("refund_without_credit_note", None), ("missing_restock", "all")),
-     ("warehouse", True, "received"), False),
-    ("not_released_and_late_release", (("inspected_not_released", 0), ("restock_latency_breach", 1)),
-     ("warehouse", False, "accepted"), True),
-    ("amount_mismatch_and_missing_restock", (("credit_note_amount_mismatch", None), ("missing_restock", 0)),
-     ("warehouse", True, "received"), False),
-    ("tax_mismatch_and_premature_restock", (("credit_note_tax_mismatch", None), ("premature_restock", 0)),
-     ("warehouse", True, "received"), False),
-    ("duplicate_note_and_not_released", (("duplicate_credit_note", None), ("inspected_not_released", 0)),
-     ("warehouse", False, "accepted"), True),
-    ("amount_mismatch_and_store_stock_missing", (("credit_note_amount_mismatch", None), ("sitoo_stock_missing", 0)),
-     ("store", False, "accepted"), True),
-    ("store_stock_and_record_missing", (("sitoo_stock_missing", 0), ("sitoo_return_record_missing", None)),
-     ("store", False, "accepted"), True),
-    ("store_stock_record_missing_and_wrong_location",
-     (("sitoo_stock_missing", 0), ("sitoo_return_record_missing", None), ("sitoo_stock_wrong_location", 1)),
-     ("store", False, "accepted"), True),
-    ("premature_and_missing_restock", (("premature_restock", 0), ("missing_restock", 1)),
-     ("warehouse", False, "received"), False),
-)  # fmt: skip
+    (
+        "instant_no_note_received",
+        (("refund_without_credit_note", None), ("missing_restock", "all")),
+        ("warehouse", True, "received"),
+        False,
+    ),
+    (
+        "not_released_and_late_release",
+        (("inspected_not_released", 0), ("restock_latency_breach", 1)),
+        ("warehouse", False, "accepted"),
+        True,
+    ),
+    (
+        "amount_mismatch_and_missing_restock",
+        (("credit_note_amount_mismatch", None), ("missing_restock", 0)),
+        ("warehouse", True, "received"),
+        False,
+    ),
+    (
+        "tax_mismatch_and_premature_restock",
+        (("credit_note_tax_mismatch", None), ("premature_restock", 0)),
+        ("warehouse", True, "received"),
+        False,
+    ),
+    (
+        "duplicate_note_and_not_released",
+        (("duplicate_credit_note", None), ("inspected_not_released", 0)),
+        ("warehouse", False, "accepted"),
+        True,
+    ),
+    (
+        "amount_mismatch_and_store_stock_missing",
+        (("credit_note_amount_mismatch", None), ("sitoo_stock_missing", 0)),
+        ("store", False, "accepted"),
+        True,
+    ),
+    (
+        "store_stock_and_record_missing",
+        (("sitoo_stock_missing", 0), ("sitoo_return_record_missing", None)),
+        ("store", False, "accepted"),
+        True,
+    ),
+    (
+        "store_stock_record_missing_and_wrong_location",
+        (("sitoo_stock_missing", 0), ("sitoo_return_record_missing", None), ("sitoo_stock_wrong_location", 1)),
+        ("store", False, "accepted"),
+        True,
+    ),
+    (
+        "premature_and_missing_restock",
+        (("premature_restock", 0), ("missing_restock", 1)),
+        ("warehouse", False, "received"),
+        False,
+    ),
+)
 # Pairs the generator never plants on one return (on one item, for "same item"), and why: the first defect hides,
 # blocks or contradicts the second, so the answer key could not be exact.
 INCOMPATIBLE = {
@@ -170,8 +209,9 @@ INCOMPATIBLE = {
     ("sitoo_stock_missing", "sitoo_stock_wrong_location same item"): "a transaction anywhere is no missing stock",
     ("sitoo_stock_missing", "restock_latency_breach same item"): "stocked late or not stocked",
     ("unattributed_credit_note", "refund_without_credit_note other return"): (
-        "planted together only by note_by_hand_other_total, whose key has both for the return"),
-}  # fmt: skip
+        "planted together only by note_by_hand_other_total, whose key has both for the return"
+    ),
+}
 # The variants each shape cycles through (so a scenario with enough returns holds every one)
 SHAPE_VARIANTS = {"multi_defect": len(MULTI_DEFECTS), "instant_received_later": 2, "void_and_draft_notes": 2}
 # (returns on the sale, Simple Sale?) in turn
@@ -377,8 +417,13 @@ class Generator:
                 self._order([plants[made + i] for i in range(count)], simple, multi)
                 made += count
             self._write_stock()
-        return {"returns": made, "exceptions": dict(self.counts), "path": str(out), "messy": dict(self.shapes),
-                "messy_samples": {k: list(v) for k, v in self.samples.items()}}  # fmt: skip
+        return {
+            "returns": made,
+            "exceptions": dict(self.counts),
+            "path": str(out),
+            "messy": dict(self.shapes),
+            "messy_samples": {k: list(v) for k, v in self.samples.items()},
+        }
 
     def _plant_schedule(self) -> list[str | None]:
         schedule: list[str | None] = []
@@ -453,8 +498,12 @@ class Generator:
     def _partly_possible(plan: Plan) -> bool:
         if plan.combo is not None:
             return plan.combo[3]
-        return plan.shape in {"note_by_hand_with_total", "note_by_hand_other_total", "void_and_draft_notes",
-                              "other_currency"}  # fmt: skip
+        return plan.shape in {
+            "note_by_hand_with_total",
+            "note_by_hand_other_total",
+            "void_and_draft_notes",
+            "other_currency",
+        }
 
     def _write_master_data(self) -> None:
         w, cat = self.writer, self.catalog
@@ -482,10 +531,17 @@ class Generator:
         for index, ((warehouse_id, sku), total) in enumerate(sorted(self.sitoo_stock.items()), 1):
             self.writer.write(
                 "sitoo.warehouse_items",
-                {"warehouseitemid": index, "warehouseid": warehouse_id, "sku": sku,
-                 "decimaltotal": f"{total:.3f}", "decimalreserved": "0.000", "decimalavailable": f"{total:.3f}",
-                 "moneytotal": "0.00", "datelastmodified": unix(self.now)},
-            )  # fmt: skip
+                {
+                    "warehouseitemid": index,
+                    "warehouseid": warehouse_id,
+                    "sku": sku,
+                    "decimaltotal": f"{total:.3f}",
+                    "decimalreserved": "0.000",
+                    "decimalavailable": f"{total:.3f}",
+                    "moneytotal": "0.00",
+                    "datelastmodified": unix(self.now),
+                },
+            )
 
     def _note_shape(self, name: str, return_id: str) -> None:
         self.shapes[name] += 1
@@ -516,8 +572,9 @@ class Generator:
         if multi:  # a multi_return_sale (the 15% of orders with two returns are Advanced Sales of their own)
             for ret in returns:
                 self._note_shape("multi_return_sale", ret.return_id)
-            self._note_shape(f"multi_return_sale:{len(plans)}:{'simple' if simple else 'advanced'}",
-                             returns[0].return_id)  # fmt: skip
+            self._note_shape(
+                f"multi_return_sale:{len(plans)}:{'simple' if simple else 'advanced'}", returns[0].return_id
+            )
         sale_found = not any(r.plant == "sale_not_found" for r in returns)
         sale = self._sale(sale_id, order_number if sale_found else f"W{order_number}", lines, currency, advanced)
         first_created = min(r.created for r in returns)
@@ -551,10 +608,18 @@ class Generator:
         instant = rng.random() < 0.4
         rtype = rng.choices(("refund", "exchange", "mixed"), weights=(85, 10, 5))[0]
         status = rng.choices(
-            ("in_progress", "shipped", "received", "for_review", "accepted", "partly_accepted", "rejected",
-             "cancelled"),
+            (
+                "in_progress",
+                "shipped",
+                "received",
+                "for_review",
+                "accepted",
+                "partly_accepted",
+                "rejected",
+                "cancelled",
+            ),
             weights=(10, 10, 10, 5, 35, 10, 10, 10),
-        )[0]  # fmt: skip
+        )[0]
         old_validation = rng.random() < 0.7
         kind, instant, rtype, status, old_validation = self._profile(
             plant, kind, instant, rtype, status, old_validation
@@ -660,8 +725,7 @@ class Generator:
             if plan.shape == "instant_received_later":
                 self._note_shape(f"instant_received_later:{'event' if plan.variant else 'static'}", ret.return_id)
             if plan.shape == "void_and_draft_notes":
-                self._note_shape(f"void_and_draft_notes:{'by_hand' if plan.variant else 'ours'}_draft",
-                                 ret.return_id)  # fmt: skip
+                self._note_shape(f"void_and_draft_notes:{'by_hand' if plan.variant else 'ours'}_draft", ret.return_id)
         if plan.shape in {"note_by_hand_with_total", "note_by_hand_other_total"}:
             ret.manual_credit_note = True
             ret.hand_memo = rng_pick(rng, "", f"Return order {order_number}", "refund by phone")
@@ -775,11 +839,21 @@ class Generator:
             total, line_tax = line.amounts(line.quantity)
             before, tax = before + total, tax + line_tax
             rows.append(
-                {"ProductID": line.product.cin7_id, "SKU": line.product.sku, "Name": line.product.name,
-                 "Quantity": line.quantity, "Price": float(line.price), "Discount": 0, "Tax": float(line_tax),
-                 "Total": float(total), "AverageCost": line.product.cost, "TaxRule": f"VAT {line.rate * 100:.0f}%",
-                 "Account": "200", "Comment": ""}
-            )  # fmt: skip
+                {
+                    "ProductID": line.product.cin7_id,
+                    "SKU": line.product.sku,
+                    "Name": line.product.name,
+                    "Quantity": line.quantity,
+                    "Price": float(line.price),
+                    "Discount": 0,
+                    "Tax": float(line_tax),
+                    "Total": float(total),
+                    "AverageCost": line.product.cost,
+                    "TaxRule": f"VAT {line.rate * 100:.0f}%",
+                    "Account": "200",
+                    "Comment": "",
+                }
+            )
         warehouse = self.rng.choice(self.catalog.warehouses)
         totals = {"TotalBeforeTax": float(before), "Tax": float(tax), "Total": float(before + tax)}
         return {
@@ -866,21 +940,37 @@ class Generator:
                     total = cents(price * item.quantity)
                     tax = cents(total * item.line.rate)
                 note["Lines"].append(
-                    {"ProductID": item.line.product.cin7_id, "SKU": item.line.product.sku,
-                     "Name": item.line.product.name, "Quantity": item.quantity, "Price": float(price), "Discount": 0,
-                     "Tax": float(tax), "Total": float(total), "AverageCost": item.line.product.cost,
-                     "TaxRule": f"VAT {item.line.rate * 100:.0f}%", "Account": "200", "Comment": ""}
-                )  # fmt: skip
+                    {
+                        "ProductID": item.line.product.cin7_id,
+                        "SKU": item.line.product.sku,
+                        "Name": item.line.product.name,
+                        "Quantity": item.quantity,
+                        "Price": float(price),
+                        "Discount": 0,
+                        "Tax": float(tax),
+                        "Total": float(total),
+                        "AverageCost": item.line.product.cost,
+                        "TaxRule": f"VAT {item.line.rate * 100:.0f}%",
+                        "Account": "200",
+                        "Comment": "",
+                    }
+                )
         if restock and restock_items:
             for item in restock_items:
                 target = warehouse.holding
                 if ret.on("premature_restock", item):
                     target = warehouse.sellable
                 note["Restock"].append(
-                    {"ProductID": item.line.product.cin7_id, "SKU": item.line.product.sku,
-                     "Name": item.line.product.name, "Location": warehouse.sellable, "Quantity": item.quantity,
-                     "RestockLocation": target, "RestockDate": iso_z(ret.received + 2 * H)}
-                )  # fmt: skip
+                    {
+                        "ProductID": item.line.product.cin7_id,
+                        "SKU": item.line.product.sku,
+                        "Name": item.line.product.name,
+                        "Location": warehouse.sellable,
+                        "Quantity": item.quantity,
+                        "RestockLocation": target,
+                        "RestockDate": iso_z(ret.received + 2 * H),
+                    }
+                )
                 key = (item.line.product.cin7_id, target)
                 self.cin7_stock[key] = self.cin7_stock.get(key, 0.0) + item.quantity
             note["RestockStatus"] = "AUTHORISED"
@@ -892,8 +982,13 @@ class Generator:
             sale["CreditNotes"].extend(self._void_and_draft(note, ret, when))
         sale["CreditNotes"].append(note)
         if ret.has("duplicate_credit_note"):
-            twin = {**note, "TaskID": det_uuid(self.rng), "CreditNoteNumber": self._doc_number("CR"), "Restock": [],
-                    "RestockStatus": "NOT AVAILABLE"}  # fmt: skip
+            twin = {
+                **note,
+                "TaskID": det_uuid(self.rng),
+                "CreditNoteNumber": self._doc_number("CR"),
+                "Restock": [],
+                "RestockStatus": "NOT AVAILABLE",
+            }
             sale["CreditNotes"].append(twin)
         if ret.has("unattributed_credit_note") and authorised:
             sale["CreditNotes"].append(self._goodwill_note(sale, refunded[0], when))
@@ -905,19 +1000,48 @@ class Generator:
         DRAFT (variant 0: ours, the same memo, empty; variant 1: a person's, no memo, half a unit of goodwill).
         Neither credits anything (only an AUTHORISED note does): no exception."""
         earlier = (when - 2 * H).strftime("%Y-%m-%dT00:00:00")
-        void = {**note, "TaskID": det_uuid(self.rng), "CreditNoteNumber": self._doc_number("CR"), "Status": "VOIDED",
-                "CreditNoteDate": earlier, "Restock": [], "RestockStatus": "NOT AVAILABLE"}  # fmt: skip
-        draft = {**note, "TaskID": det_uuid(self.rng), "CreditNoteNumber": self._doc_number("CR"), "Status": "DRAFT",
-                 "Lines": [], "Restock": [], "RestockStatus": "NOT AVAILABLE", "TotalBeforeTax": 0.0, "Tax": 0.0,
-                 "Total": 0.0}  # fmt: skip
+        void = {
+            **note,
+            "TaskID": det_uuid(self.rng),
+            "CreditNoteNumber": self._doc_number("CR"),
+            "Status": "VOIDED",
+            "CreditNoteDate": earlier,
+            "Restock": [],
+            "RestockStatus": "NOT AVAILABLE",
+        }
+        draft = {
+            **note,
+            "TaskID": det_uuid(self.rng),
+            "CreditNoteNumber": self._doc_number("CR"),
+            "Status": "DRAFT",
+            "Lines": [],
+            "Restock": [],
+            "RestockStatus": "NOT AVAILABLE",
+            "TotalBeforeTax": 0.0,
+            "Tax": 0.0,
+            "Total": 0.0,
+        }
         if ret.variant == 1:
             item = ret.refunded_items[0]
             price = cents(item.line.price / 2)
             tax = cents(price * item.line.rate)
-            draft.update({"Memo": "goodwill (draft)", "TotalBeforeTax": float(price), "Tax": float(tax),
-                          "Total": float(price + tax),
-                          "Lines": [{**note["Lines"][0], "Quantity": 1, "Price": float(price), "Tax": float(tax),
-                                     "Total": float(price)}]})  # fmt: skip
+            draft.update(
+                {
+                    "Memo": "goodwill (draft)",
+                    "TotalBeforeTax": float(price),
+                    "Tax": float(tax),
+                    "Total": float(price + tax),
+                    "Lines": [
+                        {
+                            **note["Lines"][0],
+                            "Quantity": 1,
+                            "Price": float(price),
+                            "Tax": float(tax),
+                            "Total": float(price),
+                        }
+                    ],
+                }
+            )
         return [void, draft]
 
     def _goodwill_note(self, sale: dict, item: Item, when: datetime) -> dict:
@@ -925,15 +1049,36 @@ class Generator:
         item as goodwill. Another total than the refund, so no return can be attributed it (§1)."""
         price = cents(item.line.price / 2)
         tax = cents(price * item.line.rate)
-        line = {"ProductID": item.line.product.cin7_id, "SKU": item.line.product.sku, "Name": item.line.product.name,
-                "Quantity": 1, "Price": float(price), "Discount": 0, "Tax": float(tax), "Total": float(price),
-                "AverageCost": item.line.product.cost, "TaxRule": f"VAT {item.line.rate * 100:.0f}%",
-                "Account": "200", "Comment": ""}  # fmt: skip
-        return {"TaskID": det_uuid(self.rng), "CreditNoteInvoiceNumber": sale["Invoices"][0]["InvoiceNumber"],
-                "CreditNoteNumber": self._doc_number("CR"), "Memo": "goodwill", "Status": "AUTHORISED",
-                "CreditNoteDate": when.strftime("%Y-%m-%dT00:00:00"), "CreditNoteConversionRate": 1,
-                "Lines": [line], "AdditionalCharges": [], "Restock": [], "RestockStatus": "NOT AVAILABLE",
-                "TotalBeforeTax": float(price), "Tax": float(tax), "Total": float(price + tax)}  # fmt: skip
+        line = {
+            "ProductID": item.line.product.cin7_id,
+            "SKU": item.line.product.sku,
+            "Name": item.line.product.name,
+            "Quantity": 1,
+            "Price": float(price),
+            "Discount": 0,
+            "Tax": float(tax),
+            "Total": float(price),
+            "AverageCost": item.line.product.cost,
+            "TaxRule": f"VAT {item.line.rate * 100:.0f}%",
+            "Account": "200",
+            "Comment": "",
+        }
+        return {
+            "TaskID": det_uuid(self.rng),
+            "CreditNoteInvoiceNumber": sale["Invoices"][0]["InvoiceNumber"],
+            "CreditNoteNumber": self._doc_number("CR"),
+            "Memo": "goodwill",
+            "Status": "AUTHORISED",
+            "CreditNoteDate": when.strftime("%Y-%m-%dT00:00:00"),
+            "CreditNoteConversionRate": 1,
+            "Lines": [line],
+            "AdditionalCharges": [],
+            "Restock": [],
+            "RestockStatus": "NOT AVAILABLE",
+            "TotalBeforeTax": float(price),
+            "Tax": float(tax),
+            "Total": float(price + tax),
+        }
 
     def _warehouse(self, ret: Return):
         for warehouse in self.catalog.warehouses:
@@ -980,14 +1125,29 @@ class Generator:
         self.cin7_stock[(product.cin7_id, warehouse.sellable)] += item.quantity
         self.writer.write(
             "cin7.stock_transfers",
-            {"TaskID": det_uuid(self.rng), "Number": self._doc_number("TR"), "Status": "COMPLETED",
-             "From": warehouse.holding_id, "FromLocation": warehouse.holding, "To": warehouse.sellable_id,
-             "ToLocation": warehouse.sellable, "CostDistributionType": "Cost", "CompletionDate": iso_z(done),
-             "Reference": f"{TRANSFER_PREFIX}{ret.return_id}:{item.item_id}", "SkipOrder": True,
-             "LastModifiedOn": iso_z(done),
-             "Lines": [{"ProductID": product.cin7_id, "SKU": product.sku, "ProductName": product.name,
-                        "TransferQuantity": item.quantity}]},
-        )  # fmt: skip
+            {
+                "TaskID": det_uuid(self.rng),
+                "Number": self._doc_number("TR"),
+                "Status": "COMPLETED",
+                "From": warehouse.holding_id,
+                "FromLocation": warehouse.holding,
+                "To": warehouse.sellable_id,
+                "ToLocation": warehouse.sellable,
+                "CostDistributionType": "Cost",
+                "CompletionDate": iso_z(done),
+                "Reference": f"{TRANSFER_PREFIX}{ret.return_id}:{item.item_id}",
+                "SkipOrder": True,
+                "LastModifiedOn": iso_z(done),
+                "Lines": [
+                    {
+                        "ProductID": product.cin7_id,
+                        "SKU": product.sku,
+                        "ProductName": product.name,
+                        "TransferQuantity": item.quantity,
+                    }
+                ],
+            },
+        )
 
     def _exchange(self, ret: Return, order_number: str, currency: str) -> None:
         wanted = [i for i in ret.items if i.exchange_sku]
@@ -995,24 +1155,50 @@ class Generator:
             return
         by_sku = self.by_sku
         lines = [
-            {"ProductID": by_sku[i.exchange_sku].cin7_id, "SKU": i.exchange_sku, "Name": by_sku[i.exchange_sku].name,
-             "Quantity": i.quantity, "Price": 0.0, "Discount": 0, "Tax": 0.0, "Total": 0.0}
+            {
+                "ProductID": by_sku[i.exchange_sku].cin7_id,
+                "SKU": i.exchange_sku,
+                "Name": by_sku[i.exchange_sku].name,
+                "Quantity": i.quantity,
+                "Price": 0.0,
+                "Discount": 0,
+                "Tax": 0.0,
+                "Total": 0.0,
+            }
             for i in wanted
-        ]  # fmt: skip
+        ]
         created = ret.created + timedelta(minutes=15)
         sale_id = det_uuid(self.rng)
         self.writer.write(
             "cin7.sales",
-            {"ID": sale_id, "Customer": f"Customer {self.order_seq}", "CustomerReference": f"EXCH-{order_number}",
-             "ExternalID": f"reveni-exchange:{ret.return_id}", "Status": "ORDERED", "Type": "Simple Sale",
-             "Location": self.catalog.warehouses[0].sellable, "TaxCalculation": "Exclusive", "BaseCurrency": "EUR",
-             "CustomerCurrency": currency, "CurrencyRate": 1, "SourceChannel": "Reveni",
-             "SaleOrderDate": created.strftime("%Y-%m-%dT00:00:00"), "LastModifiedOn": iso_z(created),
-             "Order": {"SaleOrderNumber": self._doc_number("SO"),
-                       "Status": "DRAFT" if ret.has("exchange_order_held") else "AUTHORISED",
-                       "Lines": lines, "TotalBeforeTax": 0.0, "Tax": 0.0, "Total": 0.0},
-             "Invoices": [], "CreditNotes": [], "Fulfilments": []},
-        )  # fmt: skip
+            {
+                "ID": sale_id,
+                "Customer": f"Customer {self.order_seq}",
+                "CustomerReference": f"EXCH-{order_number}",
+                "ExternalID": f"reveni-exchange:{ret.return_id}",
+                "Status": "ORDERED",
+                "Type": "Simple Sale",
+                "Location": self.catalog.warehouses[0].sellable,
+                "TaxCalculation": "Exclusive",
+                "BaseCurrency": "EUR",
+                "CustomerCurrency": currency,
+                "CurrencyRate": 1,
+                "SourceChannel": "Reveni",
+                "SaleOrderDate": created.strftime("%Y-%m-%dT00:00:00"),
+                "LastModifiedOn": iso_z(created),
+                "Order": {
+                    "SaleOrderNumber": self._doc_number("SO"),
+                    "Status": "DRAFT" if ret.has("exchange_order_held") else "AUTHORISED",
+                    "Lines": lines,
+                    "TotalBeforeTax": 0.0,
+                    "Tax": 0.0,
+                    "Total": 0.0,
+                },
+                "Invoices": [],
+                "CreditNotes": [],
+                "Fulfilments": [],
+            },
+        )
 
     # --- Sitoo ----------------------------------------------------------------------------------
     def _store(self, ret: Return):
@@ -1046,12 +1232,19 @@ class Generator:
             self.sitoo_stock[(warehouse_id, item.sku)] += item.quantity
             self.writer.write(
                 "sitoo.warehouse_transactions",
-                {"warehousetransactionid": self.sitoo_txn_id, "warehouseid": warehouse_id, "datecreated": unix(done),
-                 "transactiontype": self.cfg.sitoo_refund_transaction_type,
-                 "description": f"Reveni return {ret.return_id[:8]} restock", "orderdeliveryid": None,
-                 "shipmentid": None, "externalid": f"reveni:{ret.return_id}:{item.item_id}", "reasoncode": "RET01",
-                 "items": [{"sku": item.sku, "decimalquantity": f"{item.quantity:.3f}"}]},
-            )  # fmt: skip
+                {
+                    "warehousetransactionid": self.sitoo_txn_id,
+                    "warehouseid": warehouse_id,
+                    "datecreated": unix(done),
+                    "transactiontype": self.cfg.sitoo_refund_transaction_type,
+                    "description": f"Reveni return {ret.return_id[:8]} restock",
+                    "orderdeliveryid": None,
+                    "shipmentid": None,
+                    "externalid": f"reveni:{ret.return_id}:{item.item_id}",
+                    "reasoncode": "RET01",
+                    "items": [{"sku": item.sku, "decimalquantity": f"{item.quantity:.3f}"}],
+                },
+            )
 
     def _return_record(self, ret: Return, store, refunded: list[Item], currency: str) -> None:
         rows, net, vat = [], Decimal(0), Decimal(0)
@@ -1059,26 +1252,45 @@ class Generator:
             total, tax = item.line.amounts(item.quantity)
             net, vat = net + total, vat + tax
             rows.append(
-                {"orderitemid": len(rows) + 1, "orderitemtype": 10, "productid": item.line.product.sitoo_id,
-                 "productname": item.line.product.name, "sku": item.sku, "quantity": -item.quantity,
-                 "moneynetpriceperunit": f"{item.line.price:.2f}", "vatvalue": int(item.line.rate * 100),
-                 "moneyitemtotal_net": f"{-total:.2f}", "moneyitemtotal_vat": f"{-tax:.2f}",
-                 "decimalquantitytotal": f"{-item.quantity:.3f}"}
-            )  # fmt: skip
+                {
+                    "orderitemid": len(rows) + 1,
+                    "orderitemtype": 10,
+                    "productid": item.line.product.sitoo_id,
+                    "productname": item.line.product.name,
+                    "sku": item.sku,
+                    "quantity": -item.quantity,
+                    "moneynetpriceperunit": f"{item.line.price:.2f}",
+                    "vatvalue": int(item.line.rate * 100),
+                    "moneyitemtotal_net": f"{-total:.2f}",
+                    "moneyitemtotal_vat": f"{-tax:.2f}",
+                    "decimalquantitytotal": f"{-item.quantity:.3f}",
+                }
+            )
         payments = []
         if ret.has("double_refund"):
             payments = [{"name": "Card", "moneyamount": f"{-(net + vat):.2f}", "reftype": "adyen", "refid": "POS"}]
         self.sitoo_order_id += 1
         self.writer.write(
             "sitoo.orders",
-            {"orderid": self.sitoo_order_id, "eshopid": 1, "externalid": ret.return_id, "creditorderid": None,
-             "orderdate": unix(ret.refunded_at + 30 * timedelta(minutes=1)), "orderstateid": 10,
-             "paymentstateid": 20 if payments else 0, "ordertypeid": 10, "warehouseid": store.warehouse_id,
-             "currencycode": currency, "moneyfinal_net": f"{-net:.2f}", "moneyfinal_vat": f"{-vat:.2f}",
-             "moneytotal_gross_all": f"{-(net + vat):.2f}",
-             "additionaldata": {"refundreasoncode-reasoncode": "RET01", "reveni-return-id": ret.return_id},
-             "orderitems": rows, "payments": payments},
-        )  # fmt: skip
+            {
+                "orderid": self.sitoo_order_id,
+                "eshopid": 1,
+                "externalid": ret.return_id,
+                "creditorderid": None,
+                "orderdate": unix(ret.refunded_at + 30 * timedelta(minutes=1)),
+                "orderstateid": 10,
+                "paymentstateid": 20 if payments else 0,
+                "ordertypeid": 10,
+                "warehouseid": store.warehouse_id,
+                "currencycode": currency,
+                "moneyfinal_net": f"{-net:.2f}",
+                "moneyfinal_vat": f"{-vat:.2f}",
+                "moneytotal_gross_all": f"{-(net + vat):.2f}",
+                "additionaldata": {"refundreasoncode-reasoncode": "RET01", "reveni-return-id": ret.return_id},
+                "orderitems": rows,
+                "payments": payments,
+            },
+        )
 
     # --- Reveni and the answer key -----------------------------------------------------------
     def _reveni(self, ret: Return, order_number: str, currency: str) -> None:
@@ -1092,12 +1304,20 @@ class Generator:
             total, tax = item.line.amounts(item.quantity)
             requested += total + tax
             items.append(
-                {"item_id": item.item_id, "sku": item.sku, "name": item.line.product.name, "quantity": item.quantity,
-                 "price": f"{(total + tax) / item.quantity:.4f}", "return_reason": "size_too_small",
-                 "exchange": {"sku": item.exchange_sku} if item.exchange_sku else None,
-                 "validation_status": item.status, "restock": item.restock, "reject_reason": None,
-                 "validated_at": iso_z(ret.validated) if ret.validated and item.status != "pending" else None}
-            )  # fmt: skip
+                {
+                    "item_id": item.item_id,
+                    "sku": item.sku,
+                    "name": item.line.product.name,
+                    "quantity": item.quantity,
+                    "price": f"{(total + tax) / item.quantity:.4f}",
+                    "return_reason": "size_too_small",
+                    "exchange": {"sku": item.exchange_sku} if item.exchange_sku else None,
+                    "validation_status": item.status,
+                    "restock": item.restock,
+                    "reject_reason": None,
+                    "validated_at": iso_z(ret.validated) if ret.validated and item.status != "pending" else None,
+                }
+            )
         refunds = []
         refunded = ret.refunded_items
         if refunded:
@@ -1110,10 +1330,16 @@ class Generator:
                 first, second = cents(amount * Decimal("0.5")), cents(amount * Decimal("0.3"))
                 parts = [first, second, amount - first - second]
             refunds = [
-                {"id": det_hex(self.rng), "amount": f"{part:.4f}", "currency": currency, "status": "paid",
-                 "method": "original_payment", "refunded_at": iso_z(ret.refunded_at + i * timedelta(minutes=3))}
+                {
+                    "id": det_hex(self.rng),
+                    "amount": f"{part:.4f}",
+                    "currency": currency,
+                    "status": "paid",
+                    "method": "original_payment",
+                    "refunded_at": iso_z(ret.refunded_at + i * timedelta(minutes=3)),
+                }
                 for i, part in enumerate(parts)
-            ]  # fmt: skip
+            ]
         touched = [t for t in (ret.created, ret.received, ret.validated, ret.refunded_at) if t]
         record = {
             "id": ret.return_id,
@@ -1166,15 +1392,34 @@ class Generator:
         record["updated_at"] = iso_z(at)
         new_sale = {**sale, "CreditNotes": [*sale["CreditNotes"]]}
         new_sale["CreditNotes"].append(
-            {"TaskID": sale["ID"] if sale["Type"] == "Simple Sale" else det_uuid(self.rng),
-             "CreditNoteInvoiceNumber": sale["Invoices"][0]["InvoiceNumber"],
-             "CreditNoteNumber": self._doc_number("CR"), "Memo": f"reveni:{ret.return_id}", "Status": "DRAFT",
-             "CreditNoteDate": at.strftime("%Y-%m-%dT00:00:00"), "CreditNoteConversionRate": 1, "Lines": [],
-             "AdditionalCharges": [], "RestockStatus": "AUTHORISED", "TotalBeforeTax": 0.0, "Tax": 0.0, "Total": 0.0,
-             "Restock": [{"ProductID": i.line.product.cin7_id, "SKU": i.line.product.sku, "Name": i.line.product.name,
-                          "Location": warehouse.sellable, "Quantity": i.quantity, "RestockLocation": warehouse.holding,
-                          "RestockDate": iso_z(at)} for i in ret.items]}
-        )  # fmt: skip
+            {
+                "TaskID": sale["ID"] if sale["Type"] == "Simple Sale" else det_uuid(self.rng),
+                "CreditNoteInvoiceNumber": sale["Invoices"][0]["InvoiceNumber"],
+                "CreditNoteNumber": self._doc_number("CR"),
+                "Memo": f"reveni:{ret.return_id}",
+                "Status": "DRAFT",
+                "CreditNoteDate": at.strftime("%Y-%m-%dT00:00:00"),
+                "CreditNoteConversionRate": 1,
+                "Lines": [],
+                "AdditionalCharges": [],
+                "RestockStatus": "AUTHORISED",
+                "TotalBeforeTax": 0.0,
+                "Tax": 0.0,
+                "Total": 0.0,
+                "Restock": [
+                    {
+                        "ProductID": i.line.product.cin7_id,
+                        "SKU": i.line.product.sku,
+                        "Name": i.line.product.name,
+                        "Location": warehouse.sellable,
+                        "Quantity": i.quantity,
+                        "RestockLocation": warehouse.holding,
+                        "RestockDate": iso_z(at),
+                    }
+                    for i in ret.items
+                ],
+            }
+        )
         self.writer.write("events", {"at": iso_z(at), "k": "reveni.returns", "v": record})
         self.writer.write("events", {"at": iso_z(at), "k": "cin7.sales", "v": new_sale})
 
@@ -1192,10 +1437,22 @@ class Generator:
         notes = []
         for note in sale["CreditNotes"]:
             if note["Memo"] == memo:
-                note = {**note, "RestockStatus": "AUTHORISED", "Restock": [
-                    {"ProductID": i.line.product.cin7_id, "SKU": i.line.product.sku, "Name": i.line.product.name,
-                     "Location": warehouse.sellable, "Quantity": i.quantity, "RestockLocation": warehouse.holding,
-                     "RestockDate": iso_z(at)} for i in ret.items]}  # fmt: skip
+                note = {
+                    **note,
+                    "RestockStatus": "AUTHORISED",
+                    "Restock": [
+                        {
+                            "ProductID": i.line.product.cin7_id,
+                            "SKU": i.line.product.sku,
+                            "Name": i.line.product.name,
+                            "Location": warehouse.sellable,
+                            "Quantity": i.quantity,
+                            "RestockLocation": warehouse.holding,
+                            "RestockDate": iso_z(at),
+                        }
+                        for i in ret.items
+                    ],
+                }
             notes.append(note)
         self.writer.write("events", {"at": iso_z(at), "k": "reveni.returns", "v": record})
         self.writer.write("events", {"at": iso_z(at), "k": "cin7.sales", "v": {**sale, "CreditNotes": notes}})

@@ -53,8 +53,13 @@ class TruncatedResponse(Response):
     async def __call__(self, scope, receive, send) -> None:  # type: ignore[override]
         body = bytes(self.answer.body)
         headers = [(k, v) for k, v in self.answer.raw_headers if k.lower() != b"content-length"]
-        await send({"type": "http.response.start", "status": self.answer.status_code,
-                    "headers": [*headers, (b"content-length", str(len(body)).encode())]})  # fmt: skip
+        await send(
+            {
+                "type": "http.response.start",
+                "status": self.answer.status_code,
+                "headers": [*headers, (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
         raise ConnectionResetError("simulated truncated body")
 

@@ -51,8 +51,12 @@ class Journal:
         return self.status()
 
     def status(self) -> dict:
-        return {"enabled": self.enabled, "count": len(self._records), "dropped": self._dropped,
-                "max_records": self._records.maxlen}  # fmt: skip
+        return {
+            "enabled": self.enabled,
+            "count": len(self._records),
+            "dropped": self._dropped,
+            "max_records": self._records.maxlen,
+        }
 
     def records(self) -> list[dict]:
         with self._lock:

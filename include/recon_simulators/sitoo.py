@@ -33,13 +33,38 @@ DECLARED = {
     # sites/_siteid_/warehouses/_warehouseid_/warehouseitems.yaml
     "warehouseitems": {"start", "num", "datelastmodifiedfrom", "datelastmodifiedto", "sku", "fields"},
     # sites/_siteid_/warehousetransactions.yaml
-    "warehousetransactions": {"warehousetransactionid", "warehousetransactionidfrom", "warehousetransactionidto",
-                              "datecreatedfrom", "datecreatedto", "warehouseid", "transactiontype", "start", "num",
-                              "sort", "fields"},
+    "warehousetransactions": {
+        "warehousetransactionid",
+        "warehousetransactionidfrom",
+        "warehousetransactionidto",
+        "datecreatedfrom",
+        "datecreatedto",
+        "warehouseid",
+        "transactiontype",
+        "start",
+        "num",
+        "sort",
+        "fields",
+    },
     # orders.yaml
-    "orders": {"eshopid", "externalid", "orderid", "orderidfrom", "orderidto", "orderdatefrom", "orderdateto",
-               "orderstate", "paymentstate", "ordertype", "email", "start", "num", "sort", "fields"},
-}  # fmt: skip
+    "orders": {
+        "eshopid",
+        "externalid",
+        "orderid",
+        "orderidfrom",
+        "orderidto",
+        "orderdatefrom",
+        "orderdateto",
+        "orderstate",
+        "paymentstate",
+        "ordertype",
+        "email",
+        "start",
+        "num",
+        "sort",
+        "fields",
+    },
+}
 INTERNAL_PRODUCT_FIELDS = ("active",)  # product-write.yaml has it, product-read.yaml does not
 READ_ONLY_TYPES = {30, 40, 50}  # Sales, Refund, StockTaking
 ELEMENT_ERRORS = {500: "Internal Server Error", 503: "Service Unavailable", 429: "Too Many Requests"}
@@ -157,8 +182,9 @@ class SitooApp(ServiceApp):
             return self.error(400, f"Invalid parameter {undeclared[0]}")
         return {k: v for k, v in params.items() if k in DECLARED[endpoint]}
 
-    def _collection(self, request: Request, rows: list[dict], id_field: str, *, endpoint: str,
-                    malformed_prefix: str = "") -> Response:  # fmt: skip
+    def _collection(
+        self, request: Request, rows: list[dict], id_field: str, *, endpoint: str, malformed_prefix: str = ""
+    ) -> Response:
         params = self._declared(request, endpoint)
         if isinstance(params, Response):
             return params

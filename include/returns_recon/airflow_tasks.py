@@ -85,8 +85,11 @@ def _extract(system: str, mode: str, reference: bool | None = None) -> list[dict
             summaries = run.extract_sitoo(conn, clients, _run_id(), mode, settings, reference)
     rows = [s.as_dict() for s in summaries]
     for row in rows:
-        log.info("%(source)s.%(entity)s: fetched %(fetched)s, changed %(changed)s, quarantined %(quarantined)s, "
-                 "API calls %(api_calls)s (window from %(window_from)s)", row)  # fmt: skip
+        log.info(
+            "%(source)s.%(entity)s: fetched %(fetched)s, changed %(changed)s, quarantined %(quarantined)s, "
+            "API calls %(api_calls)s (window from %(window_from)s)",
+            row,
+        )
     return rows
 
 
@@ -138,9 +141,13 @@ def reconcile_and_publish(mode: str) -> dict:
         result = reconcile(conn, _run_id(), _settings(), mode)
     log.info(
         "reconciled %d returns: %d exceptions found (%d new, %d auto-resolved); open by owner %s; by type %s",
-        result.returns_in_scope, result.exceptions_found, result.opened, result.auto_resolved,
-        result.open_by_owner, result.open_by_type,
-    )  # fmt: skip
+        result.returns_in_scope,
+        result.exceptions_found,
+        result.opened,
+        result.auto_resolved,
+        result.open_by_owner,
+        result.open_by_type,
+    )
     return result.as_dict()
 
 
@@ -172,8 +179,13 @@ def golive_check() -> dict:
 
     cin7 = lookup_connection("cin7_core_default")
     with warehouse_connection() as conn:
-        report = run_golive_check(conn, api_clients(warehouse_dsn()), load_settings(), _run_id(),
-                                  cin7_calls_per_minute=cin7_pace(cin7.extra_dejson if cin7 else None))  # fmt: skip
+        report = run_golive_check(
+            conn,
+            api_clients(warehouse_dsn()),
+            load_settings(),
+            _run_id(),
+            cin7_calls_per_minute=cin7_pace(cin7.extra_dejson if cin7 else None),
+        )
     for line in report.render().splitlines():
         log.info("%s", line)
     enforce(report)
@@ -200,8 +212,9 @@ def send_exception_emails() -> dict:
     mail_date = context["logical_date"].date() if context.get("logical_date") else context["run_after"].date()
     send, from_email = smtp_sender()
     with warehouse_connection() as conn:
-        outcome = send_digests(conn, send, mail_date, settings.email_recipients, from_email, _run_id(),
-                               settings.finance_all_clear_weekday)  # fmt: skip
+        outcome = send_digests(
+            conn, send, mail_date, settings.email_recipients, from_email, _run_id(), settings.finance_all_clear_weekday
+        )
     for owner, what in outcome.items():
         log.info("%s: %s", owner, what)
     return outcome

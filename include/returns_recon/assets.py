@@ -10,25 +10,39 @@ def table_asset(schema: str, table: str) -> Asset:
     return Asset(name=f"{schema}.{table}", uri=f"recon-warehouse://{schema}/{table}", group=schema)
 
 
-REVENI_STAGING = [table_asset("staging", t) for t in
-                  ("stg_reveni__returns", "stg_reveni__return_items", "stg_reveni__refunds")]  # fmt: skip
+REVENI_STAGING = [
+    table_asset("staging", t) for t in ("stg_reveni__returns", "stg_reveni__return_items", "stg_reveni__refunds")
+]
 CIN7_STAGING = [
     table_asset("staging", t)
-    for t in ("stg_cin7__sales", "stg_cin7__sale_lines", "stg_cin7__credit_notes", "stg_cin7__credit_note_lines",
-              "stg_cin7__restocks", "stg_cin7__credit_note_list", "stg_cin7__stock_transfers")
-]  # fmt: skip
-CIN7_REFERENCE = [table_asset("staging", t) for t in
-                  ("stg_cin7__products", "stg_cin7__locations", "stg_cin7__availability")]  # fmt: skip
+    for t in (
+        "stg_cin7__sales",
+        "stg_cin7__sale_lines",
+        "stg_cin7__credit_notes",
+        "stg_cin7__credit_note_lines",
+        "stg_cin7__restocks",
+        "stg_cin7__credit_note_list",
+        "stg_cin7__stock_transfers",
+    )
+]
+CIN7_REFERENCE = [
+    table_asset("staging", t) for t in ("stg_cin7__products", "stg_cin7__locations", "stg_cin7__availability")
+]
 SITOO_STAGING = [
     table_asset("staging", t)
-    for t in ("stg_sitoo__orders", "stg_sitoo__order_items", "stg_sitoo__warehouse_transactions",
-              "stg_sitoo__warehouse_transaction_items")
-]  # fmt: skip
+    for t in (
+        "stg_sitoo__orders",
+        "stg_sitoo__order_items",
+        "stg_sitoo__warehouse_transactions",
+        "stg_sitoo__warehouse_transaction_items",
+    )
+]
 SITOO_REFERENCE = [
     table_asset("staging", t)
     for t in ("stg_sitoo__products", "stg_sitoo__warehouses", "stg_sitoo__stores", "stg_sitoo__warehouse_items")
-]  # fmt: skip
+]
 LOCATION_MAP = table_asset("staging", "dim_location_map")
-RECON_PUBLISHED = [table_asset("recon", t) for t in
-                   ("exceptions", "fct_returns", "fct_return_reconciliation", "daily_summary",
-                    "refund_journal")]  # fmt: skip
+RECON_PUBLISHED = [
+    table_asset("recon", t)
+    for t in ("exceptions", "fct_returns", "fct_return_reconciliation", "daily_summary", "refund_journal")
+]

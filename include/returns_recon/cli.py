@@ -63,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m returns_recon.cli", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m returns_recon.cli", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="area", required=True)
     exceptions = sub.add_parser("exceptions").add_subparsers(dest="action", required=True)
     listing = exceptions.add_parser("list")
@@ -150,9 +151,14 @@ def _postings(args: argparse.Namespace) -> int:
         if args.key:
             keys = [args.key]
         elif args.run and args.failed:
-            keys = [k for (k,) in conn.execute(
-                "SELECT posting_key FROM recon.postings WHERE last_run_id = %s AND status IN ('refused', 'ambiguous')",
-                (args.run,))]  # fmt: skip
+            keys = [
+                k
+                for (k,) in conn.execute(
+                    "SELECT posting_key FROM recon.postings"
+                    " WHERE last_run_id = %s AND status IN ('refused', 'ambiguous')",
+                    (args.run,),
+                )
+            ]
         else:
             print("give --key KEY, or --run RUN_ID --failed", file=sys.stderr)
             return 2
@@ -182,8 +188,9 @@ def _golive_check(args: argparse.Namespace) -> int:
     with _connect() as conn:
         apply_migrations(conn)
         clients = api_clients(warehouse_dsn())
-        report = run_golive_check(conn, clients, load_settings(), run_id,
-                                  cin7_calls_per_minute=cin7_pace(cin7.extra_dejson if cin7 else None))  # fmt: skip
+        report = run_golive_check(
+            conn, clients, load_settings(), run_id, cin7_calls_per_minute=cin7_pace(cin7.extra_dejson if cin7 else None)
+        )
     print(report.render())
     return 0 if report.ok else 1
 

@@ -38,8 +38,13 @@ POSTING_SYSTEMS: tuple[System, ...] = ("cin7", "sitoo")  # Reveni receives no po
 DEFAULT_CIN7_PACE = 50  # Cin7CoreHook.default_calls_per_minute (extra.calls_per_minute)
 # Sitoo: "Sales, Refund and StockTaking are read only" (schemas/warehousetransaction-write.yaml L13); their
 # codes are inferred from the documentation's examples (paths/sites/_siteid_/warehousetransactions.yaml L22, L104)
-SITOO_TRANSACTION_TYPES = {10: "Move In (+qty)", 20: "Move Out (-qty)", 30: "Sales, read only",
-                           40: "Refund, read only", 50: "StockTaking, read only"}  # fmt: skip
+SITOO_TRANSACTION_TYPES = {
+    10: "Move In (+qty)",
+    20: "Move Out (-qty)",
+    30: "Sales, read only",
+    40: "Refund, read only",
+    50: "StockTaking, read only",
+}
 SITOO_READ_ONLY_TYPES = {30, 40, 50}
 RATE_LIMIT_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "retry-after")
 PROBE_PARAMETER = "recon_golive_probe"  # the undeclared query parameter the Sitoo check sends
@@ -129,8 +134,10 @@ class Report:
         width = max((len(r.check.id) for r in self.results), default=10)
         for r in self.results:
             tag = r.verdict + (" (blocking)" if r.holds else "")
-            lines.append(f"{r.check.system:<6} {r.check.id:<{width}}  expected {r.check.expected:<9}  "
-                         f"observed {r.outcome:<10}  {tag:<21} {summarise(r.evidence)}")  # fmt: skip
+            lines.append(
+                f"{r.check.system:<6} {r.check.id:<{width}}  expected {r.check.expected:<9}  "
+                f"observed {r.outcome:<10}  {tag:<21} {summarise(r.evidence)}"
+            )
         lines.append("")
         for system in SYSTEMS:
             failed = [r.check.id for r in self.results if r.check.system == system and r.holds]
@@ -211,8 +218,13 @@ def _reveni_list_endpoint(ctx: CheckContext) -> Observation:
         return Observation("refuted", _api_error(err))
     if isinstance(body, dict) and isinstance(body.get("results"), list):
         return Observation("confirmed", {"count": body.get("count"), "paged": "next" in body})
-    return Observation("refuted", {"answer": "no {results: [...]} envelope", "keys": sorted(body)[:10]
-                                   if isinstance(body, dict) else type(body).__name__})  # fmt: skip
+    return Observation(
+        "refuted",
+        {
+            "answer": "no {results: [...]} envelope",
+            "keys": sorted(body)[:10] if isinstance(body, dict) else type(body).__name__,
+        },
+    )
 
 
 def _latest_return_id(ctx: CheckContext) -> str | None:
@@ -334,96 +346,115 @@ def _sitoo_restock_transaction_type(ctx: CheckContext) -> Observation:
             continue
     evidence: dict[str, Any] = {"configured": wanted, "lines_of_that_type": signs}
     if not quantities:
-        evidence.update(why="no transaction of that type on the account; there is no endpoint listing the types",
-                        documented=documented)  # fmt: skip
+        evidence.update(
+            why="no transaction of that type on the account; there is no endpoint listing the types",
+            documented=documented,
+        )
         return Observation("unverified", evidence)
     return Observation("refuted" if signs["negative"] else "confirmed", evidence)
 
 
 CHECKS: tuple[Check, ...] = (
     Check(
-        "list_endpoint", "reveni",
+        "list_endpoint",
+        "reveni",
         "GET returns?page_size= answers a paged list {count, next, previous, results}.",
         "vendor silent: Reveni documents webhooks and GET returns/{id} only (reveni_api.md §3)",
         "simulator behaviour reveni.list_endpoint; extraction reads this list",
-        True, "confirmed",
+        True,
+        "confirmed",
         "GET returns?page_size=1: a JSON envelope with results (404 or another answer: refuted)",
         _reveni_list_endpoint,
     ),
     Check(
-        "get_return", "reveni",
+        "get_return",
+        "reveni",
         "GET returns/{id} answers the return.",
         "reveni_api.md §3 (documented)",
         "connection reveni_default (extra.store_id)",
-        True, "confirmed",
+        True,
+        "confirmed",
         "GET returns/{id} of the newest return in staging.stg_reveni__returns (or the list's first)",
         _reveni_get_return,
     ),
     Check(
-        "credit_note_list_restock_status", "cin7",
+        "credit_note_list_restock_status",
+        "cin7",
         "saleCreditNoteList rows carry RestockStatus, where the pipeline reads each note's restock state.",
         "dearinventory.apib L20649/L20683 (in the example rows; not in the field table at L20553)",
         "simulator behaviour cin7.credit_note_list_restock_status",
-        True, "confirmed",
+        True,
+        "confirmed",
         "GET saleCreditNoteList?Page=1&Limit=1: the row has RestockStatus (no credit notes: unverified)",
         _credit_note_list_restock_status,
     ),
     Check(
-        "sale_match_field", "cin7",
+        "sale_match_field",
+        "cin7",
         "The Cin7 Core field RECON_SALE_MATCH_FIELD holds the Reveni return's order number.",
         "merchant configuration (dearinventory.apib L20447 Search fields, L20459 ExternalID filter)",
         "RECON_SALE_MATCH_FIELD (default CustomerReference)",
-        True, "confirmed",
+        True,
+        "confirmed",
         "GET saleList?Search=<order> (ExternalID: ?ExternalID=<order>) for a return in the warehouse; exact match",
         _sale_match_field,
     ),
     Check(
-        "transfer_search_reference", "cin7",
+        "transfer_search_reference",
+        "cin7",
         "stockTransferList Search matches a transfer's Reference.",
         "dearinventory.apib L26300: Search reads FromLocation, ToLocation, Status, CustomerReference, Number",
         "simulator behaviour cin7.transfer_search_fields (the pipeline matches Reference on its side)",
-        False, "refuted",
+        False,
+        "refuted",
         "a transfer with a Reference from GET stockTransferList, then GET stockTransferList?Search=<Reference>",
         _transfer_search_reference,
     ),
     Check(
-        "rate_limit", "cin7",
+        "rate_limit",
+        "cin7",
         "The account allows the configured pace (60 calls per minute per application key).",
         "dearinventory.apib L124 (the 429 message); no rate-limit header is documented",
         "connection cin7_core_default extra.calls_per_minute (default 50)",
-        False, "confirmed",
+        False,
+        "confirmed",
         "GET ref/location?Limit=1: X-RateLimit-*/Retry-After headers if any (none: unverified)",
         _cin7_rate_limit,
     ),
     Check(
-        "includeinactive", "sitoo",
+        "includeinactive",
+        "sitoo",
         "products.json accepts includeinactive=true and answers the {totalcount, items} envelope.",
         "sitoo/src/paths/sites/_siteid_/products.yaml L54",
         "none: the Sitoo product extraction always sends it",
-        True, "confirmed",
+        True,
+        "confirmed",
         "GET sites/{site}/products.json?includeinactive=true&num=1",
         _sitoo_includeinactive,
     ),
     Check(
-        "restock_transaction_type", "sitoo",
+        "restock_transaction_type",
+        "sitoo",
         "Warehouse transaction type RECON_SITOO_RESTOCK_TRANSACTION_TYPE adds stock and may be posted.",
         "sitoo/src/schemas/warehousetransaction-write.yaml L13 (read-only types); codes from examples only",
         "RECON_SITOO_RESTOCK_TRANSACTION_TYPE (default 10)",
-        True, "confirmed",
-        "GET warehousetransactions.json?transactiontype=<type>: its lines add stock (none on the account: "
-        "unverified)",
+        True,
+        "confirmed",
+        "GET warehousetransactions.json?transactiontype=<type>: its lines add stock (none on the account: unverified)",
         _sitoo_restock_transaction_type,
     ),
     Check(
-        "undeclared_query_parameters", "sitoo",
+        "undeclared_query_parameters",
+        "sitoo",
         "A query parameter the endpoint does not declare is ignored, not refused.",
         "vendor silent",
         "simulator behaviour sitoo.undeclared_query_parameters",
-        False, "confirmed",
+        False,
+        "confirmed",
         f"GET sites/{{site}}/stores.json?num=1&{PROBE_PARAMETER}=1: 200 (ignore) or 4xx (reject)",
         _sitoo_undeclared_parameters,
     ),
-)  # fmt: skip
+)
 
 
 # --- running, storing, holding --------------------------------------------------------------------------
@@ -455,8 +486,9 @@ def accounts_of(clients: Clients) -> dict[str, str]:
     return {"reveni": account_of(clients.reveni), "cin7": account_of(clients.cin7), "sitoo": account_of(clients.sitoo)}
 
 
-def store(conn: psycopg.Connection, run_id: str, checked_at: datetime, results: Sequence[Result],
-          accounts: Mapping[str, str]) -> None:  # fmt: skip
+def store(
+    conn: psycopg.Connection, run_id: str, checked_at: datetime, results: Sequence[Result], accounts: Mapping[str, str]
+) -> None:
     with conn.transaction():
         for r in results:
             c = r.check
@@ -466,13 +498,33 @@ def store(conn: psycopg.Connection, run_id: str, checked_at: datetime, results: 
                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                    ON CONFLICT (run_id, check_id) DO UPDATE SET checked_at = excluded.checked_at,
                      outcome = excluded.outcome, passed = excluded.passed, evidence = excluded.evidence""",
-                (run_id, checked_at, c.system, c.id, c.assumption, c.source, c.setting, c.blocking, c.expected,
-                 r.outcome, r.passed, json.dumps(r.evidence, default=str), accounts[c.system]),
-            )  # fmt: skip
+                (
+                    run_id,
+                    checked_at,
+                    c.system,
+                    c.id,
+                    c.assumption,
+                    c.source,
+                    c.setting,
+                    c.blocking,
+                    c.expected,
+                    r.outcome,
+                    r.passed,
+                    json.dumps(r.evidence, default=str),
+                    accounts[c.system],
+                ),
+            )
 
 
-def run_golive_check(conn: psycopg.Connection, clients: Clients, settings: ReconSettings, run_id: str, *,
-                     cin7_calls_per_minute: int | None = None, checks: Sequence[Check] = CHECKS) -> Report:  # fmt: skip
+def run_golive_check(
+    conn: psycopg.Connection,
+    clients: Clients,
+    settings: ReconSettings,
+    run_id: str,
+    *,
+    cin7_calls_per_minute: int | None = None,
+    checks: Sequence[Check] = CHECKS,
+) -> Report:
     """Ask every check, store the rows in ``recon.golive_checks``, and say which systems stay held."""
     checked_at = datetime.now(UTC)
     ctx = CheckContext(clients, conn, settings, cin7_calls_per_minute or DEFAULT_CIN7_PACE)
@@ -498,8 +550,9 @@ def hold_reasons(latest: Mapping[str, tuple[str, Sequence[str]]], override: Sequ
     return held
 
 
-def held_systems(conn: psycopg.Connection, settings: ReconSettings,
-                 accounts: Mapping[str, str] | None = None) -> dict[str, str]:  # fmt: skip
+def held_systems(
+    conn: psycopg.Connection, settings: ReconSettings, accounts: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Posting systems whose latest go-live run failed a blocking check, or that were never checked,
     less those in ``RECON_GOLIVE_OVERRIDE``. With ``accounts`` (``accounts_of(clients)``), only runs that
     asked those accounts count: a pass on the sandbox does not release the live account."""
@@ -528,5 +581,7 @@ def enforce(report: Report) -> None:
     if not report.ok:
         failed = ", ".join(f"{r.check.system}.{r.check.id} ({r.outcome})" for r in report.blocking_failures)
         held = "; ".join(f"{s}: {why}" for s, why in report.held.items()) or "none (overridden)"
-        raise GoliveCheckFailed(f"go-live check {report.run_id}: blocking checks failed: {failed}. Held: {held}. "
-                                "What to do per check: docs/golive.md")  # fmt: skip
+        raise GoliveCheckFailed(
+            f"go-live check {report.run_id}: blocking checks failed: {failed}. Held: {held}. "
+            "What to do per check: docs/golive.md"
+        )

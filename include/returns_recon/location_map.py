@@ -16,9 +16,13 @@ from returns_recon.errors import NotRetryable
 from returns_recon.warehouse.loader import Invalid, quarantine
 
 COLUMNS = (
-    "return_point_id", "return_point_name", "kind", "sitoo_warehouse_id", "cin7_holding_location",
+    "return_point_id",
+    "return_point_name",
+    "kind",
+    "sitoo_warehouse_id",
+    "cin7_holding_location",
     "cin7_sellable_location",
-)  # fmt: skip
+)
 
 
 class LocationMapError(NotRetryable):
@@ -96,8 +100,11 @@ def read_location_map(path: Path, *, stop_on_errors: bool = True) -> LocationMap
     lines_of: dict[str, list[int]] = {}
     for raw in reader:
         number = reader.line_num  # the file's line (blank lines are skipped but counted)
-        check = {"return_point_id": raw.get("return_point_id") or None, "kind": raw.get("kind") or None,
-                 "complete": True}  # fmt: skip
+        check = {
+            "return_point_id": raw.get("return_point_id") or None,
+            "kind": raw.get("kind") or None,
+            "complete": True,
+        }
         result.check_rows.append(check)
         return_point_id = (raw.get("return_point_id") or "").strip()
         if return_point_id:
@@ -160,5 +167,9 @@ def load_location_map(
                     copy.write_row((*[getattr(row, c) for c in COLUMNS], mapping.version))
         if mapping.invalid:
             quarantine(conn, "merchant", "location_map", mapping.invalid, run_id)
-    return {"version": mapping.version, "rows": len(mapping.rows), "invalid": len(mapping.invalid),
-            "reloaded": current != mapping.version}  # fmt: skip
+    return {
+        "version": mapping.version,
+        "rows": len(mapping.rows),
+        "invalid": len(mapping.invalid),
+        "reloaded": current != mapping.version,
+    }

@@ -41,9 +41,13 @@ def warehouse_dsn() -> str:
     require_connections([WAREHOUSE])
     conn = lookup_connection(WAREHOUSE.conn_id)
     return make_conninfo(
-        host=conn.host, port=conn.port or 5432, user=conn.login, password=conn.password, dbname=conn.schema,
+        host=conn.host,
+        port=conn.port or 5432,
+        user=conn.login,
+        password=conn.password,
+        dbname=conn.schema,
         connect_timeout=WAREHOUSE_CONNECT_TIMEOUT,
-    )  # fmt: skip
+    )
 
 
 def connect_warehouse_dsn(**kwargs) -> psycopg.Connection:
@@ -52,8 +56,9 @@ def connect_warehouse_dsn(**kwargs) -> psycopg.Connection:
 
     dsn = warehouse_dsn()
     params = conninfo_to_dict(dsn)
-    return connect_warehouse(lambda: psycopg.connect(dsn, **kwargs), WAREHOUSE.conn_id, str(params["host"]),
-                             int(params["port"]))  # fmt: skip
+    return connect_warehouse(
+        lambda: psycopg.connect(dsn, **kwargs), WAREHOUSE.conn_id, str(params["host"]), int(params["port"])
+    )
 
 
 def warehouse_sqlalchemy_url() -> str:
@@ -62,8 +67,15 @@ def warehouse_sqlalchemy_url() -> str:
 
     require_connections([WAREHOUSE])
     conn = lookup_connection(WAREHOUSE.conn_id)
-    url = URL.create("postgresql+psycopg", conn.login, conn.password, conn.host, conn.port or 5432, conn.schema,
-                     query={"connect_timeout": str(WAREHOUSE_CONNECT_TIMEOUT)})  # fmt: skip
+    url = URL.create(
+        "postgresql+psycopg",
+        conn.login,
+        conn.password,
+        conn.host,
+        conn.port or 5432,
+        conn.schema,
+        query={"connect_timeout": str(WAREHOUSE_CONNECT_TIMEOUT)},
+    )
     return url.render_as_string(hide_password=False)
 
 

@@ -108,8 +108,10 @@ def allowed(source: str, entity: str) -> Shape:
     try:
         return ALLOWED[source, entity]
     except KeyError:
-        raise UndeclaredEntity(f"{source}.{entity}: no allow-list in returns_recon.privacy.ALLOWED; "
-                               "nothing of it is stored until its fields are declared") from None  # fmt: skip
+        raise UndeclaredEntity(
+            f"{source}.{entity}: no allow-list in returns_recon.privacy.ALLOWED; "
+            "nothing of it is stored until its fields are declared"
+        ) from None
 
 
 def digest(shape: Shape) -> str:

@@ -31,8 +31,9 @@ T = TypeVar("T")
 class Unreachable(NotRetryable):
     """No answer from a connection's host:port within the budget."""
 
-    def __init__(self, conn_id: str, host: str, port: int | None, reason: str, attempts: int, seconds: float,
-                 check: str) -> None:  # fmt: skip
+    def __init__(
+        self, conn_id: str, host: str, port: int | None, reason: str, attempts: int, seconds: float, check: str
+    ) -> None:
         super().__init__(
             f"cannot reach {host_port(host, port)} (Airflow connection '{conn_id}'): {reason}; gave up after "
             f"{attempts} attempt{'s' * (attempts != 1)} in {seconds:.0f} s. Check the connection's host and port, "
@@ -93,8 +94,10 @@ def connect_warehouse(connect: Callable[[], T], conn_id: str, host: str, port: i
                 raise  # the server answered (a refused password, a missing database): not about reachability
             pause = next(pauses, None)
             if pause is None:
-                raise Unreachable(conn_id, host, port, reason, attempt, time.monotonic() - started,
-                                  "that the warehouse is running") from err  # fmt: skip
-            log.warning("warehouse %s: %s (attempt %d); trying again in %g s", host_port(host, port), reason,
-                        attempt, pause)  # fmt: skip
+                raise Unreachable(
+                    conn_id, host, port, reason, attempt, time.monotonic() - started, "that the warehouse is running"
+                ) from err
+            log.warning(
+                "warehouse %s: %s (attempt %d); trying again in %g s", host_port(host, port), reason, attempt, pause
+            )
             time.sleep(pause)

@@ -126,14 +126,18 @@ def test_alert_says_when_a_run_was_late() -> None:
 def test_the_golive_check_is_manual_read_only_and_follows_the_preflight(dagbag) -> None:
     dag = dagbag.dags["returns_recon_golive_check"]
     assert type(dag.timetable).__name__ == "NullTimetable"  # schedule=None: triggered by hand
-    assert {t.task_id for t in dag.tasks} == {"preflight.check_connections", "preflight.migrate_warehouse",
-                                              "check.golive_check"}  # fmt: skip
+    assert {t.task_id for t in dag.tasks} == {
+        "preflight.check_connections",
+        "preflight.migrate_warehouse",
+        "check.golive_check",
+    }
     upstream = {t.task_id for t in dag.get_task("check.golive_check").get_flat_relatives(upstream=True)}
     assert upstream == {"preflight.check_connections", "preflight.migrate_warehouse"}
 
 
-@pytest.mark.parametrize(("dag_id", "names"), [("returns_recon_hourly", {"dry_run"}),
-                                               ("returns_recon_daily", {"dry_run", "trailing_days"})])  # fmt: skip
+@pytest.mark.parametrize(
+    ("dag_id", "names"), [("returns_recon_hourly", {"dry_run"}), ("returns_recon_daily", {"dry_run", "trailing_days"})]
+)
 def test_trigger_form_offers_the_run_params(dagbag, dag_id: str, names: set[str]) -> None:
     """Dry run and trailing days are fields of the trigger form, empty by default (the deployment's settings)."""
     params = dagbag.dags[dag_id].params

@@ -23,8 +23,12 @@ from tests.fixtures.smtp import _Keep
 
 pytestmark = pytest.mark.integration
 
-RECIPIENTS = {"finance": ["fin@example.com"], "operations": ["ops@example.com"],
-              "customer service": ["care@example.com"], "data": ["data@example.com"]}  # fmt: skip
+RECIPIENTS = {
+    "finance": ["fin@example.com"],
+    "operations": ["ops@example.com"],
+    "customer service": ["care@example.com"],
+    "data": ["data@example.com"],
+}
 SMTP_PASSWORD = "smtp-planted-secret-4c1d"
 HOOK_TOKEN = "T0K3N-planted-webhook-path"
 FALLBACK_PASSWORD = "fallback-planted-secret-9e2b"
@@ -65,22 +69,38 @@ def receiver() -> Iterator[Receiver]:
 
 
 def smtp_conn(port: int) -> str:
-    return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port, "login": "recon-mailer",
-                       "password": SMTP_PASSWORD, "extra": {"disable_tls": True, "disable_ssl": True,
-                                                            "from_email": "returns-recon@example.com"}})  # fmt: skip
+    return json.dumps(
+        {
+            "conn_type": "smtp",
+            "host": "127.0.0.1",
+            "port": port,
+            "login": "recon-mailer",
+            "password": SMTP_PASSWORD,
+            "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "returns-recon@example.com"},
+        }
+    )
 
 
 def fallback_env(rec: Receiver) -> dict[str, str]:
-    conn = {"conn_type": "http", "host": f"http://127.0.0.1:{rec.port}/hooks/{HOOK_TOKEN}", "login": "recon",
-            "password": FALLBACK_PASSWORD, "extra": {"timeout": 10}}  # fmt: skip
-    return {"RECON_ALERT_FALLBACK_CONN_ID": "recon_alert_fallback",
-            "AIRFLOW_CONN_RECON_ALERT_FALLBACK": json.dumps(conn)}  # fmt: skip
+    conn = {
+        "conn_type": "http",
+        "host": f"http://127.0.0.1:{rec.port}/hooks/{HOOK_TOKEN}",
+        "login": "recon",
+        "password": FALLBACK_PASSWORD,
+        "extra": {"timeout": 10},
+    }
+    return {
+        "RECON_ALERT_FALLBACK_CONN_ID": "recon_alert_fallback",
+        "AIRFLOW_CONN_RECON_ALERT_FALLBACK": json.dumps(conn),
+    }
 
 
 def task_state(home: Path, dag_id: str, task_id: str) -> str:
     with sqlite3.connect(home / "airflow.db") as db:
-        row = db.execute("SELECT state FROM task_instance WHERE dag_id = ? AND task_id = ? "
-                         "ORDER BY start_date DESC LIMIT 1", (dag_id, task_id)).fetchone()  # fmt: skip
+        row = db.execute(
+            "SELECT state FROM task_instance WHERE dag_id = ? AND task_id = ? ORDER BY start_date DESC LIMIT 1",
+            (dag_id, task_id),
+        ).fetchone()
     return row[0]
 
 
@@ -91,9 +111,14 @@ def assert_no_secret(text: str, *secrets: str) -> None:
 
 def test_a_failed_run_with_smtp_down_alerts_through_the_fallback_once(run_dag, empty_database, receiver) -> None:
     broken = json.dumps({"conn_type": "http", "host": "127.0.0.1", "login": "90001-1"})
-    result = run_dag("returns_recon_hourly", AIRFLOW_CONN_RECON_WAREHOUSE=empty_database.airflow_conn_json(),
-                     AIRFLOW_CONN_SITOO_DEFAULT=broken, RECON_EMAIL_RECIPIENTS=json.dumps(RECIPIENTS),
-                     AIRFLOW_CONN_SMTP_DEFAULT=smtp_conn(free_port()), **fallback_env(receiver))  # fmt: skip
+    result = run_dag(
+        "returns_recon_hourly",
+        AIRFLOW_CONN_RECON_WAREHOUSE=empty_database.airflow_conn_json(),
+        AIRFLOW_CONN_SITOO_DEFAULT=broken,
+        RECON_EMAIL_RECIPIENTS=json.dumps(RECIPIENTS),
+        AIRFLOW_CONN_SMTP_DEFAULT=smtp_conn(free_port()),
+        **fallback_env(receiver),
+    )
     assert result.returncode != 0
     assert len(receiver.posts) == 1, (result.stdout + result.stderr)[-3000:]
     path, headers, body = receiver.posts[0]
@@ -126,10 +151,15 @@ def test_digest_with_smtp_down_fails_visibly_alerts_the_fallback_and_is_sent_lat
 ) -> None:
     simulators.load(small_scenario)
     port = free_port()  # nothing listens here yet: SMTP is down
-    env = {"AIRFLOW_CONN_RECON_WAREHOUSE": empty_database.airflow_conn_json(), **simulators.env(),
-           "AIRFLOW_CONN_SMTP_DEFAULT": smtp_conn(port), "RECON_EMAIL_RECIPIENTS": json.dumps(RECIPIENTS),
-           "RECON_FINANCE_ALL_CLEAR_WEEKDAY": "7", "RECON_DATA_DOCS_DIR": str(tmp_path / "docs"),
-           **fallback_env(receiver)}  # fmt: skip
+    env = {
+        "AIRFLOW_CONN_RECON_WAREHOUSE": empty_database.airflow_conn_json(),
+        **simulators.env(),
+        "AIRFLOW_CONN_SMTP_DEFAULT": smtp_conn(port),
+        "RECON_EMAIL_RECIPIENTS": json.dumps(RECIPIENTS),
+        "RECON_FINANCE_ALL_CLEAR_WEEKDAY": "7",
+        "RECON_DATA_DOCS_DIR": str(tmp_path / "docs"),
+        **fallback_env(receiver),
+    }
     down = run_dag("returns_recon_daily", **env)
     output = down.stdout + down.stderr
     assert down.returncode != 0
@@ -157,8 +187,9 @@ def test_digest_with_smtp_down_fails_visibly_alerts_the_fallback_and_is_sent_lat
     controller.start()
     try:
         extra = {"disable_tls": True, "disable_ssl": True, "from_email": "returns-recon@example.com"}
-        env["AIRFLOW_CONN_SMTP_DEFAULT"] = json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
-                                                       "extra": extra})  # fmt: skip
+        env["AIRFLOW_CONN_SMTP_DEFAULT"] = json.dumps(
+            {"conn_type": "smtp", "host": "127.0.0.1", "port": port, "extra": extra}
+        )
         up = run_dag("returns_recon_daily", **env)
         assert up.returncode == 0, (up.stdout + up.stderr)[-3000:]
         again = run_dag("returns_recon_daily", **env)

@@ -53,8 +53,14 @@ def _every_get(simulators, document: dict) -> None:
     cin7, sitoo, reveni = simulators.cin7_session(), simulators.sitoo_session(), simulators.reveni_session()
     sale = document["cin7"]["sales"][0]
     with_notes = next((s for s in document["cin7"]["sales"] if s.get("CreditNotes")), sale)
-    for path in ("saleList", "saleCreditNoteList", "product", "ref/location", "ref/productavailability",
-                 "stockTransferList"):  # fmt: skip
+    for path in (
+        "saleList",
+        "saleCreditNoteList",
+        "product",
+        "ref/location",
+        "ref/productavailability",
+        "stockTransferList",
+    ):
         cin7.get(f"{simulators.cin7}/{path}", params={"Page": 1, "Limit": 100}, timeout=60)
     cin7.get(f"{simulators.cin7}/saleList", params={"UpdatedSince": "2020-01-01T00:00:00", "Limit": 50}, timeout=60)
     cin7.get(f"{simulators.cin7}/sale", params={"ID": with_notes["ID"]}, timeout=60)
@@ -67,8 +73,11 @@ def _every_get(simulators, document: dict) -> None:
         sitoo.get(f"{simulators.sitoo_site}/{path}", params={"num": 100}, timeout=60)
     warehouses = sitoo.get(f"{simulators.sitoo_site}/warehouses.json", params={"num": 100}, timeout=60).json()
     for row in warehouses["items"][:2]:
-        sitoo.get(f"{simulators.sitoo_site}/warehouses/{row['warehouseid']}/warehouseitems.json",
-                  params={"num": 100}, timeout=60)  # fmt: skip
+        sitoo.get(
+            f"{simulators.sitoo_site}/warehouses/{row['warehouseid']}/warehouseitems.json",
+            params={"num": 100},
+            timeout=60,
+        )
     sitoo.get(f"{simulators.sitoo}/orders.json", params={"num": 100, "orderidfrom": 1}, timeout=60)
     listed = reveni.get(f"{simulators.reveni}/returns", params={"page_size": 50}, timeout=60).json()
     for row in listed.get("results", [])[:3]:
@@ -89,8 +98,9 @@ def test_every_contract_get_the_simulators_serve_matches_the_contract(simulators
     assert not found, f"{len(found)} contract violations by the simulators' responses:\n{report(found)}"
 
 
-def test_a_full_hourly_and_daily_cycle_with_postings_keeps_to_the_contract(simulators, clients_for, warehouse_db,
-                                                                           tmp_path) -> None:  # fmt: skip
+def test_a_full_hourly_and_daily_cycle_with_postings_keeps_to_the_contract(
+    simulators, clients_for, warehouse_db, tmp_path
+) -> None:
     path = scenario(tmp_path, 515, returns=300)
     simulators.load(path)
     clients = clients_for()

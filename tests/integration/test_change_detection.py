@@ -48,20 +48,33 @@ def second_precision_related_sale(path: Path, at: datetime) -> dict:
     """A sale of a return whose timestamps Cin7 Core serves to the whole second."""
     document = json.loads(path.read_text())
     orders = {r["order"]["external_id"] for r in document["reveni"]["returns"]}
-    return copy.deepcopy(next(
-        s for s in document["cin7"]["sales"]
-        if s["CustomerReference"] in orders and s["Invoices"] and "." not in cin7_ts(at, s["ID"])
-    ))  # fmt: skip
+    return copy.deepcopy(
+        next(
+            s
+            for s in document["cin7"]["sales"]
+            if s["CustomerReference"] in orders and s["Invoices"] and "." not in cin7_ts(at, s["ID"])
+        )
+    )
 
 
 def hand_made_credit_note(sale: dict) -> dict:
     invoice = sale["Invoices"][0]
     line = {k: v for k, v in invoice["Lines"][0].items() if k != "Account"}
-    return {"TaskID": str(uuid.uuid4()), "CreditNoteInvoiceNumber": invoice["InvoiceNumber"],
-            "CreditNoteNumber": "CR-BYHAND", "Memo": "", "Status": "AUTHORISED",
-            "CreditNoteDate": sale["LastModifiedOn"][:10] + "T00:00:00", "Lines": [line], "AdditionalCharges": [],
-            "Restock": [], "RestockStatus": "NOT AVAILABLE", "TotalBeforeTax": line["Total"], "Tax": line["Tax"],
-            "Total": line["Total"] + line["Tax"]}  # fmt: skip
+    return {
+        "TaskID": str(uuid.uuid4()),
+        "CreditNoteInvoiceNumber": invoice["InvoiceNumber"],
+        "CreditNoteNumber": "CR-BYHAND",
+        "Memo": "",
+        "Status": "AUTHORISED",
+        "CreditNoteDate": sale["LastModifiedOn"][:10] + "T00:00:00",
+        "Lines": [line],
+        "AdditionalCharges": [],
+        "Restock": [],
+        "RestockStatus": "NOT AVAILABLE",
+        "TotalBeforeTax": line["Total"],
+        "Tax": line["Tax"],
+        "Total": line["Total"] + line["Tax"],
+    }
 
 
 @pytest.mark.parametrize("overlap_hours", [48, 0])
@@ -84,10 +97,12 @@ def test_a_sale_changed_twice_within_the_second_of_the_watermark_is_read_again(
     clients = clients_for()
     extract(warehouse_db, clients, "cd-1", settings)
     with warehouse_db.connect() as conn:
-        watermark = conn.execute("SELECT watermark FROM raw.extract_watermarks "
-                                 "WHERE source = 'cin7' AND entity = 'sale_list'").fetchone()[0]  # fmt: skip
-        channel = conn.execute("SELECT source_channel FROM staging.stg_cin7__sales WHERE sale_id = %s",
-                               (sale["ID"],)).fetchone()[0]  # fmt: skip
+        watermark = conn.execute(
+            "SELECT watermark FROM raw.extract_watermarks WHERE source = 'cin7' AND entity = 'sale_list'"
+        ).fetchone()[0]
+        channel = conn.execute(
+            "SELECT source_channel FROM staging.stg_cin7__sales WHERE sale_id = %s", (sale["ID"],)
+        ).fetchone()[0]
     assert datetime.fromisoformat(watermark) == second.replace(tzinfo=UTC)
     assert channel == "Shopify POS"
 
@@ -101,8 +116,12 @@ def test_a_sale_changed_twice_within_the_second_of_the_watermark_is_read_again(
     simulators.clock(set=(second + timedelta(hours=1)).isoformat(), frozen=False)  # the next hourly run
     summaries = extract(warehouse_db, clients, "cd-2", settings)
     with warehouse_db.connect() as conn:
-        notes = {r[0] for r in conn.execute("SELECT task_id FROM staging.stg_cin7__credit_notes WHERE sale_id = %s",
-                                            (sale["ID"],))}  # fmt: skip
+        notes = {
+            r[0]
+            for r in conn.execute(
+                "SELECT task_id FROM staging.stg_cin7__credit_notes WHERE sale_id = %s", (sale["ID"],)
+            )
+        }
     assert note["TaskID"] in notes, "the second change within the watermark's second was missed"
     assert sale["ID"] in summaries["cin7", "sales"].changed_keys
 

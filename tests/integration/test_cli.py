@@ -31,9 +31,11 @@ def queue_db(warehouse_db: Database) -> Database:
     """Two open exceptions, opened by a run of the pipeline (its own merge statement)."""
     with warehouse_db.connect() as conn:
         conn.execute(FOUND)
-        conn.execute("INSERT INTO found SELECT k, split_part(k, ':', 1), split_part(k, ':', 2), "
-                     "nullif(split_part(k, ':', 3), ''), NULL, '{}' FROM unnest(%s::text[]) k",
-                     (list(KEYS),))  # fmt: skip
+        conn.execute(
+            "INSERT INTO found SELECT k, split_part(k, ':', 1), split_part(k, ':', 2), "
+            "nullif(split_part(k, ':', 3), ''), NULL, '{}' FROM unnest(%s::text[]) k",
+            (list(KEYS),),
+        )
         conn.execute(queue.MERGE, {"run_id": "run-1"})
     return warehouse_db
 
@@ -43,8 +45,14 @@ def cli(*args: str, db: Database | None = None, cwd=None, env: dict | None = Non
     if db is not None:
         environ["AIRFLOW_CONN_RECON_WAREHOUSE"] = db.airflow_conn_json()
     environ.update(env or {})
-    return subprocess.run([sys.executable, "-m", "returns_recon.cli", *args], env=environ, cwd=cwd,
-                          capture_output=True, text=True, timeout=180)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "returns_recon.cli", *args],
+        env=environ,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def events(db: Database, key: str) -> list[tuple]:
@@ -81,15 +89,20 @@ def test_an_empty_by_is_refused(queue_db, by: str) -> None:
     assert "--by" in run.stderr
     assert "who decided" in run.stderr
     with queue_db.connect() as conn:
-        assert conn.execute("SELECT state, acknowledged_by FROM recon.exceptions WHERE exception_key = %s",
-                            (key,)).fetchone() == ("open", None)  # fmt: skip
+        assert conn.execute(
+            "SELECT state, acknowledged_by FROM recon.exceptions WHERE exception_key = %s", (key,)
+        ).fetchone() == ("open", None)
     assert [e[1] for e in events(queue_db, key)] == ["open"]
 
 
 def test_every_acknowledgement_and_resolution_is_kept_in_order(queue_db) -> None:
     key = next(iter(KEYS))
-    steps = [("ack", "ana@finance", "looking into it"), ("ack", "ben@finance", "mine now"),
-             ("resolve", "ben@finance", "credited by phone"), ("reopen", "ana@finance", None)]  # fmt: skip
+    steps = [
+        ("ack", "ana@finance", "looking into it"),
+        ("ack", "ben@finance", "mine now"),
+        ("resolve", "ben@finance", "credited by phone"),
+        ("reopen", "ana@finance", None),
+    ]
     for action, by, note in steps:
         run = cli("exceptions", action, key, "--by", by, *(["--note", note] if note else []), db=queue_db)
         assert run.returncode == 0, run.stderr[-2000:]
@@ -103,18 +116,23 @@ def test_every_acknowledgement_and_resolution_is_kept_in_order(queue_db) -> None
     history = cli("exceptions", "history", key, db=queue_db)
     assert history.returncode == 0, history.stderr[-2000:]
     lines = [line.split("\t")[1:] for line in history.stdout.splitlines()[1:]]
-    assert lines == [["-", "open", "pipeline", "run-1", ""],
-                     ["open", "acknowledged", "ana@finance", "", "looking into it"],
-                     ["acknowledged", "acknowledged", "ben@finance", "", "mine now"],
-                     ["acknowledged", "resolved", "ben@finance", "", "credited by phone"],
-                     ["resolved", "open", "ana@finance", "", ""]]  # fmt: skip
+    assert lines == [
+        ["-", "open", "pipeline", "run-1", ""],
+        ["open", "acknowledged", "ana@finance", "", "looking into it"],
+        ["acknowledged", "acknowledged", "ben@finance", "", "mine now"],
+        ["acknowledged", "resolved", "ben@finance", "", "credited by phone"],
+        ["resolved", "open", "ana@finance", "", ""],
+    ]
 
 
 def test_the_history_is_append_only(queue_db) -> None:
     key = next(iter(KEYS))
     assert cli("exceptions", "resolve", key, "--by", "ana", db=queue_db).returncode == 0
-    rewrites = ["UPDATE recon.exception_events SET changed_by = 'someone else'",
-                "DELETE FROM recon.exception_events", "TRUNCATE recon.exception_events"]  # fmt: skip
+    rewrites = [
+        "UPDATE recon.exception_events SET changed_by = 'someone else'",
+        "DELETE FROM recon.exception_events",
+        "TRUNCATE recon.exception_events",
+    ]
     for statement in rewrites:  # as the pipeline's own login, which owns the table
         with queue_db.connect() as conn, pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
             conn.execute(statement)
@@ -144,8 +162,9 @@ def test_the_reader_reads_the_history_and_cannot_write_it(queue_db, embedded_ser
     with reader.connect() as conn:
         assert conn.execute("SELECT count(*) FROM recon.exception_events").fetchone() == (len(KEYS),)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("INSERT INTO recon.exception_events (exception_key, to_state, changed_by) "
-                         "VALUES ('x', 'open', 'me')")  # fmt: skip
+            conn.execute(
+                "INSERT INTO recon.exception_events (exception_key, to_state, changed_by) VALUES ('x', 'open', 'me')"
+            )
 
 
 def test_owners_match_in_any_case_and_an_unknown_owner_warns(queue_db) -> None:

@@ -84,11 +84,22 @@ def by_hand(sale: dict, number: str, lines: list[dict], memo: str = "goodwill, t
     """An AUTHORISED credit note a person made in Cin7 Core: no reveni memo, totals from its lines."""
     before = sum(Decimal(str(line["Total"])) for line in lines)
     tax = sum(Decimal(str(line["Tax"])) for line in lines)
-    return {"TaskID": f"0000{number.lower()}-hand-made-note-{sale['ID'][:8]}", "CreditNoteNumber": number,
-            "CreditNoteInvoiceNumber": sale["Invoices"][0]["InvoiceNumber"], "Memo": memo, "Status": "AUTHORISED",
-            "CreditNoteDate": "2026-11-30T00:00:00", "CreditNoteConversionRate": 1, "Lines": copy.deepcopy(lines),
-            "AdditionalCharges": [], "Restock": [], "RestockStatus": "NOT AVAILABLE",
-            "TotalBeforeTax": float(before), "Tax": float(tax), "Total": float(before + tax)}  # fmt: skip
+    return {
+        "TaskID": f"0000{number.lower()}-hand-made-note-{sale['ID'][:8]}",
+        "CreditNoteNumber": number,
+        "CreditNoteInvoiceNumber": sale["Invoices"][0]["InvoiceNumber"],
+        "Memo": memo,
+        "Status": "AUTHORISED",
+        "CreditNoteDate": "2026-11-30T00:00:00",
+        "CreditNoteConversionRate": 1,
+        "Lines": copy.deepcopy(lines),
+        "AdditionalCharges": [],
+        "Restock": [],
+        "RestockStatus": "NOT AVAILABLE",
+        "TotalBeforeTax": float(before),
+        "Tax": float(tax),
+        "Total": float(before + tax),
+    }
 
 
 def goodwill_lines(note: dict, amount: str = "10.00") -> list[dict]:
@@ -101,16 +112,18 @@ def goodwill_lines(note: dict, amount: str = "10.00") -> list[dict]:
 # --- reading back -----------------------------------------------------------------------------------------
 def evidence(db, key: str) -> dict:
     with db.connect() as conn:
-        row = conn.execute("SELECT evidence, owner, severity FROM recon.exceptions WHERE exception_key = %s",
-                           (key,)).fetchone()  # fmt: skip
+        row = conn.execute(
+            "SELECT evidence, owner, severity FROM recon.exceptions WHERE exception_key = %s", (key,)
+        ).fetchone()
     assert row is not None, f"{key} not in the queue"
     return {**row[0], "_owner": row[1], "_severity": row[2]}
 
 
 def credit_note_legs(db, return_id: str) -> set[str]:
     with db.connect() as conn:
-        rows = conn.execute("SELECT credit_note_leg FROM recon.fct_return_reconciliation WHERE return_id = %s",
-                            (return_id,)).fetchall()  # fmt: skip
+        rows = conn.execute(
+            "SELECT credit_note_leg FROM recon.fct_return_reconciliation WHERE return_id = %s", (return_id,)
+        ).fetchall()
     return {leg for (leg,) in rows}
 
 
@@ -126,8 +139,9 @@ def planned_actions(db, run_id: str) -> dict[str, set[str]]:
 
 
 # --- the cases --------------------------------------------------------------------------------------------
-def test_a_hand_made_note_of_another_total_beside_ours_is_raised(simulators, clients_for, warehouse_db,
-                                                                 tmp_path) -> None:  # fmt: skip
+def test_a_hand_made_note_of_another_total_beside_ours_is_raised(
+    simulators, clients_for, warehouse_db, tmp_path
+) -> None:
     path, doc = clean(tmp_path, 1601)
     ret, sale = single_refunded_return(doc)
     extra = by_hand(sale, "CR-HAND-A", goodwill_lines(our_note(sale, ret)))
@@ -144,13 +158,13 @@ def test_a_hand_made_note_of_another_total_beside_ours_is_raised(simulators, cli
     ]
     assert credit_note_legs(warehouse_db, ret["id"]) == {"unattributed"}
     with warehouse_db.connect() as conn:
-        journal = conn.execute("SELECT sum(cin7_unattributed_notes), sum(cin7_unattributed_credited) "
-                               "FROM recon.refund_journal").fetchone()  # fmt: skip
+        journal = conn.execute(
+            "SELECT sum(cin7_unattributed_notes), sum(cin7_unattributed_credited) FROM recon.refund_journal"
+        ).fetchone()
     assert journal == (1, Decimal("10.00"))
 
 
-def test_b_two_hand_made_notes_one_matching_the_other_raised(simulators, clients_for, warehouse_db,
-                                                             tmp_path) -> None:  # fmt: skip
+def test_b_two_hand_made_notes_one_matching_the_other_raised(simulators, clients_for, warehouse_db, tmp_path) -> None:
     path, doc = clean(tmp_path, 1602)
     ret, sale = single_refunded_return(doc)
     ours = our_note(sale, ret)
@@ -165,8 +179,9 @@ def test_b_two_hand_made_notes_one_matching_the_other_raised(simulators, clients
     assert planned_actions(warehouse_db, "attr-b").get(ret["id"], set()) == set()
 
 
-def test_b_two_hand_made_notes_matching_nothing_block_our_credit_note_only(simulators, clients_for, warehouse_db,
-                                                                           tmp_path) -> None:  # fmt: skip
+def test_b_two_hand_made_notes_matching_nothing_block_our_credit_note_only(
+    simulators, clients_for, warehouse_db, tmp_path
+) -> None:
     path, doc = clean(tmp_path, 1603)
     ret, sale = single_refunded_return(doc, kind="store")
     ours = our_note(sale, ret)
@@ -181,8 +196,11 @@ def test_b_two_hand_made_notes_matching_nothing_block_our_credit_note_only(simul
     clients = clients_for()
     run_pipeline(warehouse_db, clients, path, "attr-b2")
     rid = ret["id"]
-    assert open_exceptions(warehouse_db) == {("refund_without_credit_note", rid, None), (UNATTRIBUTED, rid, None),
-                                             ("sitoo_return_record_missing", rid, None)}  # fmt: skip
+    assert open_exceptions(warehouse_db) == {
+        ("refund_without_credit_note", rid, None),
+        (UNATTRIBUTED, rid, None),
+        ("sitoo_return_record_missing", rid, None),
+    }
     found = evidence(warehouse_db, f"{UNATTRIBUTED}:{rid}")
     assert sorted(n["number"] for n in found["credit_notes"]) == ["CR-HAND-B1", "CR-HAND-B2"]
     # crediting again could credit the customer twice: no credit note; the Sitoo record goes out as usual
@@ -195,14 +213,16 @@ def test_b_two_hand_made_notes_matching_nothing_block_our_credit_note_only(simul
     simulators.upsert("cin7.sales", sale)
     run_pipeline(warehouse_db, clients, path, "attr-b2-voided")
     with warehouse_db.connect() as conn:
-        state = conn.execute("SELECT state FROM recon.exceptions WHERE exception_key = %s",
-                             (f"{UNATTRIBUTED}:{rid}",)).fetchone()[0]  # fmt: skip
+        state = conn.execute(
+            "SELECT state FROM recon.exceptions WHERE exception_key = %s", (f"{UNATTRIBUTED}:{rid}",)
+        ).fetchone()[0]
     assert state == "auto_resolved"
     assert "create_credit_note" in planned_actions(warehouse_db, "attr-b2-voided")[rid]
 
 
-def test_c_a_hand_made_note_matching_one_refunded_return_is_attributed(simulators, clients_for, warehouse_db,
-                                                                       tmp_path) -> None:  # fmt: skip
+def test_c_a_hand_made_note_matching_one_refunded_return_is_attributed(
+    simulators, clients_for, warehouse_db, tmp_path
+) -> None:
     path, doc = clean(tmp_path, 1601)
     # two refunded returns on one sale; the first one's credit note was made by hand, exactly
     rets = next(r for r in returns_by_order(doc).values() if len(r) == 2 and all(refunded(x) for x in r))
@@ -214,13 +234,15 @@ def test_c_a_hand_made_note_matching_one_refunded_return_is_attributed(simulator
     assert open_exceptions(warehouse_db) == set()
     assert credit_note_legs(warehouse_db, rets[0]["id"]) == {"ok"}
     with warehouse_db.connect() as conn:
-        matched = conn.execute("SELECT count(*) FROM recon.refund_journal WHERE cin7_unattributed_notes > 0"
-                               ).fetchone()[0]  # fmt: skip
+        matched = conn.execute(
+            "SELECT count(*) FROM recon.refund_journal WHERE cin7_unattributed_notes > 0"
+        ).fetchone()[0]
     assert matched == 0
 
 
-def test_d_a_hand_made_note_matching_two_refunded_returns_is_unattributed(simulators, clients_for, warehouse_db,
-                                                                          tmp_path) -> None:  # fmt: skip
+def test_d_a_hand_made_note_matching_two_refunded_returns_is_unattributed(
+    simulators, clients_for, warehouse_db, tmp_path
+) -> None:
     path, doc = clean(tmp_path, 1604)
     # an instant warehouse return not yet received (no stock leg due), alone on its sale ...
     ret = next(r[0] for r in returns_by_order(doc).values() if len(r) == 1 and not_yet_received(r[0]))
@@ -239,8 +261,9 @@ def test_d_a_hand_made_note_matching_two_refunded_returns_is_unattributed(simula
     sale["CreditNotes"].append(by_hand(sale, "CR-HAND-D", ours["Lines"], memo=""))
     simulators.load(save(path, doc))
     run_pipeline(warehouse_db, clients_for(), path, "attr-d")
-    expected = {(kind, rid, None) for kind in ("refund_without_credit_note", UNATTRIBUTED)
-                for rid in (ret["id"], twin["id"])}  # fmt: skip
+    expected = {
+        (kind, rid, None) for kind in ("refund_without_credit_note", UNATTRIBUTED) for rid in (ret["id"], twin["id"])
+    }
     assert open_exceptions(warehouse_db) == expected
     found = evidence(warehouse_db, f"{UNATTRIBUTED}:{twin['id']}")
     assert [(n["number"], n["returns_matched"]) for n in found["credit_notes"]] == [("CR-HAND-D", 2)]
@@ -248,8 +271,9 @@ def test_d_a_hand_made_note_matching_two_refunded_returns_is_unattributed(simula
     assert "create_credit_note" not in actions.get(ret["id"], set()) | actions.get(twin["id"], set())
 
 
-def test_a_hand_made_note_in_another_currency_than_the_refund_is_unattributed(simulators, clients_for, warehouse_db,
-                                                                              tmp_path) -> None:  # fmt: skip
+def test_a_hand_made_note_in_another_currency_than_the_refund_is_unattributed(
+    simulators, clients_for, warehouse_db, tmp_path
+) -> None:
     path, doc = clean(tmp_path, 1605)
     ret, sale = single_refunded_return(doc)
     our_note(sale, ret)["Memo"] = ""  # same SKUs, quantities and total ...
@@ -258,12 +282,15 @@ def test_a_hand_made_note_in_another_currency_than_the_refund_is_unattributed(si
         refund["currency"] = other  # ... but the refund was paid in another currency
     simulators.load(save(path, doc))
     run_pipeline(warehouse_db, clients_for(), path, "attr-e")
-    assert open_exceptions(warehouse_db) == {("refund_without_credit_note", ret["id"], None),
-                                             (UNATTRIBUTED, ret["id"], None)}  # fmt: skip
+    assert open_exceptions(warehouse_db) == {
+        ("refund_without_credit_note", ret["id"], None),
+        (UNATTRIBUTED, ret["id"], None),
+    }
 
 
-def test_a_planned_credit_note_is_not_sent_once_a_note_by_hand_is_unattributed(simulators, clients_for, warehouse_db,
-                                                                               tmp_path) -> None:  # fmt: skip
+def test_a_planned_credit_note_is_not_sent_once_a_note_by_hand_is_unattributed(
+    simulators, clients_for, warehouse_db, tmp_path
+) -> None:
     path, doc = clean(tmp_path, 1606)
     ret, sale = single_refunded_return(doc)
     ours = our_note(sale, ret)

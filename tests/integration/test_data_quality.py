@@ -56,8 +56,12 @@ def loaded(simulators, small_scenario, embedded_server, tmp_path_factory):
     os.environ.update(simulators.env())
     try:
         retry = RetrySettings(initial_wait=0.2, max_wait=2)
-        clients = Clients(ReveniHook(retry=retry).client(), Cin7CoreHook(retry=retry).client(),
-                          SitooHook(retry=retry).client(), CREDS.sitoo_site_id)  # fmt: skip
+        clients = Clients(
+            ReveniHook(retry=retry).client(),
+            Cin7CoreHook(retry=retry).client(),
+            SitooHook(retry=retry).client(),
+            CREDS.sitoo_site_id,
+        )
         with psycopg.connect(db.url, autocommit=True) as conn:
             apply_migrations(conn)
             load_location_map(conn, csv_path, "dq-load")
@@ -73,8 +77,11 @@ def loaded(simulators, small_scenario, embedded_server, tmp_path_factory):
 
 def test_every_planted_mismatch_is_reported_and_nothing_else(loaded, small_scenario) -> None:
     document = json.loads(small_scenario.read_text())
-    planted = {(e["type"], e["return_id"], e["item_id"]) for e in document["expected_exceptions"]
-               if e["type"] in MISMATCH_TYPES}  # fmt: skip
+    planted = {
+        (e["type"], e["return_id"], e["item_id"])
+        for e in document["expected_exceptions"]
+        if e["type"] in MISMATCH_TYPES
+    }
     with loaded.connect() as conn:
         rows = conn.execute(
             "SELECT exception_type, return_id, item_id, hint FROM staging.int_master_data__mismatches"
@@ -99,8 +106,12 @@ def test_suites_store_results_render_docs_and_pass_on_clean_structure(loaded, tm
     failing_warnings = {o.suite for o in report.warnings}
     assert "master_data_mismatches" in failing_warnings  # the planted mismatches
     assert len(stored) == len(report.outcomes) > 20
-    assert {s for s, _, _ in stored} >= {"master_data_mismatches", "reveni_structure", "cin7_structure",
-                                         "sitoo_structure"}  # fmt: skip
+    assert {s for s, _, _ in stored} >= {
+        "master_data_mismatches",
+        "reveni_structure",
+        "cin7_structure",
+        "sitoo_structure",
+    }
     index = (docs / "index.html").read_text()
     assert "reveni_structure" in index
     assert "master_data_mismatches" in index
@@ -111,23 +122,31 @@ def test_suites_store_results_render_docs_and_pass_on_clean_structure(loaded, tm
 
 
 DEFECTS = [
-    ("negative quantity",
-     "UPDATE staging.stg_reveni__return_items SET quantity = -quantity WHERE item_id = "
-     "(SELECT min(item_id) FROM staging.stg_reveni__return_items)",
-     "UPDATE staging.stg_reveni__return_items SET quantity = -quantity WHERE quantity < 0",
-     {"ExpectColumnValuesToBeBetween(column=quantity, min_value=1) on stg_reveni__return_items"}),
-    ("orphan credit note line",
-     "INSERT INTO staging.stg_cin7__credit_note_lines (task_id, line_no, sale_id, sku, quantity, price, discount, "
-     "tax, total) VALUES ('no-such-note', 1, 'no-such-sale', 'X', 1, 1, 0, 0, 1)",
-     "DELETE FROM staging.stg_cin7__credit_note_lines WHERE task_id = 'no-such-note'",
-     {"ExpectTableRowCountToEqual(value=0) on credit_note_lines_without_credit_note"}),
-    ("empty table where the source had rows",
-     "CREATE TABLE public.saved_returns AS SELECT * FROM staging.stg_reveni__returns; "
-     "DELETE FROM staging.stg_reveni__returns",
-     "INSERT INTO staging.stg_reveni__returns SELECT * FROM public.saved_returns; DROP TABLE public.saved_returns",
-     {"ExpectColumnPairValuesToBeEqual(column_A=source_rows, column_B=staged_rows) on stg_reveni__returns_vs_raw",
-      "ExpectTableRowCountToEqual(value=0) on return_items_without_return"}),
-]  # fmt: skip
+    (
+        "negative quantity",
+        "UPDATE staging.stg_reveni__return_items SET quantity = -quantity WHERE item_id = "
+        "(SELECT min(item_id) FROM staging.stg_reveni__return_items)",
+        "UPDATE staging.stg_reveni__return_items SET quantity = -quantity WHERE quantity < 0",
+        {"ExpectColumnValuesToBeBetween(column=quantity, min_value=1) on stg_reveni__return_items"},
+    ),
+    (
+        "orphan credit note line",
+        "INSERT INTO staging.stg_cin7__credit_note_lines (task_id, line_no, sale_id, sku, quantity, price, discount, "
+        "tax, total) VALUES ('no-such-note', 1, 'no-such-sale', 'X', 1, 1, 0, 0, 1)",
+        "DELETE FROM staging.stg_cin7__credit_note_lines WHERE task_id = 'no-such-note'",
+        {"ExpectTableRowCountToEqual(value=0) on credit_note_lines_without_credit_note"},
+    ),
+    (
+        "empty table where the source had rows",
+        "CREATE TABLE public.saved_returns AS SELECT * FROM staging.stg_reveni__returns; "
+        "DELETE FROM staging.stg_reveni__returns",
+        "INSERT INTO staging.stg_reveni__returns SELECT * FROM public.saved_returns; DROP TABLE public.saved_returns",
+        {
+            "ExpectColumnPairValuesToBeEqual(column_A=source_rows, column_B=staged_rows) on stg_reveni__returns_vs_raw",
+            "ExpectTableRowCountToEqual(value=0) on return_items_without_return",
+        },
+    ),
+]
 
 
 @pytest.mark.parametrize(("name", "plant", "undo", "expected"), DEFECTS, ids=[d[0] for d in DEFECTS])
@@ -157,15 +176,20 @@ def test_location_map_suite_refuses_duplicate_return_points(warehouse_db, tmp_pa
         assert "map-1" in page.read_text()
         assert "rp-1" in page.read_text().split("Unexpected Value", 1)[1]
         assert conn.execute("SELECT count(*) FROM staging.dim_location_map").fetchone()[0] == 0
-        unique = conn.execute("SELECT success FROM recon.dq_results WHERE run_id = 'map-1' AND expectation "
-                              "LIKE 'ExpectColumnValuesToBeUnique%%'").fetchone()  # fmt: skip
+        unique = conn.execute(
+            "SELECT success FROM recon.dq_results WHERE run_id = 'map-1' AND expectation "
+            "LIKE 'ExpectColumnValuesToBeUnique%%'"
+        ).fetchone()
         assert unique == (False,)
         csv_path.write_text(header + "rp-1,A,store,1,,\nrp-2,B,warehouse,,,\n")
         result = load_location_map(conn, csv_path, "map-2")
-        quarantined = conn.execute("SELECT natural_key, error FROM raw.quarantine WHERE entity = 'location_map'"
-                                   ).fetchall()  # fmt: skip
-        incomplete = conn.execute("SELECT success FROM recon.dq_results WHERE run_id = 'map-2' AND expectation "
-                                  "LIKE 'ExpectColumnValuesToNotBeNull(column=complete)%'").fetchone()  # fmt: skip
+        quarantined = conn.execute(
+            "SELECT natural_key, error FROM raw.quarantine WHERE entity = 'location_map'"
+        ).fetchall()
+        incomplete = conn.execute(
+            "SELECT success FROM recon.dq_results WHERE run_id = 'map-2' AND expectation "
+            "LIKE 'ExpectColumnValuesToNotBeNull(column=complete)%'"
+        ).fetchone()
     assert result["rows"] == 1
     assert quarantined[0][0] == "rp-2"
     assert "cin7_holding_location" in quarantined[0][1]
@@ -212,7 +236,9 @@ def test_data_docs_work_offline_name_the_run_and_show_the_offending_values(loade
         }
         stored = conn.execute(
             "SELECT unexpected_sample::text FROM recon.dq_results WHERE run_id = %s AND NOT success "
-            "AND expectation LIKE %s", (AIRFLOW_RUN_ID, "%cin7_product_id%")).fetchone()  # fmt: skip
+            "AND expectation LIKE %s",
+            (AIRFLOW_RUN_ID, "%cin7_product_id%"),
+        ).fetchone()
     assert unknown  # the small scenario plants unknown SKUs
 
     pages = list(docs.rglob("*.html"))

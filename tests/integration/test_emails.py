@@ -30,8 +30,12 @@ from returns_recon.postings.plan import ACTIONS
 
 pytestmark = pytest.mark.integration
 
-RECIPIENTS = {"finance": ["fin@example.com"], "operations": ["ops@example.com"],
-              "customer service": ["care@example.com"], "data": ["data@example.com"]}  # fmt: skip
+RECIPIENTS = {
+    "finance": ["fin@example.com"],
+    "operations": ["ops@example.com"],
+    "customer service": ["care@example.com"],
+    "data": ["data@example.com"],
+}
 
 
 def parts(message):
@@ -44,9 +48,11 @@ def written_text(folder: Path) -> str:
 
 def every_table_as_text(url: str) -> str:
     with psycopg.connect(url) as conn:
-        tables = conn.execute("SELECT table_schema, table_name FROM information_schema.tables "
-                              "WHERE table_schema IN ('public', 'raw', 'staging', 'recon') "
-                              "AND table_type = 'BASE TABLE'").fetchall()  # fmt: skip
+        tables = conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_schema IN ('public', 'raw', 'staging', 'recon') "
+            "AND table_type = 'BASE TABLE'"
+        ).fetchall()
         assert len(tables) > 20
         chunks = []
         for schema, table in tables:
@@ -55,15 +61,20 @@ def every_table_as_text(url: str) -> str:
     return "\n".join(chunks)
 
 
-def test_daily_run_sends_one_mail_per_owner_once_and_leaks_no_secret(run_dag, airflow_home, empty_database,
-                                                                     simulators, small_scenario, smtp_sink,
-                                                                     tmp_path) -> None:  # fmt: skip
+def test_daily_run_sends_one_mail_per_owner_once_and_leaks_no_secret(
+    run_dag, airflow_home, empty_database, simulators, small_scenario, smtp_sink, tmp_path
+) -> None:
     sink, smtp_env = smtp_sink
     simulators.load(small_scenario)
     docs = tmp_path / "data_docs"
-    env = {"AIRFLOW_CONN_RECON_WAREHOUSE": empty_database.airflow_conn_json(), **simulators.env(), **smtp_env,
-           "RECON_EMAIL_RECIPIENTS": json.dumps(RECIPIENTS), "RECON_FINANCE_ALL_CLEAR_WEEKDAY": "7",
-           "RECON_DATA_DOCS_DIR": str(docs)}  # fmt: skip
+    env = {
+        "AIRFLOW_CONN_RECON_WAREHOUSE": empty_database.airflow_conn_json(),
+        **simulators.env(),
+        **smtp_env,
+        "RECON_EMAIL_RECIPIENTS": json.dumps(RECIPIENTS),
+        "RECON_FINANCE_ALL_CLEAR_WEEKDAY": "7",
+        "RECON_DATA_DOCS_DIR": str(docs),
+    }
     result = run_dag("returns_recon_daily", **env)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert sorted(m["To"] for m in sink.messages) == sorted(a[0] for a in RECIPIENTS.values())
@@ -73,8 +84,12 @@ def test_daily_run_sends_one_mail_per_owner_once_and_leaks_no_secret(run_dag, ai
             "SELECT owner, exception_key FROM recon.exceptions WHERE state IN ('open', 'acknowledged')"
         ):
             open_keys.setdefault(owner, set()).add(key)
-    secrets = [empty_database.password, "reveni-demo-api-key", "sitoo-demo-password",
-               "0e9c2f4b-8a1d-4c3e-b5f6-7a8b9c0d1e2f"]  # fmt: skip
+    secrets = [
+        empty_database.password,
+        "reveni-demo-api-key",
+        "sitoo-demo-password",
+        "0e9c2f4b-8a1d-4c3e-b5f6-7a8b9c0d1e2f",
+    ]
     for message in sink.messages:
         owner = next(o for o, to in RECIPIENTS.items() if to[0] == message["To"])
         types = {p.get_content_type() for p in parts(message)}
@@ -93,10 +108,13 @@ def test_daily_run_sends_one_mail_per_owner_once_and_leaks_no_secret(run_dag, ai
     # the planted secrets (the warehouse password is new for this test) appear nowhere: not in the
     # task logs, the tables, the mails, nor any file the run wrote (logs, Data Docs)
     assert list(docs.rglob("*.html")), "the run wrote its Data Docs"
-    places = {"output": result.stdout + result.stderr + again.stdout + again.stderr,
-              "airflow logs and files": written_text(airflow_home), "data docs": written_text(docs),
-              "tables": every_table_as_text(empty_database.url),
-              "mails": "\n".join(m.as_string() for m in sink.messages)}  # fmt: skip
+    places = {
+        "output": result.stdout + result.stderr + again.stdout + again.stderr,
+        "airflow logs and files": written_text(airflow_home),
+        "data docs": written_text(docs),
+        "tables": every_table_as_text(empty_database.url),
+        "mails": "\n".join(m.as_string() for m in sink.messages),
+    }
     assert "returns_recon_daily" in places["output"]
     for where, text in places.items():
         for secret in secrets:
@@ -106,9 +124,14 @@ def test_daily_run_sends_one_mail_per_owner_once_and_leaks_no_secret(run_dag, ai
 def test_a_failed_run_sends_exactly_one_alert(run_dag, empty_database, simulators, smtp_sink) -> None:
     sink, smtp_env = smtp_sink
     broken = json.dumps({"conn_type": "http", "host": "127.0.0.1", "login": "90001-1"})
-    result = run_dag("returns_recon_hourly", AIRFLOW_CONN_RECON_WAREHOUSE=empty_database.airflow_conn_json(),
-                     AIRFLOW_CONN_SITOO_DEFAULT=broken, RECON_EMAIL_RECIPIENTS=json.dumps(RECIPIENTS),
-                     RECON_TASK_RETRIES="2", **smtp_env)  # fmt: skip
+    result = run_dag(
+        "returns_recon_hourly",
+        AIRFLOW_CONN_RECON_WAREHOUSE=empty_database.airflow_conn_json(),
+        AIRFLOW_CONN_SITOO_DEFAULT=broken,
+        RECON_EMAIL_RECIPIENTS=json.dumps(RECIPIENTS),
+        RECON_TASK_RETRIES="2",
+        **smtp_env,
+    )
     assert result.returncode != 0
     assert len(sink.messages) == 1
     alert = sink.messages[0]
@@ -152,19 +175,31 @@ def test_html_and_formulas_in_skus_return_points_and_customer_names_reach_no_mai
     sink, smtp_env = smtp_sink
     path = hostile_mail_scenario(tmp_path)
     simulators.load(path)
-    env = {"AIRFLOW_CONN_RECON_WAREHOUSE": empty_database.airflow_conn_json(), **simulators.env(), **smtp_env,
-           "RECON_EMAIL_RECIPIENTS": json.dumps(RECIPIENTS), "RECON_FINANCE_ALL_CLEAR_WEEKDAY": "7",
-           "RECON_LOCATION_MAP_PATH": str(location_map_csv_path(path)),
-           "RECON_DATA_DOCS_DIR": str(tmp_path / "data_docs")}  # fmt: skip
+    env = {
+        "AIRFLOW_CONN_RECON_WAREHOUSE": empty_database.airflow_conn_json(),
+        **simulators.env(),
+        **smtp_env,
+        "RECON_EMAIL_RECIPIENTS": json.dumps(RECIPIENTS),
+        "RECON_FINANCE_ALL_CLEAR_WEEKDAY": "7",
+        "RECON_LOCATION_MAP_PATH": str(location_map_csv_path(path)),
+        "RECON_DATA_DOCS_DIR": str(tmp_path / "data_docs"),
+    }
     result = run_dag("returns_recon_daily", **env)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     with psycopg.connect(empty_database.url) as conn:  # the values went through the pipeline into the queue
         skus = {r[0] for r in conn.execute("SELECT sku FROM recon.exceptions WHERE state = 'open'")}
-        points = {r[0]: r[1] for r in conn.execute(
-            "SELECT evidence ->> 'return_point_id', owner FROM recon.exceptions "
-            "WHERE exception_type = 'unmapped_location' AND state = 'open'")}  # fmt: skip
-        stored = conn.execute("SELECT return_id, return_point_id, status, created_at FROM staging.stg_reveni__returns "
-                              "WHERE return_point_id IN (%s, %s)", (IMG, CMD)).fetchall()  # fmt: skip
+        points = {
+            r[0]: r[1]
+            for r in conn.execute(
+                "SELECT evidence ->> 'return_point_id', owner FROM recon.exceptions "
+                "WHERE exception_type = 'unmapped_location' AND state = 'open'"
+            )
+        }
+        stored = conn.execute(
+            "SELECT return_id, return_point_id, status, created_at FROM staging.stg_reveni__returns "
+            "WHERE return_point_id IN (%s, %s)",
+            (IMG, CMD),
+        ).fetchall()
     assert {SCRIPT, HYPERLINK} <= skus
     assert {IMG, CMD} <= set(points), (points, stored)
     data_mail = next(m for m in sink.messages if m["To"] == "data@example.com")
@@ -177,8 +212,11 @@ def test_html_and_formulas_in_skus_return_points_and_customer_names_reach_no_mai
         assert "\n" not in headers["Subject"]
         assert "\r" not in headers["Subject"]
         assert set(headers.keys()) <= {"Subject", "From", "To", "Date", "Message-ID", "MIME-Version", "Content-Type"}
-        bodies = {p.get_content_type(): p.get_payload(decode=True).decode() for p in parts(message)
-                  if p.get_content_type() in ("text/plain", "text/html")}  # fmt: skip
+        bodies = {
+            p.get_content_type(): p.get_payload(decode=True).decode()
+            for p in parts(message)
+            if p.get_content_type() in ("text/plain", "text/html")
+        }
         for value in (SCRIPT, IMG, "<img src=x", "<script"):
             assert value not in bodies["text/html"]
         everything = message.as_string() + "".join(bodies.values())
@@ -200,15 +238,32 @@ def test_html_and_formulas_in_skus_return_points_and_customer_names_reach_no_mai
 # The mails of a real pipeline run over a generated scenario, delivered to a real SMTP server, checked against what
 # the scenario itself says (orders, refunds, credit notes, Sitoo warehouses) and the documents the simulators hold.
 
-ACTIONABLE = {"order_number", "cin7_sale_order_number", "credit_note_numbers", "transfer_numbers", "sitoo_order_ids",
-              "sitoo_transaction_ids", "money_at_risk", "currency", "return_event", "return_event_at", "age_days",
-              "expected_warehouse", "stock_found_at"}  # fmt: skip
+ACTIONABLE = {
+    "order_number",
+    "cin7_sale_order_number",
+    "credit_note_numbers",
+    "transfer_numbers",
+    "sitoo_order_ids",
+    "sitoo_transaction_ids",
+    "money_at_risk",
+    "currency",
+    "return_event",
+    "return_event_at",
+    "age_days",
+    "expected_warehouse",
+    "stock_found_at",
+}
 FIXED_SECTION = "Fixed by the pipeline since the last mail"
 # which event of the return starts the clock, for some of the types (docs/notifications.md)
-CLOCKS = {"refund_without_credit_note": "refunded", "credit_note_amount_mismatch": "refunded",
-          "inspected_not_released": "validated", "sitoo_stock_wrong_location": "validated",
-          "missing_restock": "received", "unknown_sku_cin7": "created",
-          "exchange_order_missing": "created"}  # fmt: skip
+CLOCKS = {
+    "refund_without_credit_note": "refunded",
+    "credit_note_amount_mismatch": "refunded",
+    "inspected_not_released": "validated",
+    "sitoo_stock_wrong_location": "validated",
+    "missing_restock": "received",
+    "unknown_sku_cin7": "created",
+    "exchange_order_missing": "created",
+}
 
 
 class Scenario:
@@ -236,8 +291,10 @@ class Scenario:
         """The AUTHORISED credit notes on the return's sale: ours (memo reveni:<return>), and made by hand."""
         sale = self.sales.get(self.order(rid)) or {"CreditNotes": []}
         authorised = [n for n in sale["CreditNotes"] if n["Status"] == "AUTHORISED"]
-        return ([n for n in authorised if n.get("Memo") == f"reveni:{rid}"],
-                [n for n in authorised if not (n.get("Memo") or "").startswith("reveni:")])  # fmt: skip
+        return (
+            [n for n in authorised if n.get("Memo") == f"reveni:{rid}"],
+            [n for n in authorised if not (n.get("Memo") or "").startswith("reveni:")],
+        )
 
     def sale_currency(self, rid: str) -> str:
         return self.sales[self.order(rid)]["CustomerCurrency"]
@@ -246,9 +303,12 @@ class Scenario:
         """The return's own event that starts the exception's clock (docs/notifications.md)."""
         ret = self.returns[row["return_id"]]
         item = next((i for i in ret["return_items"] if i["item_id"] == row["item_id"]), None)
-        moment = {"validated": item and item["validated_at"], "received": ret["received_at"],
-                  "refunded": min((f["refunded_at"] for f in ret["refunds"] if f["status"] == "paid"), default=None),
-                  "created": ret["created_at"]}[row["return_event"]]  # fmt: skip
+        moment = {
+            "validated": item and item["validated_at"],
+            "received": ret["received_at"],
+            "refunded": min((f["refunded_at"] for f in ret["refunds"] if f["status"] == "paid"), default=None),
+            "created": ret["created_at"],
+        }[row["return_event"]]
         return datetime.fromisoformat(moment)
 
     def warehouse(self, warehouse_id: int) -> str:
@@ -337,15 +397,23 @@ def mail_pipeline(embedded_server, simulators, path: Path) -> Iterator[tuple]:
     sink, port = _Keep(), free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
-    smtp = {"conn_type": "smtp", "host": "127.0.0.1", "port": port,
-            "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "returns-recon@example.com"}}  # fmt: skip
+    smtp = {
+        "conn_type": "smtp",
+        "host": "127.0.0.1",
+        "port": port,
+        "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "returns-recon@example.com"},
+    }
     try:
         with pytest.MonkeyPatch.context() as env:
             for key, value in {**simulators.env(), "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(smtp)}.items():
                 env.setenv(key, value)
             retry = RetrySettings(initial_wait=0.2, max_wait=3, read_timeout=5)
-            clients = Clients(ReveniHook(retry=retry).client(), Cin7CoreHook(retry=retry).client(),
-                              SitooHook(retry=retry).client(), CREDS.sitoo_site_id)  # fmt: skip
+            clients = Clients(
+                ReveniHook(retry=retry).client(),
+                Cin7CoreHook(retry=retry).client(),
+                SitooHook(retry=retry).client(),
+                CREDS.sitoo_site_id,
+            )
             with db.connect() as conn:
                 apply_migrations(conn)
             simulators.load(path)
@@ -369,8 +437,12 @@ def mails(embedded_server, simulators, tmp_path_factory) -> Iterator[Mails]:
         cycle(db, clients, path, "mail-1", post=False)
         with db.connect(autocommit=True) as conn:
             send_mails(conn, today, "mail-1")
-            journal = {c for (c,) in conn.execute("SELECT DISTINCT currency FROM recon.refund_journal "
-                                                  "WHERE day >= current_date - 14")}  # fmt: skip
+            journal = {
+                c
+                for (c,) in conn.execute(
+                    "SELECT DISTINCT currency FROM recon.refund_journal WHERE day >= current_date - 14"
+                )
+            }
         first = delivered_by_owner(sink)
         at_risk, gaps = read_as_finance(embedded_server, db.dbname)
         # the pipeline posts its corrections, then mails the next day, and the day after
@@ -384,8 +456,9 @@ def mails(embedded_server, simulators, tmp_path_factory) -> Iterator[Mails]:
             second = delivered_by_owner(sink, start=len(first))
             send_mails(conn, today + timedelta(days=2), "mail-3")
             third = delivered_by_owner(sink, start=len(first) + len(second))
-        yield Mails(world, first, second, third, journal, done, _created_documents(simulators, world, done),
-                    at_risk, gaps)  # fmt: skip
+        yield Mails(
+            world, first, second, third, journal, done, _created_documents(simulators, world, done), at_risk, gaps
+        )
 
 
 def read_as_finance(embedded_server, dbname: str) -> tuple[list[tuple], list[tuple]]:
@@ -395,8 +468,9 @@ def read_as_finance(embedded_server, dbname: str) -> tuple[list[tuple], list[tup
         su.execute("ALTER ROLE recon_reader LOGIN")
     with psycopg.connect(make_conninfo(embedded_server.superuser_dsn(dbname), user="recon_reader")) as reader:
         assert reader.execute("SELECT current_user").fetchone() == ("recon_reader",)
-        at_risk = reader.execute("SELECT owner, currency, returns, under_credited, over_credited "
-                                 "FROM recon.money_at_risk").fetchall()  # fmt: skip
+        at_risk = reader.execute(
+            "SELECT owner, currency, returns, under_credited, over_credited FROM recon.money_at_risk"
+        ).fetchall()
         gaps = reader.execute(
             "SELECT owner, currency, return_id, exception_key, money_at_risk FROM recon.exception_details "
             "WHERE state IN ('open', 'acknowledged') AND money_at_risk <> 0"
@@ -457,9 +531,15 @@ def test_each_exception_names_its_order_and_documents(mails) -> None:
             assert set(row["sitoo_order_ids"].split(", ")) == ids
             assert [x for x in line if f"Sitoo order {row['sitoo_order_ids']}" in x]
             checked.add(kind)
-    assert checked == {"credit_note_without_refund", "duplicate_credit_note", "credit_note_amount_mismatch",
-                       "rejected_item_in_sellable_stock", "restock_latency_breach", "sitoo_stock_wrong_location",
-                       "double_refund"}  # fmt: skip
+    assert checked == {
+        "credit_note_without_refund",
+        "duplicate_credit_note",
+        "credit_note_amount_mismatch",
+        "rejected_item_in_sellable_stock",
+        "restock_latency_breach",
+        "sitoo_stock_wrong_location",
+        "double_refund",
+    }
 
 
 def test_money_at_risk_is_the_gap_credited_minus_refunded_always_with_its_currency(mails) -> None:
@@ -470,8 +550,16 @@ def test_money_at_risk_is_the_gap_credited_minus_refunded_always_with_its_curren
         rid, kind = row["return_id"], row["exception_type"]
         refunded, refund_currencies = world.paid(rid)
         ours, by_hand = world.notes(rid)
-        if kind not in {"refund_without_credit_note", "credit_note_without_refund", "duplicate_credit_note",
-                        "credit_note_amount_mismatch"} or by_hand:  # fmt: skip
+        if (
+            kind
+            not in {
+                "refund_without_credit_note",
+                "credit_note_without_refund",
+                "duplicate_credit_note",
+                "credit_note_amount_mismatch",
+            }
+            or by_hand
+        ):
             continue
         credited = sum((Decimal(str(n["Total"])) for n in ours), Decimal(0))
         currencies = refund_currencies | ({world.sale_currency(rid)} if ours else set())
@@ -483,8 +571,12 @@ def test_money_at_risk_is_the_gap_credited_minus_refunded_always_with_its_curren
         assert (Decimal(row["money_at_risk"]), row["currency"]) == (gap, currency), row
         assert lines_with(text, f"order {world.order(rid)}", f"return {rid}", f"{gap:.2f} {currency}"), (kind, rid)
         checked.add(kind)
-    assert checked >= {"refund_without_credit_note", "credit_note_without_refund", "duplicate_credit_note",
-                       "credit_note_amount_mismatch"}  # fmt: skip
+    assert checked >= {
+        "refund_without_credit_note",
+        "credit_note_without_refund",
+        "duplicate_credit_note",
+        "credit_note_amount_mismatch",
+    }
 
 
 def test_ages_count_from_the_returns_own_event(mails) -> None:
@@ -521,8 +613,9 @@ def test_wrong_location_says_where_the_stock_went(mails) -> None:
         assert row["expected_warehouse"] == world.warehouse(expected)
         ids = {str(t["warehousetransactionid"]) for t in world.transactions if t["externalid"] == reference}
         assert set(row["sitoo_transaction_ids"].split(", ")) == ids
-        assert lines_with(text, f"return {rid}", f"stock went to {row['stock_found_at']}",
-                          f"expected at {world.warehouse(expected)}")  # fmt: skip
+        assert lines_with(
+            text, f"return {rid}", f"stock went to {row['stock_found_at']}", f"expected at {world.warehouse(expected)}"
+        )
         seen += 1
     assert seen == sum(1 for e in world.expected if e["type"] == "sitoo_stock_wrong_location")
 
@@ -571,8 +664,11 @@ def test_the_next_mail_lists_what_the_pipeline_fixed_since_the_last_one(mails) -
 
 
 # "  EUR, 12 return(s): refunded more than credited -345.00 EUR, credited more than refunded 20.00 EUR"
-MONEY_LINE = re.compile(r"^  ([A-Z]{3}), (\d+) (return|exception)\(s\): refunded more than credited (-?\d+\.\d\d) \1, "
-                        r"credited more than refunded (-?\d+\.\d\d) \1$", re.MULTILINE)  # fmt: skip
+MONEY_LINE = re.compile(
+    r"^  ([A-Z]{3}), (\d+) (return|exception)\(s\): refunded more than credited (-?\d+\.\d\d) \1, "
+    r"credited more than refunded (-?\d+\.\d\d) \1$",
+    re.MULTILINE,
+)
 
 
 def cents(amount: Decimal) -> Decimal:
@@ -587,8 +683,11 @@ def money_in_mail(message) -> dict[str, tuple[int, Decimal, Decimal]]:
 
 def finance_reads(at_risk: list[tuple]) -> dict[str, tuple[int, Decimal, Decimal]]:
     """recon.money_at_risk's rows for finance, as the mail rounds them."""
-    return {currency: (n, cents(-(under or 0)), cents(over or 0)) for owner, currency, n, under, over in at_risk
-            if owner == "finance"}  # fmt: skip
+    return {
+        currency: (n, cents(-(under or 0)), cents(over or 0))
+        for owner, currency, n, under, over in at_risk
+        if owner == "finance"
+    }
 
 
 def each_return_once(gaps: list[tuple]) -> dict[str, tuple[int, Decimal, Decimal]]:
@@ -622,8 +721,13 @@ def two_money_exceptions(embedded_server, simulators, tmp_path_factory) -> Itera
     from tests.fixtures.pipeline import cycle
     from tests.fixtures.scenarios import scenario
 
-    path = scenario(tmp_path_factory.mktemp("two-gaps"), 13, returns=80, event_fraction=0.0,
-                    messy={"note_by_hand_other_total": 0.05})  # fmt: skip
+    path = scenario(
+        tmp_path_factory.mktemp("two-gaps"),
+        13,
+        returns=80,
+        event_fraction=0.0,
+        messy={"note_by_hand_other_total": 0.05},
+    )
     with mail_pipeline(embedded_server, simulators, path) as (db, clients, sink):
         cycle(db, clients, path, "two-gaps-1", post=False)
         with db.connect(autocommit=True) as conn:

@@ -35,8 +35,9 @@ def load(path: Path) -> dict[str, list[dict]]:
 @pytest.fixture(scope="module")
 def tiny_scenario(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("tiny") / "tiny.json"
-    generate(GeneratorConfig(returns=120, seed=21, clock=datetime.now(UTC).replace(minute=0, second=0,
-                                                                                    microsecond=0)), path)  # fmt: skip
+    generate(
+        GeneratorConfig(returns=120, seed=21, clock=datetime.now(UTC).replace(minute=0, second=0, microsecond=0)), path
+    )
     return path
 
 
@@ -50,9 +51,10 @@ def expected(data: dict[str, list[dict]]) -> dict[str, set[str]]:
     returns = [r for r in data["reveni.returns"] if r["id"] not in invalid]
     orders = {r["order"]["external_id"] for r in returns}
     related = [
-        s for s in data["cin7.sales"]
+        s
+        for s in data["cin7.sales"]
         if s["CustomerReference"] in orders or (s.get("ExternalID") or "").startswith("reveni-exchange:")
-    ]  # fmt: skip
+    ]
     return {
         "returns": {r["id"] for r in returns},
         "invalid": invalid,
@@ -95,8 +97,9 @@ def minimum_calls(data: dict[str, list[dict]], want: dict[str, set[str]]) -> int
     return total
 
 
-def test_full_extraction_lands_every_record_exactly_once(simulators, small_scenario, clients_for, warehouse_db,
-                                                         record_property) -> None:  # fmt: skip
+def test_full_extraction_lands_every_record_exactly_once(
+    simulators, small_scenario, clients_for, warehouse_db, record_property
+) -> None:
     simulators.load(small_scenario)
     data = load(small_scenario)
     want = expected(data)
@@ -117,8 +120,10 @@ def test_full_extraction_lands_every_record_exactly_once(simulators, small_scena
             found = keys(conn, table, column)
             assert len(found) == len(set(found)), table
             assert set(found) == expected_keys, table
-        detailed = {r[0] for r in conn.execute(
-            "SELECT sale_id FROM staging.stg_cin7__sales WHERE detail_updated_at IS NOT NULL")}  # fmt: skip
+        detailed = {
+            r[0]
+            for r in conn.execute("SELECT sale_id FROM staging.stg_cin7__sales WHERE detail_updated_at IS NOT NULL")
+        }
         assert detailed == want["related_sales"]
         items = {
             f"{w}|{s}" for w, s in conn.execute("SELECT warehouse_id, sku FROM staging.stg_sitoo__warehouse_items")
@@ -155,8 +160,9 @@ def test_second_run_rewrites_nothing(simulators, small_scenario, clients_for, wa
         assert conn.execute("SELECT count(*) FROM raw.api_records WHERE run_id = 'idem-2'").fetchone()[0] == 0
 
 
-def test_next_run_picks_up_exactly_the_changes_including_a_late_one(simulators, small_scenario, clients_for,
-                                                                     warehouse_db) -> None:  # fmt: skip
+def test_next_run_picks_up_exactly_the_changes_including_a_late_one(
+    simulators, small_scenario, clients_for, warehouse_db
+) -> None:
     simulators.load(small_scenario)
     clients = clients_for()
     run(warehouse_db, clients, "inc-1")
@@ -193,8 +199,10 @@ def test_next_run_picks_up_exactly_the_changes_including_a_late_one(simulators, 
 
 def _fresh(db) -> None:
     with psycopg.connect(db.url, autocommit=True) as conn:
-        conn.execute("DROP SCHEMA raw CASCADE; DROP SCHEMA staging CASCADE; DROP SCHEMA recon CASCADE; "
-                     "DROP TABLE public.schema_migrations")  # fmt: skip
+        conn.execute(
+            "DROP SCHEMA raw CASCADE; DROP SCHEMA staging CASCADE; DROP SCHEMA recon CASCADE; "
+            "DROP TABLE public.schema_migrations"
+        )
         conn.execute("DROP SCHEMA IF EXISTS ops CASCADE")
         apply_migrations(conn)
 
@@ -230,8 +238,9 @@ def baseline(simulators, tiny_scenario, tmp_path_factory, embedded_server):
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_faults_leave_the_result_identical(fault, simulators, tiny_scenario, baseline, clients_for, warehouse_db,
-                                           monkeypatch) -> None:  # fmt: skip
+def test_faults_leave_the_result_identical(
+    fault, simulators, tiny_scenario, baseline, clients_for, warehouse_db, monkeypatch
+) -> None:
     simulators.load(tiny_scenario)
     with baseline.connect() as conn:
         if not conn.execute("SELECT EXISTS (SELECT 1 FROM staging.stg_reveni__returns)").fetchone()[0]:
@@ -253,8 +262,9 @@ def test_faults_leave_the_result_identical(fault, simulators, tiny_scenario, bas
         assert injected > 0, "the fault was actually injected"
 
 
-def test_malformed_records_are_quarantined_and_nothing_else_is_lost(simulators, tiny_scenario, clients_for,
-                                                                    warehouse_db) -> None:  # fmt: skip
+def test_malformed_records_are_quarantined_and_nothing_else_is_lost(
+    simulators, tiny_scenario, clients_for, warehouse_db
+) -> None:
     simulators.load(tiny_scenario)
     for name in ("reveni", "cin7", "sitoo"):
         simulators.faults(name, malformed_rate=0.1, seed=5)

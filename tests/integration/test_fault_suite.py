@@ -63,41 +63,63 @@ READ_FAULTS = {
 WRITE_FAULTS = {
     # the key rotated after our first write(s): every later call is refused (Sitoo answers 401; Cin7 Core
     # documents 403, apib L33-L45, and 401 is its variant); the run fails with CredentialsRefused
-    "key rotated mid-run (401)": {"cin7": {"auth_refuse_writes_after": 1, "auth_refuse_status": 401},
-                                  "sitoo": {"auth_refuse_writes_after": 1, "auth_refuse_status": 401}},
+    "key rotated mid-run (401)": {
+        "cin7": {"auth_refuse_writes_after": 1, "auth_refuse_status": 401},
+        "sitoo": {"auth_refuse_writes_after": 1, "auth_refuse_status": 401},
+    },
     "key rotated mid-run (403)": {"cin7": {"auth_refuse_writes_after": 2, "auth_refuse_status": 403}},
     # refused unprocessed for the limit (429 / 400 "calls per 60 seconds"): retried in place after the wait
-    "throttle on writes only": {"cin7": {"rate_limit_per_minute": 2, "writes_only": True, "throttle_form": "400"},
-                                "sitoo": {"rate_limit_per_minute": 1, "writes_only": True}},
+    "throttle on writes only": {
+        "cin7": {"rate_limit_per_minute": 2, "writes_only": True, "throttle_form": "400"},
+        "sitoo": {"rate_limit_per_minute": 1, "writes_only": True},
+    },
     # a 503 may come from anywhere on the way: ambiguous, read back by the next attempt
-    "cin7 503 throttle on writes only": {"cin7": {"rate_limit_per_minute": 2, "writes_only": True,
-                                                  "throttle_form": "503"}},
+    "cin7 503 throttle on writes only": {
+        "cin7": {"rate_limit_per_minute": 2, "writes_only": True, "throttle_form": "503"}
+    },
     "5xx on writes only": {"all": {"error_rate_5xx": 0.5, "writes_only": True}},
     "Retry-After dates on writes": {
         "cin7": {"rate_limit_per_minute": 2, "writes_only": True, "retry_after_form": "date", "retry_after_seconds": 1},
-        "sitoo": {"rate_limit_per_minute": 1, "writes_only": True, "retry_after_form": "date",
-                  "retry_after_seconds": 1}},
+        "sitoo": {
+            "rate_limit_per_minute": 1,
+            "writes_only": True,
+            "retry_after_form": "date",
+            "retry_after_seconds": 1,
+        },
+    },
     "sitoo element errors (5xx/429)": {"sitoo": {"element_error_rate": 1.0}},
     "empty bodies to applied writes": {"all": {"empty_body_rate": 0.5}},
     "truncated bodies to applied writes": {"all": {"truncated_body_rate": 0.5}},
-}  # fmt: skip
+}
 API_FAULTS = {**READ_FAULTS, **WRITE_FAULTS}
 # the connections a rotated key's run names when it fails
-CREDENTIALS = {"key rotated mid-run (401)": ("cin7_core_default", "sitoo_default"),
-               "key rotated mid-run (403)": ("cin7_core_default",)}  # fmt: skip
+CREDENTIALS = {
+    "key rotated mid-run (401)": ("cin7_core_default", "sitoo_default"),
+    "key rotated mid-run (403)": ("cin7_core_default",),
+}
 # people, between the plan and the send: what they make by hand, through the services' public API
 HAND_NOTE = "credit note made by hand between plan and send"
 HAND_NOTE_OTHER_TOTAL = "credit note of another total made by hand between plan and send"
 HAND_TRANSFER = "transfer made by hand between plan and send"
 HAND_SITOO = "Sitoo transaction made by hand between plan and send"
-PEOPLE = {HAND_NOTE: "create_credit_note", HAND_NOTE_OTHER_TOTAL: "create_credit_note",
-          HAND_TRANSFER: "transfer_to_sellable", HAND_SITOO: "sitoo_store_stock"}  # fmt: skip
-OTHER_FAULTS = ("late-arriving update", "warehouse connection dropped mid-load", "executor killed after a call",
-                *PEOPLE)  # fmt: skip
+PEOPLE = {
+    HAND_NOTE: "create_credit_note",
+    HAND_NOTE_OTHER_TOTAL: "create_credit_note",
+    HAND_TRANSFER: "transfer_to_sellable",
+    HAND_SITOO: "sitoo_store_stock",
+}
+OTHER_FAULTS = (
+    "late-arriving update",
+    "warehouse connection dropped mid-load",
+    "executor killed after a call",
+    *PEOPLE,
+)
 ALL_TOGETHER = "all together"
 # added to the read-side faults in "all together": the write faults that leave a run standing
-ALL_TOGETHER_WRITES = {"sitoo": {"element_error_rate": 0.3}, "all": {"empty_body_rate": 0.1,
-                                                                      "truncated_body_rate": 0.1}}  # fmt: skip
+ALL_TOGETHER_WRITES = {
+    "sitoo": {"element_error_rate": 0.3},
+    "all": {"empty_body_rate": 0.1, "truncated_body_rate": 0.1},
+}
 # whether the reconciliation raises an unattributed credit note yet (issue 16 item 2, another change)
 DETECTS_UNATTRIBUTED = any(check.exception_type == "unattributed_credit_note" for check in RETURN_CHECKS)
 
@@ -113,11 +135,15 @@ class Tally:
 
     def report(self) -> str:
         lines = [f"  {name:<64} {count:>6}" for name, count in sorted(self.faults_injected.items())]
-        return "\n".join([
-            "fault suite tally", *lines,
-            f"  faults injected {sum(self.faults_injected.values())}, runs {self.runs}, "
-            f"runs survived {self.runs_survived}, duplicates found {self.duplicates}, records lost {self.records_lost}",
-        ])  # fmt: skip
+        return "\n".join(
+            [
+                "fault suite tally",
+                *lines,
+                f"  faults injected {sum(self.faults_injected.values())}, runs {self.runs}, "
+                f"runs survived {self.runs_survived}, duplicates found {self.duplicates}, "
+                f"records lost {self.records_lost}",
+            ]
+        )
 
 
 # --- the pipeline, as the DAG tasks run it -----------------------------------------------------------
@@ -184,8 +210,10 @@ def staging_rows(conn: psycopg.Connection, skip: tuple[str, sql.Composable] | No
 
 OPEN = "SELECT exception_key FROM recon.exceptions WHERE state IN ('open', 'acknowledged') ORDER BY 1"
 PUBLISHED = "SELECT DISTINCT return_id FROM recon.fct_return_reconciliation"
-QUARANTINED = ("SELECT return_id FROM recon.exceptions WHERE exception_type = 'invalid_record' "
-               "AND return_id IS NOT NULL AND state = 'open'")  # fmt: skip
+QUARANTINED = (
+    "SELECT return_id FROM recon.exceptions WHERE exception_type = 'invalid_record' "
+    "AND return_id IS NOT NULL AND state = 'open'"
+)
 
 
 def outcome(db: TestDatabase) -> dict:
@@ -204,15 +232,17 @@ def duplicates_posted(simulators, db: TestDatabase) -> int:
         postings = conn.execute("SELECT action, reference, payload FROM recon.postings").fetchall()
     found = 0
     cin7, sitoo = simulators.cin7_session(), simulators.sitoo_session()
-    transfers = cin7.get(f"{simulators.cin7}/stockTransferList", params={"Limit": 1000},
-                         timeout=10).json()["StockTransferList"]  # fmt: skip
+    transfers = cin7.get(f"{simulators.cin7}/stockTransferList", params={"Limit": 1000}, timeout=10).json()[
+        "StockTransferList"
+    ]
     by_reference = Counter(t["Reference"] for t in transfers)
     stock = sitoo.get(f"{simulators.sitoo_site}/warehousetransactions.json", params={"num": 10000}, timeout=10).json()
     by_external = Counter(t.get("externalid") for t in stock["items"])
     for action, reference, payload in postings:
         if action == "create_credit_note":
-            notes = cin7.get(f"{simulators.cin7}/sale/creditnote", params={"SaleID": payload["SaleID"]},
-                             timeout=10).json()["CreditNotes"]  # fmt: skip
+            notes = cin7.get(
+                f"{simulators.cin7}/sale/creditnote", params={"SaleID": payload["SaleID"]}, timeout=10
+            ).json()["CreditNotes"]
             memo = f"reveni:{payload.get('ReturnID') or reference.split(':')[1]}"
             found += max(0, sum(1 for n in notes if n.get("Memo") == memo) - 1)
         elif action.startswith("transfer"):
@@ -244,8 +274,9 @@ def late_update(simulators, path: Path, db: TestDatabase | None) -> None:
     at = None
     if db is not None:
         with db.connect() as conn:
-            watermark = conn.execute("SELECT watermark FROM raw.extract_watermarks "
-                                     "WHERE source = 'reveni' AND entity = 'returns'").fetchone()[0]  # fmt: skip
+            watermark = conn.execute(
+                "SELECT watermark FROM raw.extract_watermarks WHERE source = 'reveni' AND entity = 'returns'"
+            ).fetchone()[0]
         at = datetime.fromtimestamp(datetime.fromisoformat(watermark).timestamp() - 7200, UTC).isoformat()
     simulators.upsert("reveni.returns", {**ret, "refund_method": "store_credit"}, at=at)
 
@@ -270,8 +301,10 @@ def run_case(name: str, simulators, clients_for, embedded_server, path: Path, ta
     if name in API_FAULTS:
         spec = API_FAULTS[name]
     elif name == ALL_TOGETHER:
-        spec = {"cin7": {**API_FAULTS["cin7 throttle 429"]["cin7"]},
-                "sitoo": {"rate_limit_per_minute": 3, **ALL_TOGETHER_WRITES["sitoo"]}}  # fmt: skip
+        spec = {
+            "cin7": {**API_FAULTS["cin7 throttle 429"]["cin7"]},
+            "sitoo": {"rate_limit_per_minute": 3, **ALL_TOGETHER_WRITES["sitoo"]},
+        }
         shared = {k: v for faults in READ_FAULTS.values() if "all" in faults for k, v in faults["all"].items()}
         shared |= ALL_TOGETHER_WRITES["all"]
         spec = {service: {**shared, **spec.get(service, {})} for service in API}
@@ -284,8 +317,9 @@ def run_case(name: str, simulators, clients_for, embedded_server, path: Path, ta
         with db.connect() as conn:
             install_connection_drop(conn)
     with db.connect(autocommit=True) as conn:  # the merchant went live before this day of faults
-        golive = run_golive_check(conn, clients, SETTINGS, f"{name}-golive",
-                                  checks=[c for c in CHECKS if c.id not in OFF_CONTRACT])  # fmt: skip
+        golive = run_golive_check(
+            conn, clients, SETTINGS, f"{name}-golive", checks=[c for c in CHECKS if c.id not in OFF_CONTRACT]
+        )
     assert golive.held == {}, golive.render()
     simulators.counters(reset=True)
     set_faults(simulators, spec)
@@ -347,9 +381,11 @@ def install_connection_drop(conn: psycopg.Connection) -> None:
                 PERFORM pg_terminate_backend(pg_backend_pid());
             END IF;
             RETURN NULL;
-        END $$""")  # fmt: skip
-    conn.execute("CREATE TRIGGER fault_drop AFTER INSERT OR UPDATE ON staging.stg_cin7__sales "
-                 "FOR EACH STATEMENT EXECUTE FUNCTION public.fault_drop_connection()")  # fmt: skip
+        END $$""")
+    conn.execute(
+        "CREATE TRIGGER fault_drop AFTER INSERT OR UPDATE ON staging.stg_cin7__sales "
+        "FOR EACH STATEMENT EXECUTE FUNCTION public.fault_drop_connection()"
+    )
 
 
 def connection_drops(conn: psycopg.Connection) -> int:
@@ -377,13 +413,20 @@ def hourly_with_person(db: TestDatabase, clients, path: Path, simulators, name: 
         quality_gate(conn, run_id)
         plan(conn, run_id, SETTINGS)
         if not person:
-            row = conn.execute("SELECT posting_key, return_id, item_id, payload FROM recon.postings "
-                               "WHERE status = 'planned' AND action = %s ORDER BY posting_key LIMIT 1",
-                               (PEOPLE[name],)).fetchone()  # fmt: skip
+            row = conn.execute(
+                "SELECT posting_key, return_id, item_id, payload FROM recon.postings "
+                "WHERE status = 'planned' AND action = %s ORDER BY posting_key LIMIT 1",
+                (PEOPLE[name],),
+            ).fetchone()
             assert row is not None, f"{name}: the scenario plans a {PEOPLE[name]}"
             key, return_id, item_id, payload = row
-            person.update(key=key, return_id=return_id, item_id=item_id, payload=payload,
-                          made=make_by_hand(simulators, name, payload))  # fmt: skip
+            person.update(
+                key=key,
+                return_id=return_id,
+                item_id=item_id,
+                payload=payload,
+                made=make_by_hand(simulators, name, payload),
+            )
         execute(conn, clients, run_id, SETTINGS)
 
 
@@ -408,8 +451,9 @@ def make_by_hand(simulators, name: str, payload: dict):
     return simulators.by_hand("sitoo", "warehousetransactions.json", [element])
 
 
-def by_hand_expected(name: str, person: dict, baseline_db: TestDatabase, db: TestDatabase, simulators,
-                     baseline: dict, result: dict) -> list[str]:  # fmt: skip
+def by_hand_expected(
+    name: str, person: dict, baseline_db: TestDatabase, db: TestDatabase, simulators, baseline: dict, result: dict
+) -> list[str]:
     """What differs from the operating model's end state when a person made a document by hand. The
     person's document and what it touches are checked here, everything else against the fault-free run."""
     problems: list[str] = []
@@ -439,10 +483,14 @@ def by_hand_expected(name: str, person: dict, baseline_db: TestDatabase, db: Tes
             if status not in ("superseded", "skipped"):
                 problems.append(f"our posting is {status}, not superseded or skipped")
             with db.connect() as conn:  # one per refunded return of the sale
-                unattributed = {r[0] for r in conn.execute(
-                    "SELECT exception_key FROM recon.exceptions WHERE exception_type = 'unattributed_credit_note' "
-                    "AND state IN ('open', 'acknowledged') AND evidence ->> 'sale_id' = %s",
-                    (payload["SaleID"],))}  # fmt: skip
+                unattributed = {
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT exception_key FROM recon.exceptions WHERE exception_type = 'unattributed_credit_note' "
+                        "AND state IN ('open', 'acknowledged') AND evidence ->> 'sale_id' = %s",
+                        (payload["SaleID"],),
+                    )
+                }
             if f"unattributed_credit_note:{person['return_id']}" not in unattributed:
                 problems.append("no unattributed_credit_note raised for the return")
             expected_open |= unattributed | {refund}
@@ -462,17 +510,23 @@ def by_hand_expected(name: str, person: dict, baseline_db: TestDatabase, db: Tes
         expected_open |= {"restock_latency_breach:" + item.removeprefix("reveni:")}
     else:
         external = payload["externalid"]
-        skip = ("transaction_id", sql.SQL("transaction_id IN (SELECT transaction_id FROM staging."
-                                          "stg_sitoo__warehouse_transactions WHERE external_id = {})"
-                                          ).format(sql.Literal(external)))  # fmt: skip
+        skip = (
+            "transaction_id",
+            sql.SQL(
+                "transaction_id IN (SELECT transaction_id FROM staging."
+                "stg_sitoo__warehouse_transactions WHERE external_id = {})"
+            ).format(sql.Literal(external)),
+        )
         found = [t for t in simulators.sitoo_transactions() if t.get("externalid") == external]
         if [t["warehousetransactionid"] for t in found] != [person["made"]]:
             problems.append(f"Sitoo transactions for {external}: {[t['warehousetransactionid'] for t in found]}")
         if status != "adopted":
             problems.append(f"our posting is {status}, not adopted")
     if set(result["open"]) != expected_open:
-        problems.append(f"open exceptions: extra {sorted(set(result['open']) - expected_open)}, "
-                        f"missing {sorted(expected_open - set(result['open']))}")  # fmt: skip
+        problems.append(
+            f"open exceptions: extra {sorted(set(result['open']) - expected_open)}, "
+            f"missing {sorted(expected_open - set(result['open']))}"
+        )
     with baseline_db.connect() as conn:
         expected = staging_rows(conn, skip)
     with db.connect() as conn:
@@ -503,8 +557,9 @@ def test_every_fault_alone_and_all_together_loses_nothing_and_posts_nothing_twic
         tally.records_lost += len(lost)
         if name in PEOPLE:  # the person's document is the fix: the end state the operating model asks for
             differences = [p for p in ("published",) if result[p] != baseline[p]]
-            differences += by_hand_expected(name, result["person"], baseline["db"], result["db"], simulators,
-                                            baseline, result)  # fmt: skip
+            differences += by_hand_expected(
+                name, result["person"], baseline["db"], result["db"], simulators, baseline, result
+            )
         else:
             differences = [part for part in ("open", "published") if result[part] != baseline[part]]
             staging = baseline["staging"]

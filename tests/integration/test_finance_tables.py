@@ -27,9 +27,20 @@ pytestmark = pytest.mark.integration
 # a password a URL must escape
 READER_PASSWORD = "fin@nce:/ 100%?#"
 # what finance reads: the tables and views rebuilt at every publish, and the tables and views the migrations create
-FINANCE = set(publish.PUBLISHED) | {"exceptions", "exception_details", "exception_events", "dim_exception_types",
-                                    "recon_runs", "postings", "posting_log", "email_log", "dq_results",
-                                    "golive_checks", "money_at_risk", "money_at_risk_by_return"}  # fmt: skip
+FINANCE = set(publish.PUBLISHED) | {
+    "exceptions",
+    "exception_details",
+    "exception_events",
+    "dim_exception_types",
+    "recon_runs",
+    "postings",
+    "posting_log",
+    "email_log",
+    "dq_results",
+    "golive_checks",
+    "money_at_risk",
+    "money_at_risk_by_return",
+}
 OPEN = "state IN ('open', 'acknowledged')"
 BUDGET = (
     "import sys; from returns_recon.apis.ratelimit import shared_budget; shared_budget(sys.argv[1], 'k', 60).acquire()"
@@ -57,11 +68,17 @@ def finance(simulators, clients_for, warehouse_db, embedded_server, tmp_path):
     simulators.load(path)
     cycle(warehouse_db, clients_for(), path, "finance-1")
     # a worker's shared API budget, in a process of its own (its pool and leaker thread end with it)
-    subprocess.run([sys.executable, "-c", BUDGET, warehouse_db.url], env={**os.environ, "PYTHONPATH": PYTHONPATH},
-                   check=True, timeout=120)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-c", BUDGET, warehouse_db.url],
+        env={**os.environ, "PYTHONPATH": PYTHONPATH},
+        check=True,
+        timeout=120,
+    )
     embedded_server.set_role_password("recon_reader", READER_PASSWORD)
-    conn = f'{{"conn_type": "postgres", "host": "{warehouse_db.host}", "port": {warehouse_db.port}, ' \
-           f'"login": "{warehouse_db.user}", "password": "x", "schema": "{warehouse_db.dbname}"}}'  # fmt: skip
+    conn = (
+        f'{{"conn_type": "postgres", "host": "{warehouse_db.host}", "port": {warehouse_db.port}, '
+        f'"login": "{warehouse_db.user}", "password": "x", "schema": "{warehouse_db.dbname}"}}'
+    )
     url = reader_url({"AIRFLOW_CONN_RECON_WAREHOUSE": conn, "RECON_READER_PASSWORD": READER_PASSWORD})
     return warehouse_db, url
 
@@ -75,15 +92,19 @@ def test_return_money_lives_at_the_return_grain_and_adds_up(finance) -> None:
     db, url = finance
     with db.connect() as conn:
         # every paid refund of the returns in the window, straight from staging
-        staged = dict(conn.execute(
-            """SELECT f.currency, sum(f.amount) FROM staging.stg_reveni__refunds f
+        staged = dict(
+            conn.execute(
+                """SELECT f.currency, sum(f.amount) FROM staging.stg_reveni__refunds f
                JOIN staging.stg_reveni__returns r USING (return_id)
                WHERE f.status = 'paid' AND r.created_at >= now() - make_interval(days => %s) GROUP BY 1""",
-            (SETTINGS.recon_window_days,)).fetchall())  # fmt: skip
+                (SETTINGS.recon_window_days,),
+            ).fetchall()
+        )
         returns = conn.execute("SELECT count(*) FROM staging.stg_reveni__returns").fetchone()[0]
     with psycopg.connect(url) as reader:
-        published = dict(reader.execute("SELECT currency, sum(refunded) FROM fct_returns WHERE refunded > 0 "
-                                        "GROUP BY 1").fetchall())  # fmt: skip
+        published = dict(
+            reader.execute("SELECT currency, sum(refunded) FROM fct_returns WHERE refunded > 0 GROUP BY 1").fetchall()
+        )
         rows, distinct = reader.execute("SELECT count(*), count(DISTINCT return_id) FROM fct_returns").fetchone()
         items = reader.execute("SELECT sum(items) FROM fct_returns").fetchone()[0]
         item_rows = reader.execute("SELECT count(*) FROM fct_return_reconciliation").fetchone()[0]
@@ -115,8 +136,13 @@ def test_every_table_view_and_column_finance_reads_has_a_comment_also_after_a_se
     assert {(schema, name) for _, schema, name in readable} == {("recon", name) for name in FINANCE}
     assert missing == [], "tables, views or columns finance reads without a comment"
     # as finance sees them: psql through `make reader-url`, recon first on the search path
-    shown = subprocess.run([str(POSTGRES_BIN_PATH / "psql"), url, "-X", "-c", r"\d+", "-c", r"\d+ fct_returns"],
-                           capture_output=True, text=True, check=True, timeout=60).stdout  # fmt: skip
+    shown = subprocess.run(
+        [str(POSTGRES_BIN_PATH / "psql"), url, "-X", "-c", r"\d+", "-c", r"\d+ fct_returns"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
     for column, text in publish.COMMENTS["fct_returns"][1].items():
         assert column in shown
         assert text[:40] in shown, column
@@ -127,8 +153,9 @@ def test_every_table_view_and_column_finance_reads_has_a_comment_also_after_a_se
 def test_finance_reads_no_internal_state(finance) -> None:
     db, url = finance
     with db.connect() as conn:
-        buckets = conn.execute("SELECT schemaname, tablename FROM pg_tables WHERE tablename LIKE 'ratelimit%'"
-                               ).fetchall()  # fmt: skip
+        buckets = conn.execute(
+            "SELECT schemaname, tablename FROM pg_tables WHERE tablename LIKE 'ratelimit%'"
+        ).fetchall()
         internal = conn.execute(
             """SELECT schemaname, tablename FROM pg_tables WHERE schemaname IN ('ops', 'raw', 'staging', 'public')
                UNION ALL SELECT schemaname, viewname FROM pg_views WHERE schemaname IN ('ops', 'raw', 'staging')"""
@@ -144,8 +171,11 @@ def test_finance_reads_no_internal_state(finance) -> None:
 
 
 def bucket(age: int) -> str:
-    return next(label for low, label in ((60, "60+ days"), (30, "30-59 days"), (14, "14-29 days"), (7, "7-13 days"),
-                                         (0, "0-6 days")) if age >= low)  # fmt: skip
+    return next(
+        label
+        for low, label in ((60, "60+ days"), (30, "30-59 days"), (14, "14-29 days"), (7, "7-13 days"), (0, "0-6 days"))
+        if age >= low
+    )
 
 
 def test_views_answer_finance_questions_after_every_publish(finance) -> None:
@@ -174,8 +204,11 @@ def test_views_answer_finance_questions_after_every_publish(finance) -> None:
             f"""SELECT owner, currency, return_id, exception_key, exception_type, money_at_risk
                 FROM recon.exception_details WHERE {OPEN} AND money_at_risk IS NOT NULL"""
         ).fetchall()
-        returns_gap = dict(conn.execute("SELECT return_id, credited_minus_refunded FROM recon.fct_returns "
-                                        "WHERE NOT currencies_differ").fetchall())  # fmt: skip
+        returns_gap = dict(
+            conn.execute(
+                "SELECT return_id, credited_minus_refunded FROM recon.fct_returns WHERE NOT currencies_differ"
+            ).fetchall()
+        )
         # refunded, and no credit note: raised as refund_without_credit_note, or as sale_not_found (no sale at all)
         unpaid = conn.execute(
             f"""SELECT min(f.currency), sum(f.amount) FROM staging.stg_reveni__refunds f
@@ -185,20 +218,28 @@ def test_views_answer_finance_questions_after_every_publish(finance) -> None:
                 GROUP BY f.return_id HAVING sum(f.amount) > 0"""
         ).fetchall()
     with psycopg.connect(url) as reader:
-        by_age = reader.execute("SELECT owner, exception_type, return_age, exceptions "
-                                "FROM open_exceptions_by_return_age").fetchall()  # fmt: skip
-        yesterday = reader.execute("SELECT system, action, currency, documents, amount FROM posted_yesterday"
-                                   ).fetchall()  # fmt: skip
-        at_risk = reader.execute("SELECT owner, currency, returns, open_exceptions, under_credited, over_credited, "
-                                 "credited_minus_refunded, money_at_risk FROM money_at_risk").fetchall()  # fmt: skip
-        by_return = reader.execute("SELECT owner, currency, return_id, exception_key, exception_type, gap, exceptions "
-                                   "FROM money_at_risk_by_return").fetchall()  # fmt: skip
+        by_age = reader.execute(
+            "SELECT owner, exception_type, return_age, exceptions FROM open_exceptions_by_return_age"
+        ).fetchall()
+        yesterday = reader.execute(
+            "SELECT system, action, currency, documents, amount FROM posted_yesterday"
+        ).fetchall()
+        at_risk = reader.execute(
+            "SELECT owner, currency, returns, open_exceptions, under_credited, over_credited, "
+            "credited_minus_refunded, money_at_risk FROM money_at_risk"
+        ).fetchall()
+        by_return = reader.execute(
+            "SELECT owner, currency, return_id, exception_key, exception_type, gap, exceptions "
+            "FROM money_at_risk_by_return"
+        ).fetchall()
         without = reader.execute("SELECT currency, returns, refunded FROM refunds_without_credit_note").fetchall()
 
     # open exceptions by the age of their return, from the return's creation in Reveni
     now = datetime.now(UTC)
-    expected_ages = Counter((o, t, "no return" if r is None else bucket((now - created).days) if created
-                             else "older than the window") for o, t, r, created in open_rows)  # fmt: skip
+    expected_ages = Counter(
+        (o, t, "no return" if r is None else bucket((now - created).days) if created else "older than the window")
+        for o, t, r, created in open_rows
+    )
     assert Counter({(o, t, age): n for o, t, age, n in by_age}) == expected_ages
     assert {age for _, _, age, _ in by_age} - {"0-6 days"}, "the returns' ages, not when the exceptions were seen"
 

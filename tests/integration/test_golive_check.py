@@ -70,10 +70,13 @@ def test_every_assumption_passes_against_the_default_simulators_and_a_wrong_matc
         elsewhere = held_systems(conn, SETTINGS, {**ours, "cin7": "another-account"})
         assert set(elsewhere) == {"cin7"}
         assert "for this account" in elsewhere["cin7"]
-        rows = conn.execute("SELECT check_id, system, outcome, passed, evidence FROM recon.golive_checks "
-                            "WHERE run_id = 'golive-ok-again'").fetchall()  # fmt: skip
-        wrong = run_golive_check(conn, clients, SETTINGS.model_copy(update={"sale_match_field": "ExternalID"}),
-                                 "golive-wrong-field")  # fmt: skip
+        rows = conn.execute(
+            "SELECT check_id, system, outcome, passed, evidence FROM recon.golive_checks "
+            "WHERE run_id = 'golive-ok-again'"
+        ).fetchall()
+        wrong = run_golive_check(
+            conn, clients, SETTINGS.model_copy(update={"sale_match_field": "ExternalID"}), "golive-wrong-field"
+        )
         cin7_held = held_systems(conn, SETTINGS)
     print(report.render())
     expected = {c.id: "UNVERIFIED" if c.id in UNVERIFIABLE_ON_SIMULATORS else "PASS" for c in CHECKS}
@@ -99,8 +102,9 @@ def test_a_refuted_cin7_assumption_holds_cin7_postings_sitoo_still_posts_and_the
     clients = clients_for()
     cycle(warehouse_db, clients, world, "held-1", post=False)  # runs the go-live check: never checked
     with warehouse_db.connect(autocommit=True) as conn:
-        latest = dict(conn.execute("SELECT check_id, outcome FROM recon.golive_checks WHERE run_id = 'held-1-golive'"
-                                   ).fetchall())  # fmt: skip
+        latest = dict(
+            conn.execute("SELECT check_id, outcome FROM recon.golive_checks WHERE run_id = 'held-1-golive'").fetchall()
+        )
         assert latest["credit_note_list_restock_status"] == "refuted"
         held = held_systems(conn, SETTINGS)
         assert set(held) == {"cin7"}
@@ -109,8 +113,9 @@ def test_a_refuted_cin7_assumption_holds_cin7_postings_sitoo_still_posts_and_the
         plan(conn, "held-1", SETTINGS)
         report = execute(conn, clients, "held-1", SETTINGS)
         statuses = Counter(conn.execute("SELECT system, status FROM recon.postings").fetchall())
-        logged = conn.execute("SELECT response->>'reason' FROM recon.posting_log "
-                              "WHERE run_id = 'held-1' AND outcome = 'held' LIMIT 1").fetchone()  # fmt: skip
+        logged = conn.execute(
+            "SELECT response->>'reason' FROM recon.posting_log WHERE run_id = 'held-1' AND outcome = 'held' LIMIT 1"
+        ).fetchone()
     assert report.held == sum(n for (system, _), n in statuses.items() if system == "cin7") > 0
     assert {status for system, status in statuses if system == "cin7"} == {"held"}
     assert statuses[("sitoo", "done")] > 0, statuses
@@ -154,10 +159,20 @@ def test_the_cli_prints_the_report_and_exits_non_zero_on_a_blocking_failure(
 ) -> None:
     simulators.load(world)
     behaviour("reveni", list_endpoint=False)
-    env = {**os.environ, **simulators.env(), "AIRFLOW_CONN_RECON_WAREHOUSE": warehouse_db.airflow_conn_json(),
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)])}  # fmt: skip
-    run = subprocess.run([sys.executable, "-m", "returns_recon.cli", "golive-check", "--run-id", "cli-1"], env=env,
-                         capture_output=True, text=True, timeout=180, cwd=ROOT)  # fmt: skip
+    env = {
+        **os.environ,
+        **simulators.env(),
+        "AIRFLOW_CONN_RECON_WAREHOUSE": warehouse_db.airflow_conn_json(),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)]),
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "returns_recon.cli", "golive-check", "--run-id", "cli-1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+    )
     assert run.returncode == 1, run.stdout + run.stderr[-2000:]
     line = next(x for x in run.stdout.splitlines() if x.startswith("reveni") and "list_endpoint" in x)
     for part in ("expected confirmed", "observed refuted", "FAIL"):
@@ -170,12 +185,17 @@ def test_the_cli_prints_the_report_and_exits_non_zero_on_a_blocking_failure(
     assert warehouse_db.password not in run.stdout + run.stderr
 
 
-def test_the_golive_dag_runs_the_check_under_airflow(run_dag, empty_database, simulators, small_scenario,
-                                                     smtp_sink) -> None:  # fmt: skip
+def test_the_golive_dag_runs_the_check_under_airflow(
+    run_dag, empty_database, simulators, small_scenario, smtp_sink
+) -> None:
     simulators.load(small_scenario)
     _, smtp_env = smtp_sink
-    result = run_dag("returns_recon_golive_check", AIRFLOW_CONN_RECON_WAREHOUSE=empty_database.airflow_conn_json(),
-                     **simulators.env(), **smtp_env)  # fmt: skip
+    result = run_dag(
+        "returns_recon_golive_check",
+        AIRFLOW_CONN_RECON_WAREHOUSE=empty_database.airflow_conn_json(),
+        **simulators.env(),
+        **smtp_env,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     with psycopg.connect(empty_database.url) as conn:

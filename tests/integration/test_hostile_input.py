@@ -41,13 +41,15 @@ def hostile_scenario(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     typed[2]["amount"] = "99999999999999999999.99"  # beyond numeric(18, 4)
     typed[3]["currency"] = 978
     typed[4]["return_items"] = [dict(typed[4]["return_items"][0], item_id=f"{typed[4]['id']}-{n}") for n in range(3000)]
-    for ret, what in zip(typed, ["object amount", "text quantity", "oversized amount", "number currency",
-                                 "3000 items"], strict=False):  # fmt: skip
+    for ret, what in zip(
+        typed, ["object amount", "text quantity", "oversized amount", "number currency", "3000 items"], strict=False
+    ):
         planted[ret["id"]] = what
     del typed[5]["id"]
     orders = {r["order"]["external_id"] for r in returns[20:]}  # sales of returns left intact
-    notes = [n for s in document["cin7"]["sales"] if s.get("CustomerReference") in orders
-             for n in s.get("CreditNotes", [])]  # fmt: skip
+    notes = [
+        n for s in document["cin7"]["sales"] if s.get("CustomerReference") in orders for n in s.get("CreditNotes", [])
+    ]
     for note, value in zip(notes, HOSTILE, strict=False):
         note["Memo"] = value
     path.write_text(json.dumps(document))
@@ -71,8 +73,9 @@ def test_hostile_values_are_stored_as_data_or_quarantined_and_the_run_finishes(
         quarantined = dict(conn.execute("SELECT natural_key, error FROM raw.quarantine WHERE entity = 'returns'"))
         skus = {r[0] for r in conn.execute("SELECT sku FROM staging.stg_reveni__return_items")}
         memos = {r[0] for r in conn.execute("SELECT memo FROM staging.stg_cin7__credit_notes")}
-        missing_id = conn.execute("SELECT count(*) FROM raw.quarantine WHERE entity = 'returns' "
-                                  "AND natural_key IS NULL").fetchone()[0]  # fmt: skip
+        missing_id = conn.execute(
+            "SELECT count(*) FROM raw.quarantine WHERE entity = 'returns' AND natural_key IS NULL"
+        ).fetchone()[0]
     for return_id, what in planted.items():
         assert (return_id in stored) != (return_id in quarantined), (what, return_id)
     assert missing_id == 1
@@ -85,8 +88,11 @@ def test_hostile_values_are_stored_as_data_or_quarantined_and_the_run_finishes(
     assert "not a decimal amount" in quarantined[by_what["object amount"]]
     assert "quantity" in quarantined[by_what["text quantity"]]
     assert "refused by the warehouse" in quarantined[by_what["oversized amount"]]
-    nul_return = next(r for r, w in planted.items() if w == "hostile sku and name" and r not in stored
-                      and "refused by the warehouse" in quarantined.get(r, ""))  # fmt: skip
+    nul_return = next(
+        r
+        for r, w in planted.items()
+        if w == "hostile sku and name" and r not in stored and "refused by the warehouse" in quarantined.get(r, "")
+    )
     assert nul_return
     assert by_what["3000 items"] in stored
 
@@ -100,8 +106,12 @@ def _builds_text(node: ast.expr) -> bool:
         return any(isinstance(v, ast.FormattedValue) for v in node.values)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod | ast.Add):
         return not all(isinstance(side, ast.Constant) for side in (node.left, node.right))
-    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format"
-            and isinstance(node.func.value, ast.Constant))  # fmt: skip
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "format"
+        and isinstance(node.func.value, ast.Constant)
+    )
 
 
 @pytest.mark.unit
@@ -112,8 +122,12 @@ def test_every_sql_statement_takes_external_values_as_parameters() -> None:
     for source in sorted((ROOT / "include" / "returns_recon").rglob("*.py")):
         tree = ast.parse(source.read_text())
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and node.func.attr in {"execute", "executemany", "copy"} and node.args
-                    and _builds_text(node.args[0])):  # fmt: skip
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in {"execute", "executemany", "copy"}
+                and node.args
+                and _builds_text(node.args[0])
+            ):
                 offenders.append(f"{source.relative_to(ROOT)}:{node.lineno}")
     assert offenders == []

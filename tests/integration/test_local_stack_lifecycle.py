@@ -156,8 +156,10 @@ def test_data_left_in_a_closed_folder_stops_at_once_saying_what_to_do(tmp_path: 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_interrupted_demo_stops_what_it_started(tmp_path: Path, killer, signum: signal.Signals) -> None:
     ports = {name: _free_port() for name in ("warehouse", "reveni", "cin7", "sitoo", "smtp")}
-    conn = (f'{{"conn_type": "postgres", "host": "127.0.0.1", "port": {ports["warehouse"]}, "login": "recon", '
-            '"password": "recon_dev_password", "schema": "recon"}')  # fmt: skip
+    conn = (
+        f'{{"conn_type": "postgres", "host": "127.0.0.1", "port": {ports["warehouse"]}, "login": "recon", '
+        '"password": "recon_dev_password", "schema": "recon"}'
+    )
     env = {
         "RECON_LOCAL_DIR": str(tmp_path / "local"),
         "AIRFLOW_HOME": str(tmp_path / "airflow"),
@@ -226,8 +228,9 @@ def test_bench_starts_although_a_killed_bench_left_its_warehouse_running(tmp_pat
 
     port = _free_port()
     env = {"RECON_LOCAL_DIR": str(tmp_path / "local"), "BENCH_PG_PORT": str(port)}
-    killed = _spawn("import time; from bench.run import bench_warehouse; bench_warehouse(); print('up'); "
-                    "time.sleep(600)", env)  # fmt: skip
+    killed = _spawn(
+        "import time; from bench.run import bench_warehouse; bench_warehouse(); print('up'); time.sleep(600)", env
+    )
     killer(killed)
     assert "up" in _read_until(killed, "up")
     killed.kill()  # SIGKILL: no clean-up at all
@@ -250,9 +253,12 @@ def test_bench_starts_although_a_killed_bench_left_its_warehouse_running(tmp_pat
 def test_a_start_on_the_port_of_a_server_whose_owner_was_killed_stops_that_server(tmp_path: Path, killer) -> None:
     port = _free_port()
     first = tmp_path / "killed-run" / "data"
-    killed = _spawn(f"import time; from pathlib import Path; from local_stack.warehouse import EmbeddedWarehouse; "
-                    f"EmbeddedWarehouse(Path({str(first)!r}), port={port}).start(owner=True); print('up'); "
-                    "time.sleep(600)", {})  # fmt: skip
+    killed = _spawn(
+        f"import time; from pathlib import Path; from local_stack.warehouse import EmbeddedWarehouse; "
+        f"EmbeddedWarehouse(Path({str(first)!r}), port={port}).start(owner=True); print('up'); "
+        "time.sleep(600)",
+        {},
+    )
     killer(killed)
     assert "up" in _read_until(killed, "up")
     killed.kill()
@@ -305,8 +311,23 @@ def _test_session(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_test_session_stopped_by_sigterm_stops_its_server(tmp_path: Path, killer) -> None:
     suite, pgdata_file = _test_session(tmp_path)
-    session = _spawn([sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "-s", "-q",
-                      str(suite), "--rootdir", str(suite)], {})  # fmt: skip
+    session = _spawn(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:xdist",
+            "-p",
+            "no:cacheprovider",
+            "-s",
+            "-q",
+            str(suite),
+            "--rootdir",
+            str(suite),
+        ],
+        {},
+    )
     killer(session)
     assert "server up" in _read_until(session, "server up")
     pgdata = Path(pgdata_file.read_text())
@@ -326,8 +347,23 @@ def test_test_session_stopped_by_sigterm_stops_its_server(tmp_path: Path, killer
 
 def test_a_new_test_session_stops_the_server_of_a_killed_one(tmp_path: Path, killer) -> None:
     suite, pgdata_file = _test_session(tmp_path)
-    session = _spawn([sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", "-s", "-q",
-                      str(suite), "--rootdir", str(suite)], {})  # fmt: skip
+    session = _spawn(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:xdist",
+            "-p",
+            "no:cacheprovider",
+            "-s",
+            "-q",
+            str(suite),
+            "--rootdir",
+            str(suite),
+        ],
+        {},
+    )
     killer(session)
     assert "server up" in _read_until(session, "server up")
     session.kill()

@@ -68,13 +68,15 @@ def moved_stack(tmp_path: Path) -> Iterator[tuple[dict[str, str], Path]]:
     local = Path(tempfile.mkdtemp(prefix="recon-test-up-"))
     local.chmod(0o755)
     env.update(ports)
-    env.update({
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
-        "RECON_LOCAL_DIR": str(local),
-        "RECON_DATA_DOCS_DIR": str(tmp_path / "docs"),
-        "DEMO_RETURNS": "40",
-        "RECON_TASK_RETRIES": "0",  # the failed run fails at once
-    })  # fmt: skip
+    env.update(
+        {
+            "AIRFLOW_HOME": str(tmp_path / "airflow"),
+            "RECON_LOCAL_DIR": str(local),
+            "RECON_DATA_DOCS_DIR": str(tmp_path / "docs"),
+            "DEMO_RETURNS": "40",
+            "RECON_TASK_RETRIES": "0",  # the failed run fails at once
+        }
+    )
     try:
         yield env, local
     finally:
@@ -118,8 +120,11 @@ def _run(api: requests.Session, base: str, dag_id: str, timeout: float = 180) ->
     run = api.post(f"{base}/dags/{dag_id}/dagRuns", json={"logical_date": None}, timeout=30)
     assert run.status_code == 200, run.text
     url = f"{base}/dags/{dag_id}/dagRuns/{run.json()['dag_run_id']}"
-    return _wait(f"{dag_id} run to end", lambda: (r := api.get(url, timeout=30).json())["state"]
-                 in ("success", "failed") and r, timeout)  # fmt: skip
+    return _wait(
+        f"{dag_id} run to end",
+        lambda: (r := api.get(url, timeout=30).json())["state"] in ("success", "failed") and r,
+        timeout,
+    )
 
 
 def _subject(mail: Path) -> str:
@@ -144,8 +149,13 @@ def test_up_with_every_port_moved_runs_tasks_logs_alerts_and_keeps_the_login(mov
     for variable in PORT_VARIABLES:
         assert _listeners(int(env[variable])) == {"127.0.0.1"}, variable
     listening = _listening_of(_our_processes(local))
-    airflow_ports = ("AIRFLOW__API__PORT", "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT",
-                     "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT", "SIM_REVENI_PORT", "SIM_SMTP_PORT")  # fmt: skip
+    airflow_ports = (
+        "AIRFLOW__API__PORT",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT",
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT",
+        "SIM_REVENI_PORT",
+        "SIM_SMTP_PORT",
+    )
     assert {f"127.0.0.1:{env[variable]}" for variable in airflow_ports} <= listening
     assert {address.rpartition(":")[0] for address in listening} == {"127.0.0.1"}, listening
 
@@ -161,8 +171,11 @@ def test_up_with_every_port_moved_runs_tasks_logs_alerts_and_keeps_the_login(mov
     api = requests.Session()
     api.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
 
-    _wait("our DAGs listed", lambda: {d["dag_id"] for d in api.get(f"{base}/dags", timeout=30).json()["dags"]}
-          == EXPECTED_DAGS, 180)  # fmt: skip
+    _wait(
+        "our DAGs listed",
+        lambda: {d["dag_id"] for d in api.get(f"{base}/dags", timeout=30).json()["dags"]} == EXPECTED_DAGS,
+        180,
+    )
     assert api.get(f"{base}/importErrors", timeout=30).json()["total_entries"] == 0
 
     # a run reports to the moved API server and succeeds against the moved simulators and warehouse;
@@ -178,15 +191,24 @@ def test_up_with_every_port_moved_runs_tasks_logs_alerts_and_keeps_the_login(mov
     failed = _run(api, base, GOLIVE)
     assert failed["state"] == "failed", failed
     subject = f"[returns recon] {GOLIVE} failed ({failed['dag_run_id']})"
-    alerts = _wait("the failure alert in the SMTP sink", lambda: [
-        p for p in (local / "mail").glob("*.eml") if _subject(p) == subject], 120)  # fmt: skip
+    alerts = _wait(
+        "the failure alert in the SMTP sink",
+        lambda: [p for p in (local / "mail").glob("*.eml") if _subject(p) == subject],
+        120,
+    )
     assert len(alerts) == 1
     requests.post(f"{sims_admin}/faults/reveni", json={}, timeout=10).raise_for_status()
 
     # the demo's runs (`airflow dags test`, as `make demo` runs it) have their task logs in the UI
     assert api.patch(f"{base}/dags/{GOLIVE}", json={"is_paused": True}, timeout=30).status_code == 200
-    demo = subprocess.run([*STACK, "run", sys.executable, "-m", "local_stack.dag_test", GOLIVE], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    demo = subprocess.run(
+        [*STACK, "run", sys.executable, "-m", "local_stack.dag_test", GOLIVE],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     runs = api.get(f"{base}/dags/{GOLIVE}/dagRuns", params={"order_by": "-run_after"}, timeout=30).json()
     tested = runs["dag_runs"][0]
@@ -210,10 +232,11 @@ def test_up_continues_the_world_of_the_warehouse_or_starts_a_new_one(tmp_path: P
     env = {
         "RECON_LOCAL_DIR": str(tmp_path),
         "SIM_REVENI_PORT": str(simulators.reveni_port),
-        "AIRFLOW_CONN_RECON_WAREHOUSE": json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": 1,
-                                                    "login": "x", "password": "y", "schema": "recon"}),
+        "AIRFLOW_CONN_RECON_WAREHOUSE": json.dumps(
+            {"conn_type": "postgres", "host": "127.0.0.1", "port": 1, "login": "x", "password": "y", "schema": "recon"}
+        ),
         "DEMO_RETURNS": "20",
-    }  # fmt: skip
+    }
     loaded, other = _scenario(tmp_path / "a.json", 1), _scenario(tmp_path / "b.json", 2)
 
     # nothing recorded: a new world (a freshly generated demo scenario), the warehouse starts empty

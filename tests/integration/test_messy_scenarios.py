@@ -91,8 +91,10 @@ def test_open_exceptions_equal_the_answer_key(seed, simulators, clients_for, war
     run_pipeline(warehouse_db, clients, path, f"messy-{seed}-later")
     assert open_exceptions(warehouse_db) == expected
     with warehouse_db.connect() as conn:
-        received = conn.execute("SELECT count(*) FROM staging.stg_reveni__returns WHERE return_id = ANY(%s) "
-                                "AND received_at IS NOT NULL", (late,)).fetchone()[0]  # fmt: skip
+        received = conn.execute(
+            "SELECT count(*) FROM staging.stg_reveni__returns WHERE return_id = ANY(%s) AND received_at IS NOT NULL",
+            (late,),
+        ).fetchone()[0]
     assert received == len(late)
 
 
@@ -108,8 +110,9 @@ def unattributed_orders(path: Path, key: set[tuple]) -> tuple[set[str], dict[str
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_postings_fix_what_they_may_once_and_nothing_where_blocked(seed, simulators, clients_for, warehouse_db,
-                                                                  tmp_path) -> None:  # fmt: skip
+def test_postings_fix_what_they_may_once_and_nothing_where_blocked(
+    seed, simulators, clients_for, warehouse_db, tmp_path
+) -> None:
     path, _ = messy_scenario(tmp_path, seed)
     simulators.load(path)
     clients = clients_for()
@@ -129,18 +132,28 @@ def test_postings_fix_what_they_may_once_and_nothing_where_blocked(seed, simulat
     assert (second.done, second.adopted) == (0, 0), "the second cycle posts nothing"
 
     with warehouse_db.connect() as conn:
-        states = {(t, r, i): (s, f) for t, r, i, s, f in conn.execute(
-            "SELECT exception_type, return_id, item_id, state, fixed_by_posting FROM recon.exceptions")}  # fmt: skip
-        postings = conn.execute("SELECT action, return_id, item_id, payload, status, exception_key FROM recon.postings"
-                                ).fetchall()  # fmt: skip
+        states = {
+            (t, r, i): (s, f)
+            for t, r, i, s, f in conn.execute(
+                "SELECT exception_type, return_id, item_id, state, fixed_by_posting FROM recon.exceptions"
+            )
+        }
+        postings = conn.execute(
+            "SELECT action, return_id, item_id, payload, status, exception_key FROM recon.postings"
+        ).fetchall()
     assert len(postings) == planned, "the second cycle plans nothing new"
 
     # every auto-fixable planted exception not blocked is fixed by its posting
     def credit_blocked(rid: str) -> bool:
         return order_of[rid] in credit_blocked_orders
 
-    fixable = [e for e in key if e[0] in ACTIONS and e[1] not in blocked
-               and not (e[0] == "refund_without_credit_note" and credit_blocked(e[1]))]  # fmt: skip
+    fixable = [
+        e
+        for e in key
+        if e[0] in ACTIONS
+        and e[1] not in blocked
+        and not (e[0] == "refund_without_credit_note" and credit_blocked(e[1]))
+    ]
     assert fixable
     withheld = [e for e in key if e[0] == "refund_without_credit_note" and credit_blocked(e[1])]
     assert withheld, "a refund whose credit note is blocked by a note by hand that no return can be attributed"

@@ -41,8 +41,9 @@ def sale_notes(simulators, sale_id: str) -> list[dict]:
     return answer.json().get("CreditNotes") or []
 
 
-def test_a_credit_note_made_by_hand_after_the_plan_supersedes_ours(simulators, clients_for, warehouse_db,
-                                                                   tmp_path: Path) -> None:  # fmt: skip
+def test_a_credit_note_made_by_hand_after_the_plan_supersedes_ours(
+    simulators, clients_for, warehouse_db, tmp_path: Path
+) -> None:
     path = scenario(tmp_path, 1616, returns=200)
     simulators.load(path)
     clients = clients_for()
@@ -56,8 +57,9 @@ def test_a_credit_note_made_by_hand_after_the_plan_supersedes_ours(simulators, c
     assert answer.status_code == 200, answer.text
     with psycopg.connect(warehouse_db.url, autocommit=True) as conn:
         report = execute(conn, clients, "hand-1", SETTINGS)
-        reason = conn.execute("SELECT last_error FROM recon.postings WHERE posting_key = %s", (by_hand_key,)
-                              ).fetchone()[0]  # fmt: skip
+        reason = conn.execute(
+            "SELECT last_error FROM recon.postings WHERE posting_key = %s", (by_hand_key,)
+        ).fetchone()[0]
     after = statuses(warehouse_db)
     assert after[by_hand_key] == "superseded", (after[by_hand_key], reason)
     assert "by hand" in reason
@@ -68,8 +70,9 @@ def test_a_credit_note_made_by_hand_after_the_plan_supersedes_ours(simulators, c
     assert "credited by phone, see ticket 4411" in memos
 
 
-def test_an_exception_resolved_in_the_queue_after_the_plan_is_not_posted(simulators, clients_for, warehouse_db,
-                                                                         tmp_path: Path) -> None:  # fmt: skip
+def test_an_exception_resolved_in_the_queue_after_the_plan_is_not_posted(
+    simulators, clients_for, warehouse_db, tmp_path: Path
+) -> None:
     path = scenario(tmp_path, 1617, returns=200)
     simulators.load(path)
     clients = clients_for()
@@ -123,8 +126,9 @@ def test_credentials_refused_on_a_write_leave_postings_pending_and_the_next_run_
             assert len(ours) == 1
 
 
-def test_a_transfer_made_by_hand_after_the_plan_supersedes_ours(simulators, clients_for, warehouse_db,
-                                                                tmp_path: Path) -> None:  # fmt: skip
+def test_a_transfer_made_by_hand_after_the_plan_supersedes_ours(
+    simulators, clients_for, warehouse_db, tmp_path: Path
+) -> None:
     path = scenario(tmp_path, 1619, returns=300)
     simulators.load(path)
     clients = clients_for()
@@ -140,8 +144,11 @@ def test_a_transfer_made_by_hand_after_the_plan_supersedes_ours(simulators, clie
     with psycopg.connect(warehouse_db.url, autocommit=True) as conn:
         execute(conn, clients, "move-1", SETTINGS)
     assert statuses(warehouse_db)[key] == "superseded"
-    rows = simulators.cin7_session().get(f"{simulators.cin7}/stockTransferList", params={"Limit": 1000},
-                                         timeout=30).json()["StockTransferList"]  # fmt: skip
+    rows = (
+        simulators.cin7_session()
+        .get(f"{simulators.cin7}/stockTransferList", params={"Limit": 1000}, timeout=30)
+        .json()["StockTransferList"]
+    )
     assert [t["Reference"] for t in rows if str(t.get("Reference", "")).startswith(f"{item} ")] == [
         f"{item} released by hand"
     ]
@@ -149,20 +156,25 @@ def test_a_transfer_made_by_hand_after_the_plan_supersedes_ours(simulators, clie
     cycle(warehouse_db, clients, path, "move-2", post=False)
     _, return_id, item_id = item.split(":")
     with warehouse_db.connect() as conn:
-        rows = dict(conn.execute("SELECT exception_type, state FROM recon.exceptions WHERE return_id = %s "
-                                 "AND item_id = %s", (return_id, item_id)).fetchall())  # fmt: skip
+        rows = dict(
+            conn.execute(
+                "SELECT exception_type, state FROM recon.exceptions WHERE return_id = %s AND item_id = %s",
+                (return_id, item_id),
+            ).fetchall()
+        )
     assert rows == {"inspected_not_released": "auto_resolved", "restock_latency_breach": "open"}
 
 
-def test_an_ambiguous_credit_note_is_not_sent_once_a_note_by_hand_blocks_the_sale(simulators, clients_for,
-                                                                                  warehouse_db, tmp_path: Path
-                                                                                  ) -> None:  # fmt: skip
+def test_an_ambiguous_credit_note_is_not_sent_once_a_note_by_hand_blocks_the_sale(
+    simulators, clients_for, warehouse_db, tmp_path: Path
+) -> None:
     path = scenario(tmp_path, 1620, returns=200)
     simulators.load(path)
     clients = clients_for()
     cycle(warehouse_db, clients, path, "blocked-1", post=False)
-    key, _action, _system, _exception, payload = next(r for r in planned(warehouse_db, "blocked-1")
-                                                      if r[1] == "create_credit_note")  # fmt: skip
+    key, _action, _system, _exception, payload = next(
+        r for r in planned(warehouse_db, "blocked-1") if r[1] == "create_credit_note"
+    )
     with psycopg.connect(warehouse_db.url, autocommit=True) as conn:  # its POST timed out: outcome unknown
         conn.execute("UPDATE recon.postings SET status = 'ambiguous' WHERE posting_key = %s", (key,))
     # meanwhile finance credits part of the order by hand (another total: no return can be attributed it)
@@ -176,10 +188,13 @@ def test_an_ambiguous_credit_note_is_not_sent_once_a_note_by_hand_blocks_the_sal
     with psycopg.connect(warehouse_db.url, autocommit=True) as conn:
         raised = conn.execute(
             "SELECT count(*) FROM recon.exceptions WHERE exception_type = 'unattributed_credit_note' "
-            "AND return_id = %s AND state = 'open'", (payload["Memo"].split(":", 1)[1],)).fetchone()[0]  # fmt: skip
+            "AND return_id = %s AND state = 'open'",
+            (payload["Memo"].split(":", 1)[1],),
+        ).fetchone()[0]
         assert raised == 1
         execute(conn, clients, "blocked-2", SETTINGS)
-        status, reason = conn.execute("SELECT status, last_error FROM recon.postings WHERE posting_key = %s",
-                                      (key,)).fetchone()  # fmt: skip
+        status, reason = conn.execute(
+            "SELECT status, last_error FROM recon.postings WHERE posting_key = %s", (key,)
+        ).fetchone()
     assert (status, reason.split(":")[0]) == ("skipped", "blocked")
     assert [n for n in sale_notes(simulators, payload["SaleID"]) if n.get("Memo") == payload["Memo"]] == []

@@ -39,16 +39,20 @@ def documents(simulators, path: Path, entry: dict) -> list[dict]:
     if kind in {"refund_without_credit_note", "missing_restock"}:
         sale = next(s for s in document["cin7"]["sales"] if s["CustomerReference"] == ret["order"]["external_id"])
         # GET /sale serves the notes with their totals (the credit-note endpoint does not, apib L24564)
-        notes = simulators.cin7_session().get(f"{simulators.cin7}/sale", params={"ID": sale["ID"]}
-                                              ).json()["CreditNotes"]  # fmt: skip
+        notes = (
+            simulators.cin7_session().get(f"{simulators.cin7}/sale", params={"ID": sale["ID"]}).json()["CreditNotes"]
+        )
         return [n for n in notes if n.get("Memo") == f"reveni:{rid}"]
     if kind in {"inspected_not_released", "premature_restock", "rejected_item_in_sellable_stock"}:
         # stockTransferList does not search Reference (apib L26299): read it whole, match here
         rows = simulators.cin7_session().get(f"{simulators.cin7}/stockTransferList", params={"Limit": 1000}).json()
         return [t for t in rows["StockTransferList"] if (t.get("Reference") or "").startswith(f"reveni:{rid}:{iid} ")]
     if kind == "sitoo_stock_missing":
-        rows = simulators.sitoo_session().get(f"{simulators.sitoo_site}/warehousetransactions.json",
-                                              params={"num": 10000}).json()["items"]  # fmt: skip
+        rows = (
+            simulators.sitoo_session()
+            .get(f"{simulators.sitoo_site}/warehousetransactions.json", params={"num": 10000})
+            .json()["items"]
+        )
         return [t for t in rows if t.get("externalid") == f"reveni:{rid}:{iid}"]
     rows = simulators.sitoo_session().get(f"{simulators.sitoo}/orders.json", params={"externalid": rid}).json()
     return rows["items"]
@@ -69,8 +73,9 @@ def check_one_correct_document(simulators, path: Path, entry: dict) -> None:
     elif kind == "missing_restock":
         item = next(i for i in ret["return_items"] if i["item_id"] == entry["item_id"])
         lines = [r for r in doc["Restock"] if r["SKU"] == item["sku"]]
-        assert [(r["RestockLocation"], r["Quantity"]) for r in lines] == [(f"{doc_location(ret)} Returns Hold",
-                                                                           item["quantity"])]  # fmt: skip
+        assert [(r["RestockLocation"], r["Quantity"]) for r in lines] == [
+            (f"{doc_location(ret)} Returns Hold", item["quantity"])
+        ]
         assert doc["RestockStatus"] == "AUTHORISED"
     elif kind == "inspected_not_released":
         assert (doc["FromLocation"], doc["ToLocation"]) == (f"{doc_location(ret)} Returns Hold", doc_location(ret))
@@ -80,8 +85,9 @@ def check_one_correct_document(simulators, path: Path, entry: dict) -> None:
     elif kind == "sitoo_stock_missing":
         store = int(ret["return_point"]["id"].rsplit("-", 1)[1])
         assert doc["warehouseid"] == store
-        assert doc["items"][0]["decimalquantity"].startswith(str(next(
-            i["quantity"] for i in ret["return_items"] if i["item_id"] == entry["item_id"])))  # fmt: skip
+        assert doc["items"][0]["decimalquantity"].startswith(
+            str(next(i["quantity"] for i in ret["return_items"] if i["item_id"] == entry["item_id"]))
+        )
     else:
         assert doc["externalid"] == rid
         assert all(i["quantity"] < 0 for i in doc["orderitems"])
@@ -92,15 +98,20 @@ def doc_location(ret: dict) -> str:
     return ret["return_point"]["name"]
 
 
-def test_one_run_posts_one_correct_document_each_and_the_next_run_resolves(simulators, clients_for, warehouse_db,
-                                                                           tmp_path) -> None:  # fmt: skip
+def test_one_run_posts_one_correct_document_each_and_the_next_run_resolves(
+    simulators, clients_for, warehouse_db, tmp_path
+) -> None:
     path = scenario(tmp_path, 808, returns=400)
     simulators.load(path)
     clients = clients_for()
     planted = fixable(path)
     assert {e["type"] for e in planted} == FIXABLE
-    created_by_us = {"refund_without_credit_note", "inspected_not_released", "sitoo_stock_missing",
-                     "sitoo_return_record_missing"}  # fmt: skip
+    created_by_us = {
+        "refund_without_credit_note",
+        "inspected_not_released",
+        "sitoo_stock_missing",
+        "sitoo_return_record_missing",
+    }
     assert all(documents(simulators, path, e) == [] for e in planted if e["type"] in created_by_us)
     report = cycle(warehouse_db, clients, path, "post-1")
     assert report.done == len(planted)
@@ -108,16 +119,21 @@ def test_one_run_posts_one_correct_document_each_and_the_next_run_resolves(simul
     for entry in planted:
         if entry["type"] in {"premature_restock", "rejected_item_in_sellable_stock"}:
             moves = [(d["FromLocation"], d["ToLocation"]) for d in documents(simulators, path, entry)]
-            ret_name = next(r for r in json.loads(path.read_text())["reveni"]["returns"]
-                            if r["id"] == entry["return_id"])["return_point"]["name"]  # fmt: skip
+            ret_name = next(
+                r for r in json.loads(path.read_text())["reveni"]["returns"] if r["id"] == entry["return_id"]
+            )["return_point"]["name"]
             assert moves.count((ret_name, f"{ret_name} Returns Hold")) == 1
         else:
             check_one_correct_document(simulators, path, entry)
     second = cycle(warehouse_db, clients, path, "post-2")
     assert (second.done, second.adopted) == (0, 0)
     with warehouse_db.connect() as conn:
-        states = {(t, r, i): (s, f) for t, r, i, s, f in conn.execute(
-            "SELECT exception_type, return_id, item_id, state, fixed_by_posting FROM recon.exceptions")}  # fmt: skip
+        states = {
+            (t, r, i): (s, f)
+            for t, r, i, s, f in conn.execute(
+                "SELECT exception_type, return_id, item_id, state, fixed_by_posting FROM recon.exceptions"
+            )
+        }
     for entry in planted:
         state, fixed_by = states[(entry["type"], entry["return_id"], entry["item_id"])]
         assert state == "auto_resolved", entry
@@ -144,8 +160,9 @@ def test_one_run_posts_one_correct_document_each_and_the_next_run_resolves(simul
         assert evidence["fixed_by_action"] in {a for a, _ in ACTIONS.values()}
 
 
-def test_kill_between_call_and_log_then_rerun_creates_no_duplicate(simulators, clients_for, warehouse_db,
-                                                                   tmp_path) -> None:  # fmt: skip
+def test_kill_between_call_and_log_then_rerun_creates_no_duplicate(
+    simulators, clients_for, warehouse_db, tmp_path
+) -> None:
     path = scenario(tmp_path, 909, returns=200)
     simulators.load(path)
     clients = clients_for()
@@ -181,8 +198,9 @@ def test_timeouts_and_5xx_on_posts_create_no_duplicates(simulators, clients_for,
             plan(conn, f"flaky-{attempt}", SETTINGS)
             report = execute(conn, clients, f"flaky-{attempt}", SETTINGS)
             outcomes.update(report.as_dict())
-            left = conn.execute("SELECT count(*) FROM recon.postings WHERE status NOT IN ('done', 'adopted')"
-                                ).fetchone()[0]  # fmt: skip
+            left = conn.execute(
+                "SELECT count(*) FROM recon.postings WHERE status NOT IN ('done', 'adopted')"
+            ).fetchone()[0]
         if not left:
             break
     for service in ("cin7", "sitoo"):
@@ -235,31 +253,49 @@ def test_safety_valves(simulators, clients_for, warehouse_db, tmp_path) -> None:
         execute(conn, clients, "valves-4", low)
     cycle(warehouse_db, clients, path, "valves-5", post=False)
     with warehouse_db.connect() as conn:
-        waiting = conn.execute("SELECT count(*) FROM recon.exceptions WHERE exception_type = "
-                               "'credit_note_awaiting_approval' AND state = 'open'").fetchone()[0]  # fmt: skip
+        waiting = conn.execute(
+            "SELECT count(*) FROM recon.exceptions WHERE exception_type = "
+            "'credit_note_awaiting_approval' AND state = 'open'"
+        ).fetchone()[0]
     assert waiting == sum(1 for e in fixable(path) if e["type"] == "refund_without_credit_note") - sent > 0
 
 
-def test_replay_from_the_cli_goes_through_the_same_idempotency(simulators, clients_for, warehouse_db,
-                                                               tmp_path) -> None:  # fmt: skip
+def test_replay_from_the_cli_goes_through_the_same_idempotency(simulators, clients_for, warehouse_db, tmp_path) -> None:
     path = scenario(tmp_path, 1212, returns=150)
     simulators.load(path)
     cycle(warehouse_db, clients_for(), path, "replay-1")
     with warehouse_db.connect() as conn:
-        key, action = conn.execute("SELECT posting_key, action FROM recon.postings WHERE status = 'done' "
-                                   "ORDER BY posting_key LIMIT 1").fetchone()  # fmt: skip
-    env = {**os.environ, **simulators.env(), "AIRFLOW_CONN_RECON_WAREHOUSE": warehouse_db.airflow_conn_json(),
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)])}  # fmt: skip
-    replay = subprocess.run([sys.executable, "-m", "returns_recon.cli", "postings", "replay", "--key", key],
-                            env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)  # fmt: skip
+        key, action = conn.execute(
+            "SELECT posting_key, action FROM recon.postings WHERE status = 'done' ORDER BY posting_key LIMIT 1"
+        ).fetchone()
+    env = {
+        **os.environ,
+        **simulators.env(),
+        "AIRFLOW_CONN_RECON_WAREHOUSE": warehouse_db.airflow_conn_json(),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)]),
+    }
+    replay = subprocess.run(
+        [sys.executable, "-m", "returns_recon.cli", "postings", "replay", "--key", key],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert replay.returncode == 0, replay.stderr[-2000:]
     assert "'adopted': 1" in replay.stdout
     with warehouse_db.connect() as conn:
         assert conn.execute("SELECT status FROM recon.postings WHERE posting_key = %s", (key,)).fetchone() == (
             "adopted",
         )
-    listing = subprocess.run([sys.executable, "-m", "returns_recon.cli", "postings", "list", "--status", "adopted"],
-                             env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)  # fmt: skip
+    listing = subprocess.run(
+        [sys.executable, "-m", "returns_recon.cli", "postings", "list", "--status", "adopted"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert key in listing.stdout
     assert action in listing.stdout
 
@@ -277,8 +313,9 @@ def test_credit_notes_cost_one_call_each_and_a_note_added_after_extraction_is_ad
     with psycopg.connect(warehouse_db.url, autocommit=True) as conn:
         quality_gate(conn, "view-1")
         plan(conn, "view-1", SETTINGS)
-        notes = conn.execute("SELECT posting_key, payload FROM recon.postings WHERE action = 'create_credit_note' "
-                             "ORDER BY posting_key").fetchall()  # fmt: skip
+        notes = conn.execute(
+            "SELECT posting_key, payload FROM recon.postings WHERE action = 'create_credit_note' ORDER BY posting_key"
+        ).fetchall()
     assert len(notes) >= 3
     # the first note reaches Cin7 Core behind our back (say, an attempt whose log was lost)
     adopted_key, payload = notes[0]
@@ -287,8 +324,11 @@ def test_credit_notes_cost_one_call_each_and_a_note_added_after_extraction_is_ad
     simulators.counters(reset=True)
     with psycopg.connect(warehouse_db.url, autocommit=True) as conn:
         report = execute(conn, clients, "view-1", SETTINGS)
-        statuses = dict(conn.execute("SELECT posting_key, status FROM recon.postings WHERE action = "
-                                     "'create_credit_note'").fetchall())  # fmt: skip
+        statuses = dict(
+            conn.execute(
+                "SELECT posting_key, status FROM recon.postings WHERE action = 'create_credit_note'"
+            ).fetchall()
+        )
     assert statuses[adopted_key] == "adopted"
     assert all(status == "done" for key, status in statuses.items() if key != adopted_key)
     calls = simulators.counters()["cin7"]["calls"]
@@ -302,16 +342,21 @@ def test_credit_notes_cost_one_call_each_and_a_note_added_after_extraction_is_ad
         assert len(documents(simulators, path, entry)) == 1
 
 
-def test_the_credit_note_we_create_restocks_received_units_in_the_same_post(simulators, clients_for, warehouse_db,
-                                                                             tmp_path) -> None:  # fmt: skip
+def test_the_credit_note_we_create_restocks_received_units_in_the_same_post(
+    simulators, clients_for, warehouse_db, tmp_path
+) -> None:
     """Cin7 Core refuses any change to an authorised credit note (apib L24689): the restock of units
     already back at the warehouse rides on the POST that creates the note, once, into holding; the
     restock state is then read from the note's saleCreditNoteList row."""
     path = scenario(tmp_path, 515, returns=200)
     document = json.loads(path.read_text())
-    entry = next(e for e in document["expected_exceptions"] if e["type"] == "refund_without_credit_note"
-                 and next(r for r in document["reveni"]["returns"] if r["id"] == e["return_id"])["return_point"]
-                 ["type"] == "warehouse")  # fmt: skip
+    entry = next(
+        e
+        for e in document["expected_exceptions"]
+        if e["type"] == "refund_without_credit_note"
+        and next(r for r in document["reveni"]["returns"] if r["id"] == e["return_id"])["return_point"]["type"]
+        == "warehouse"
+    )
     ret = next(r for r in document["reveni"]["returns"] if r["id"] == entry["return_id"])
     simulators.load(path)
     received = {**ret, "status": "received", "received_at": ret["created_at"]}
@@ -332,18 +377,24 @@ def test_the_credit_note_we_create_restocks_received_units_in_the_same_post(simu
     cycle(warehouse_db, clients, path, "restock-2")
     assert len(documents(simulators, path, entry)) == 1
     with warehouse_db.connect() as conn:
-        open_for_return = {t for (t,) in conn.execute(
-            "SELECT exception_type FROM recon.exceptions WHERE return_id = %s AND state IN ('open', 'acknowledged')",
-            (ret["id"],))}  # fmt: skip
-        number = conn.execute("SELECT target_number FROM recon.postings WHERE return_id = %s AND action = "
-                              "'create_credit_note'", (ret["id"],)).fetchone()[0]  # fmt: skip
+        open_for_return = {
+            t
+            for (t,) in conn.execute(
+                "SELECT exception_type FROM recon.exceptions"
+                " WHERE return_id = %s AND state IN ('open', 'acknowledged')",
+                (ret["id"],),
+            )
+        }
+        number = conn.execute(
+            "SELECT target_number FROM recon.postings WHERE return_id = %s AND action = 'create_credit_note'",
+            (ret["id"],),
+        ).fetchone()[0]
     assert "missing_restock" not in open_for_return
     assert "refund_without_credit_note" not in open_for_return
     assert number == notes[0]["CreditNoteNumber"]
 
 
-def test_a_missing_restock_is_left_to_a_person_with_the_steps(simulators, clients_for, warehouse_db,
-                                                              tmp_path) -> None:  # fmt: skip
+def test_a_missing_restock_is_left_to_a_person_with_the_steps(simulators, clients_for, warehouse_db, tmp_path) -> None:
     path = scenario(tmp_path, 808, returns=400)
     simulators.load(path)
     planted = [e for e in json.loads(path.read_text())["expected_exceptions"] if e["type"] == "missing_restock"]
@@ -354,9 +405,12 @@ def test_a_missing_restock_is_left_to_a_person_with_the_steps(simulators, client
     with warehouse_db.connect() as conn:
         rows = conn.execute(
             "SELECT return_id, item_id, state, evidence->>'steps' FROM recon.exceptions WHERE exception_type = "
-            "'missing_restock'").fetchall()  # fmt: skip
-        postings = conn.execute("SELECT count(*) FROM recon.postings p JOIN recon.exceptions e USING (exception_key) "
-                                "WHERE e.exception_type = 'missing_restock'").fetchone()[0]  # fmt: skip
+            "'missing_restock'"
+        ).fetchall()
+        postings = conn.execute(
+            "SELECT count(*) FROM recon.postings p JOIN recon.exceptions e USING (exception_key) "
+            "WHERE e.exception_type = 'missing_restock'"
+        ).fetchone()[0]
     assert postings == 0
     by_item = {(r, i): (state, steps) for r, i, state, steps in rows}
     for entry in planted:

@@ -42,8 +42,12 @@ from tests.fixtures.warehouse import TestDatabase
 pytestmark = pytest.mark.integration
 
 SETTINGS = ReconSettings(credit_note_approval_threshold=Decimal("1000000"))
-EXAMPLES = settings(max_examples=5, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
+EXAMPLES = settings(
+    max_examples=5,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 class Databases:
@@ -55,11 +59,15 @@ class Databases:
     def copy(self) -> TestDatabase:
         name = f"p_{uuid.uuid4().hex[:12]}"
         with psycopg.connect(self.server.superuser_dsn(), autocommit=True) as conn:
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                         (self.template.dbname,))  # fmt: skip
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (self.template.dbname,)
+            )
             statement = sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}")
-            conn.execute(statement.format(sql.Identifier(name), sql.Identifier(self.template.dbname),
-                                          sql.Identifier(self.template.user)))  # fmt: skip
+            conn.execute(
+                statement.format(
+                    sql.Identifier(name), sql.Identifier(self.template.dbname), sql.Identifier(self.template.user)
+                )
+            )
         return TestDatabase(self.template.host, self.template.port, self.template.user, self.template.password, name)
 
     def drop(self, db: TestDatabase) -> None:
@@ -87,20 +95,23 @@ def documents(simulators, db: TestDatabase) -> Counter:
     found: Counter = Counter()
     for action, reference, payload in rows:
         if action == "create_credit_note":
-            notes = cin7.get(f"{simulators.cin7}/sale", params={"ID": payload["SaleID"]},
-                             timeout=10).json()["CreditNotes"]  # fmt: skip
+            notes = cin7.get(f"{simulators.cin7}/sale", params={"ID": payload["SaleID"]}, timeout=10).json()[
+                "CreditNotes"
+            ]
             memo = f"reveni:{payload.get('ReturnID') or reference.split(':')[1]}"
             for note in notes:
                 if note.get("Memo") == memo:
                     found[(action, memo, str(note.get("Total")), len(note.get("Restock") or []))] += 1
         elif action.startswith("transfer"):
-            listed = cin7.get(f"{simulators.cin7}/stockTransferList", params={"Limit": 1000},
-                              timeout=10).json()["StockTransferList"]  # fmt: skip
+            listed = cin7.get(f"{simulators.cin7}/stockTransferList", params={"Limit": 1000}, timeout=10).json()[
+                "StockTransferList"
+            ]
             ours = [t for t in listed if t["Reference"] == payload["Reference"]]
             found.update((action, t["Reference"], t["ToLocation"]) for t in ours)
         elif action == "sitoo_store_stock":
-            items = sitoo.get(f"{simulators.sitoo_site}/warehousetransactions.json", params={"num": 10000},
-                              timeout=10).json()["items"]  # fmt: skip
+            items = sitoo.get(
+                f"{simulators.sitoo_site}/warehousetransactions.json", params={"num": 10000}, timeout=10
+            ).json()["items"]
             ours = [t for t in items if t.get("externalid") == reference]
             found.update((action, t["externalid"], t["warehouseid"]) for t in ours)
         else:
@@ -125,8 +136,12 @@ def planned(simulators, embedded_server, tmp_path_factory):
         from returns_recon.extract.run import Clients
 
         retry = RetrySettings(initial_wait=0.1, max_wait=1, read_timeout=5)
-        clients = Clients(ReveniHook(retry=retry).client(), Cin7CoreHook(retry=retry).client(),
-                          SitooHook(retry=retry).client(), CREDS.sitoo_site_id)  # fmt: skip
+        clients = Clients(
+            ReveniHook(retry=retry).client(),
+            Cin7CoreHook(retry=retry).client(),
+            SitooHook(retry=retry).client(),
+            CREDS.sitoo_site_id,
+        )
         simulators.load(path)
         load_location_map(conn, location_map_csv_path(path), "plan")
         extract_all(conn, clients, "plan", "hourly", SETTINGS)
@@ -145,8 +160,9 @@ steps = st.lists(st.one_of(st.just("run"), st.integers(min_value=0, max_value=20
 
 @EXAMPLES
 @given(schedule=steps)
-def test_applying_the_plan_twice_or_in_any_order_equals_applying_it_once(planned, simulators, clients_for,
-                                                                         schedule) -> None:  # fmt: skip
+def test_applying_the_plan_twice_or_in_any_order_equals_applying_it_once(
+    planned, simulators, clients_for, schedule
+) -> None:
     path, databases = planned
     clients = clients_for()
     once = databases.copy()
@@ -180,9 +196,11 @@ def test_applying_the_plan_twice_or_in_any_order_equals_applying_it_once(planned
 
 # what a run found, without the moment it first saw it
 EXCEPTIONS = "SELECT exception_key, (evidence - 'first_seen_at')::text FROM recon.exceptions WHERE state = 'open'"
-FCT = ("SELECT md5(string_agg(f::text, '|' ORDER BY f.item_id)) FROM (SELECT item_id, credit_note_leg, restock_leg, "
-       "release_leg, sitoo_record_leg, sitoo_stock_leg, exchange_leg, open_exception_types, overall_status "
-       "FROM recon.fct_return_reconciliation) f")  # fmt: skip
+FCT = (
+    "SELECT md5(string_agg(f::text, '|' ORDER BY f.item_id)) FROM (SELECT item_id, credit_note_leg, restock_leg, "
+    "release_leg, sitoo_record_leg, sitoo_stock_leg, exchange_leg, open_exception_types, overall_status "
+    "FROM recon.fct_return_reconciliation) f"
+)
 JOURNAL = "SELECT md5(string_agg(j::text, '|' ORDER BY j.day, j.currency)) FROM recon.refund_journal j"
 
 

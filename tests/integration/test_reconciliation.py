@@ -45,12 +45,14 @@ def test_open_exceptions_equal_the_answer_key(seed, simulators, clients_for, war
     assert expected - found == set(), "planted but not found"
     assert result.exceptions_found == len(expected)
     with warehouse_db.connect() as conn:
-        published = conn.execute("SELECT count(*), count(DISTINCT item_id) FROM recon.fct_return_reconciliation"
-                                 ).fetchone()  # fmt: skip
+        published = conn.execute(
+            "SELECT count(*), count(DISTINCT item_id) FROM recon.fct_return_reconciliation"
+        ).fetchone()
         items = conn.execute("SELECT count(*) FROM staging.stg_reveni__return_items").fetchone()[0]
         owners = dict(conn.execute("SELECT owner, count(*) FROM recon.exceptions GROUP BY 1").fetchall())
-        listed = conn.execute("SELECT return_id, item_id, open_exception_types, overall_status "
-                              "FROM recon.fct_return_reconciliation").fetchall()  # fmt: skip
+        listed = conn.execute(
+            "SELECT return_id, item_id, open_exception_types, overall_status FROM recon.fct_return_reconciliation"
+        ).fetchall()
     assert published == (items, items)
     # each published item lists the open exceptions of the item and of its return as a whole
     for return_id, item_id, types, status in listed:
@@ -62,8 +64,9 @@ def test_open_exceptions_equal_the_answer_key(seed, simulators, clients_for, war
 
 
 @pytest.mark.parametrize("seed", [161, 262])
-def test_notes_by_hand_that_no_return_can_be_attributed_are_raised_exactly(seed, simulators, clients_for,
-                                                                           warehouse_db, tmp_path) -> None:  # fmt: skip
+def test_notes_by_hand_that_no_return_can_be_attributed_are_raised_exactly(
+    seed, simulators, clients_for, warehouse_db, tmp_path
+) -> None:
     # every default type plus hand-made notes of another total beside ours (unattributed_credit_note) at a higher rate
     rates = {**dict.fromkeys(EXCEPTION_TYPES, DEFAULT_RATE), "unattributed_credit_note": 0.02}
     path = scenario(tmp_path, seed, rates=rates)
@@ -108,18 +111,38 @@ def test_queue_is_stable_and_fixed_exceptions_auto_resolve(simulators, clients_f
     lines = [
         dict(line) for line in sale["Invoices"][0]["Lines"] if line["SKU"] in {i["sku"] for i in ret["return_items"]}
     ]
-    sale["CreditNotes"].append({"TaskID": "manual-fix-" + missing_note[:8], "CreditNoteNumber": "CR-FIX",
-                                "Memo": f"reveni:{missing_note}", "Status": "AUTHORISED", "Lines": lines,
-                                "Restock": [], "TotalBeforeTax": 0, "Tax": 0, "Total": round(refunded, 2)})  # fmt: skip
+    sale["CreditNotes"].append(
+        {
+            "TaskID": "manual-fix-" + missing_note[:8],
+            "CreditNoteNumber": "CR-FIX",
+            "Memo": f"reveni:{missing_note}",
+            "Status": "AUTHORISED",
+            "Lines": lines,
+            "Restock": [],
+            "TotalBeforeTax": 0,
+            "Tax": 0,
+            "Total": round(refunded, 2),
+        }
+    )
     simulators.upsert("cin7.sales", sale)
     exchange = next((rid for kind, rid in key if kind == "exchange_order_missing"), None)
     if exchange:
         fixed.add(f"exchange_order_missing:{exchange}")
-        simulators.upsert("cin7.sales", {
-            "ID": "exchange-fix", "CustomerReference": "EXCH-fix", "ExternalID": f"reveni-exchange:{exchange}",
-            "Status": "ORDERED", "Type": "Simple Sale", "CustomerCurrency": "EUR", "LastModifiedOn": "2026-01-01",
-            "Order": {"SaleOrderNumber": "SO-FIX", "Status": "AUTHORISED", "Lines": []}, "Invoices": [],
-            "CreditNotes": []})  # fmt: skip
+        simulators.upsert(
+            "cin7.sales",
+            {
+                "ID": "exchange-fix",
+                "CustomerReference": "EXCH-fix",
+                "ExternalID": f"reveni-exchange:{exchange}",
+                "Status": "ORDERED",
+                "Type": "Simple Sale",
+                "CustomerCurrency": "EUR",
+                "LastModifiedOn": "2026-01-01",
+                "Order": {"SaleOrderNumber": "SO-FIX", "Status": "AUTHORISED", "Lines": []},
+                "Invoices": [],
+                "CreditNotes": [],
+            },
+        )
     run_pipeline(warehouse_db, clients, path, "stable-3")
     with warehouse_db.connect() as conn:
         states = dict(conn.execute("SELECT exception_key, state FROM recon.exceptions").fetchall())
@@ -141,9 +164,13 @@ def test_human_decisions_survive_later_runs(simulators, clients_for, warehouse_d
         assert not set_state(conn, "no-such-key", "resolved", "ana@finance")
     run_pipeline(warehouse_db, clients, path, "human-2")
     with warehouse_db.connect() as conn:
-        rows = dict(conn.execute("SELECT exception_key, state FROM recon.exceptions WHERE exception_key = ANY(%s)",
-                                 (keys,)).fetchall())  # fmt: skip
-        note = conn.execute("SELECT note, acknowledged_by FROM recon.exceptions WHERE exception_key = %s",
-                            (keys[0],)).fetchone()  # fmt: skip
+        rows = dict(
+            conn.execute(
+                "SELECT exception_key, state FROM recon.exceptions WHERE exception_key = ANY(%s)", (keys,)
+            ).fetchall()
+        )
+        note = conn.execute(
+            "SELECT note, acknowledged_by FROM recon.exceptions WHERE exception_key = %s", (keys[0],)
+        ).fetchone()
     assert rows == {keys[0]: "acknowledged", keys[1]: "resolved"}
     assert note == ("looking into it", "ana@finance")

@@ -32,8 +32,11 @@ def test_two_processes_share_one_budget(simulators, small_scenario, warehouse_db
     simulators.load(small_scenario)
     simulators.faults("cin7", rate_limit_per_minute=limit)
     simulators.counters(reset=True)
-    env = {**os.environ, **simulators.env(cin7_calls_per_minute=limit),
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)])}  # fmt: skip
+    env = {
+        **os.environ,
+        **simulators.env(cin7_calls_per_minute=limit),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)]),
+    }
     workers = [
         subprocess.Popen(
             [sys.executable, "-c", WORKER, warehouse_db.url, str(per_worker)],

@@ -182,21 +182,36 @@ def test_rate_limit_window_follows_the_simulator_clock(sims) -> None:
 
 def _sale_without_credit_note(data, sale_type: str) -> dict:
     return next(
-        s for s in data["cin7.sales"]
+        s
+        for s in data["cin7.sales"]
         if s["Type"] == sale_type and not s["CreditNotes"] and s["Invoices"] and s["CustomerReference"].isdigit()
-    )  # fmt: skip
+    )
 
 
 def _credit_note_body(sale: dict, task_id: str = ZERO_GUID, status: str = "DRAFT", qty: int = 1) -> dict:
     line = sale["Invoices"][0]["Lines"][0]
     total = round(line["Price"] * qty, 2)
     return {
-        "SaleID": sale["ID"], "TaskID": task_id, "CombineAdditionalCharges": False,
-        "CreditNoteInvoiceNumber": sale["Invoices"][0]["InvoiceNumber"], "Memo": "reveni:test", "Status": status,
+        "SaleID": sale["ID"],
+        "TaskID": task_id,
+        "CombineAdditionalCharges": False,
+        "CreditNoteInvoiceNumber": sale["Invoices"][0]["InvoiceNumber"],
+        "Memo": "reveni:test",
+        "Status": status,
         "CreditNoteDate": "2026-11-20T00:00:00",
-        "Lines": [{"ProductID": line["ProductID"], "SKU": line["SKU"], "Quantity": qty, "Price": line["Price"],
-                   "Discount": 0, "Tax": round(total * 0.2, 2), "Total": total, "TaxRule": line["TaxRule"]}],
-    }  # fmt: skip
+        "Lines": [
+            {
+                "ProductID": line["ProductID"],
+                "SKU": line["SKU"],
+                "Quantity": qty,
+                "Price": line["Price"],
+                "Discount": 0,
+                "Tax": round(total * 0.2, 2),
+                "Total": total,
+                "TaxRule": line["TaxRule"],
+            }
+        ],
+    }
 
 
 def test_simple_sale_allows_one_credit_note(sims, data) -> None:
@@ -223,8 +238,9 @@ def test_advanced_sale_credit_notes_post_replaces_lines_and_authorised_is_final(
     replaced = post(_credit_note_body(sale, one["TaskID"], qty=2)).json()["CreditNotes"][0]
     assert [line["Quantity"] for line in replaced["Lines"]] == [2]
     # a field outside the POST model (apib L24578) is not read
-    authorised = post({**_credit_note_body(sale, one["TaskID"], status="AUTHORISED"), "RestockStatus": "DRAFT",
-                       "Unknown": 1}).json()["CreditNotes"][0]  # fmt: skip
+    authorised = post(
+        {**_credit_note_body(sale, one["TaskID"], status="AUTHORISED"), "RestockStatus": "DRAFT", "Unknown": 1}
+    ).json()["CreditNotes"][0]
     assert authorised["Status"] == "AUTHORISED"
     assert "Unknown" not in authorised
     # apib L24689: a POST is refused unless the note is DRAFT or NOT AVAILABLE, whatever it carries
@@ -269,8 +285,15 @@ def test_restock_and_transfer_move_stock(sims, data) -> None:
     hold, sellable = "Main Warehouse Returns Hold", "Main Warehouse"
     before_hold, before_sellable = _on_hand(sims, line["SKU"], hold), _on_hand(sims, line["SKU"], sellable)
     body = _credit_note_body(sale, status="AUTHORISED")
-    body["Restock"] = [{"ProductID": line["ProductID"], "SKU": line["SKU"], "LocationID": locations[sellable],
-                        "Quantity": 1, "RestockLocationID": locations[hold]}]  # fmt: skip
+    body["Restock"] = [
+        {
+            "ProductID": line["ProductID"],
+            "SKU": line["SKU"],
+            "LocationID": locations[sellable],
+            "Quantity": 1,
+            "RestockLocationID": locations[hold],
+        }
+    ]
     posted = session.post(f"{sims.cin7}/sale/creditnote", json=body).json()
     assert set(posted) == {"SaleID", "CreditNotes"}  # apib L24750
     note = posted["CreditNotes"][0]
@@ -278,9 +301,14 @@ def test_restock_and_transfer_move_stock(sims, data) -> None:
     listed = _cin7_all(session, f"{sims.cin7}/saleCreditNoteList", "SaleList", 1000)[0]
     assert [r["RestockStatus"] for r in listed if r["CreditNoteNumber"] == note["CreditNoteNumber"]] == ["AUTHORISED"]
     assert _on_hand(sims, line["SKU"], hold) == before_hold + 1
-    transfer = {"From": locations[hold], "To": locations[sellable], "Status": "COMPLETED", "Reference": "reveni:t:1",
-                "CompletionDate": "2026-11-20T00:00:00",
-                "Lines": [{"ProductID": line["ProductID"], "SKU": line["SKU"], "TransferQuantity": 1}]}  # fmt: skip
+    transfer = {
+        "From": locations[hold],
+        "To": locations[sellable],
+        "Status": "COMPLETED",
+        "Reference": "reveni:t:1",
+        "CompletionDate": "2026-11-20T00:00:00",
+        "Lines": [{"ProductID": line["ProductID"], "SKU": line["SKU"], "TransferQuantity": 1}],
+    }
     created = session.post(f"{sims.cin7}/stockTransfer", json=transfer)
     assert created.status_code == 200, created.text
     assert _on_hand(sims, line["SKU"], hold) == before_hold
@@ -307,11 +335,15 @@ def test_sitoo_transactions_batch_with_per_element_status(sims, data) -> None:
     before = session.get(f"{sims.sitoo_site}/warehouses/2/warehouseitems.json", params={"sku": sku}).json()
     level = float(before["items"][0]["decimaltotal"]) if before["items"] else 0.0
     batch = [
-        {"warehouseid": 2, "transactiontype": 10, "externalid": "reveni:x:1",
-         "items": [{"sku": sku, "decimalquantity": "2.000"}]},
+        {
+            "warehouseid": 2,
+            "transactiontype": 10,
+            "externalid": "reveni:x:1",
+            "items": [{"sku": sku, "decimalquantity": "2.000"}],
+        },
         {"warehouseid": 90, "transactiontype": 10, "items": [{"sku": sku, "decimalquantity": "1.000"}]},
         {"warehouseid": 2, "transactiontype": 40, "items": [{"sku": sku, "decimalquantity": "1.000"}]},
-    ]  # fmt: skip
+    ]
     result = session.post(url, json=batch).json()
     assert [r["statuscode"] for r in result] == [200, 400, 400]
     assert "virtual" in result[1]["return"]
@@ -324,8 +356,13 @@ def test_sitoo_transactions_batch_with_per_element_status(sims, data) -> None:
 
 def test_sitoo_refund_order_is_found_by_externalid_once(sims, data) -> None:
     session = sims.sitoo_session()
-    order = {"ordertypeid": 10, "externalid": "ret-contract-1", "currencycode": "EUR", "payments": [],
-             "orderitems": [{"productname": "Shirt", "sku": "X", "quantity": -1}]}  # fmt: skip
+    order = {
+        "ordertypeid": 10,
+        "externalid": "ret-contract-1",
+        "currencycode": "EUR",
+        "payments": [],
+        "orderitems": [{"productname": "Shirt", "sku": "X", "quantity": -1}],
+    }
     created = session.post(f"{sims.sitoo_site}/orders.json", json=order)
     assert isinstance(created.json(), int)
     found = session.get(f"{sims.sitoo}/orders.json", params={"externalid": "ret-contract-1"}).json()

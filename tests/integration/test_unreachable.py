@@ -27,8 +27,9 @@ from tests.fixtures.warehouse import TestDatabase as Database
 pytestmark = pytest.mark.integration
 
 SECRET = "never-in-a-message-4f1c"
-QUICK = RetrySettings(attempts=3, initial_wait=0.05, max_wait=0.1, connect_timeout=0.5, read_timeout=0.5,
-                      unreachable_budget=3)  # fmt: skip
+QUICK = RetrySettings(
+    attempts=3, initial_wait=0.05, max_wait=0.1, connect_timeout=0.5, read_timeout=0.5, unreachable_budget=3
+)
 
 
 def closed_port() -> int:
@@ -86,8 +87,14 @@ def backlog_full() -> Iterator[int]:
 
 
 def reveni_client(monkeypatch: pytest.MonkeyPatch, port: int, retry: RetrySettings = QUICK):
-    conn = {"conn_type": "http", "host": "127.0.0.1", "port": port, "schema": "http", "password": SECRET,
-            "extra": {"store_id": "s1"}}  # fmt: skip
+    conn = {
+        "conn_type": "http",
+        "host": "127.0.0.1",
+        "port": port,
+        "schema": "http",
+        "password": SECRET,
+        "extra": {"store_id": "s1"},
+    }
     monkeypatch.setenv("AIRFLOW_CONN_REVENI_DEFAULT", json.dumps(conn))
     return ReveniHook(retry=retry).client()
 
@@ -162,8 +169,17 @@ def test_a_host_that_has_answered_is_reachable_and_a_later_hang_is_retried_as_tr
 
 
 def warehouse_conn_json(port: int, **extra) -> str:
-    return json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": port, "login": "recon",
-                       "password": SECRET, "schema": "recon", "extra": extra})  # fmt: skip
+    return json.dumps(
+        {
+            "conn_type": "postgres",
+            "host": "127.0.0.1",
+            "port": port,
+            "login": "recon",
+            "password": SECRET,
+            "schema": "recon",
+            "extra": extra,
+        }
+    )
 
 
 def test_a_warehouse_refusing_connections_fails_naming_recon_warehouse_and_host_port(monkeypatch) -> None:
@@ -201,10 +217,19 @@ def test_a_warehouse_that_answers_with_a_refusal_is_not_called_unreachable(monke
 
 def test_under_airflow_an_unreachable_api_fails_its_task_at_once_naming_it(run_dag, empty_database) -> None:
     port = closed_port()
-    conn = {"conn_type": "http", "host": "127.0.0.1", "port": port, "schema": "http", "password": SECRET,
-            "extra": {"store_id": "s1"}}  # fmt: skip
-    result = run_dag("returns_recon_hourly", AIRFLOW_CONN_RECON_WAREHOUSE=empty_database.airflow_conn_json(),
-                     AIRFLOW_CONN_REVENI_DEFAULT=json.dumps(conn))  # fmt: skip
+    conn = {
+        "conn_type": "http",
+        "host": "127.0.0.1",
+        "port": port,
+        "schema": "http",
+        "password": SECRET,
+        "extra": {"store_id": "s1"},
+    }
+    result = run_dag(
+        "returns_recon_hourly",
+        AIRFLOW_CONN_RECON_WAREHOUSE=empty_database.airflow_conn_json(),
+        AIRFLOW_CONN_REVENI_DEFAULT=json.dumps(conn),
+    )
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert f"cannot reach 127.0.0.1:{port} (Airflow connection 'reveni_default'): connection refused" in output

@@ -48,8 +48,13 @@ def assert_one_document_each(simulators, rows) -> None:
 def outcomes(db, key: str) -> list[str]:
     """The outcomes logged for one posting, in order."""
     with db.connect() as conn:
-        return [r[0] for r in conn.execute("SELECT outcome FROM recon.posting_log WHERE posting_key = %s AND outcome "
-                                           "IS NOT NULL ORDER BY id", (key,))]  # fmt: skip
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT outcome FROM recon.posting_log WHERE posting_key = %s AND outcome IS NOT NULL ORDER BY id",
+                (key,),
+            )
+        ]
 
 
 # --- the faults on the wire ---------------------------------------------------------------------------------
@@ -60,21 +65,33 @@ def test_write_faults_are_off_by_default_and_answer_as_documented(simulators, tm
     simulators.load(path)
     document = json.loads(path.read_text())
     warehouse = next(w for w in document["sitoo"]["warehouses"] if w.get("warehousetype") != 20)["warehouseid"]
-    body = [{"warehouseid": warehouse, "transactiontype": 10, "externalid": "wire-1",
-             "items": [{"sku": document["sitoo"]["products"][0]["sku"], "decimalquantity": "1.000"}]}]  # fmt: skip
+    body = [
+        {
+            "warehouseid": warehouse,
+            "transactiontype": 10,
+            "externalid": "wire-1",
+            "items": [{"sku": document["sitoo"]["products"][0]["sku"], "decimalquantity": "1.000"}],
+        }
+    ]
     sitoo, url = simulators.sitoo_session(), f"{simulators.sitoo_site}/warehousetransactions.json"
     defaults = simulators.faults("sitoo")
-    assert (defaults["writes_only"], defaults["auth_refuse_writes_after"], defaults["element_error_rate"],
-            defaults["empty_body_rate"], defaults["truncated_body_rate"], defaults["retry_after_form"]) == (
-        False, None, 0.0, 0.0, 0.0, "default")  # fmt: skip
+    assert (
+        defaults["writes_only"],
+        defaults["auth_refuse_writes_after"],
+        defaults["element_error_rate"],
+        defaults["empty_body_rate"],
+        defaults["truncated_body_rate"],
+        defaults["retry_after_form"],
+    ) == (False, None, 0.0, 0.0, 0.0, "default")
     assert isinstance(sitoo.post(url, json=body, timeout=10).json(), int)  # the documented bare id
     # an element 5xx/429 in the batch envelope (schemas/batchResponse.yaml), not applied
     simulators.faults("sitoo", element_error_rate=1.0, element_error_statuses=[503])
     answer = sitoo.post(url, json=body, timeout=10)
     assert (answer.status_code, answer.json()) == (200, [{"statuscode": 503, "return": "Service Unavailable"}])
     # a throttle on writes only, Retry-After as an HTTP date (RFC 9110 §10.2.3) at least 2 s ahead
-    simulators.faults("sitoo", rate_limit_per_minute=1, writes_only=True, retry_after_form="date",
-                      retry_after_seconds=2)  # fmt: skip
+    simulators.faults(
+        "sitoo", rate_limit_per_minute=1, writes_only=True, retry_after_form="date", retry_after_seconds=2
+    )
     assert [sitoo.get(url, timeout=10).status_code for _ in range(3)] == [200] * 3, "reads are not throttled"
     assert sitoo.post(url, json=body, timeout=10).status_code == 200
     throttled = sitoo.post(url, json=body, timeout=10)
@@ -139,8 +156,9 @@ def test_a_sitoo_element_5xx_or_429_leaves_the_posting_ambiguous_and_the_next_ru
     assert outcomes(warehouse_db, stock[0][0]) == ["ambiguous", "done"]
 
 
-def test_a_write_throttled_with_retry_after_as_a_date_waits_and_lands_once(simulators, clients_for, warehouse_db,
-                                                                           tmp_path: Path) -> None:  # fmt: skip
+def test_a_write_throttled_with_retry_after_as_a_date_waits_and_lands_once(
+    simulators, clients_for, warehouse_db, tmp_path: Path
+) -> None:
     path = scenario(tmp_path, 2102, returns=120)
     simulators.load(path)
     clients = clients_for(retry=PATIENT)
@@ -153,8 +171,9 @@ def test_a_write_throttled_with_retry_after_as_a_date_waits_and_lands_once(simul
     # one Sitoo write per simulated minute; the clock runs 40 times faster, so the window is free again
     # 1.5 s (real) after a write, sooner than the Retry-After date (2 s ahead, rounded up to the second)
     simulators.clock(speed=40)
-    simulators.faults("sitoo", rate_limit_per_minute=1, writes_only=True, retry_after_form="date",
-                      retry_after_seconds=2)  # fmt: skip
+    simulators.faults(
+        "sitoo", rate_limit_per_minute=1, writes_only=True, retry_after_form="date", retry_after_seconds=2
+    )
     simulators.counters(reset=True)
     started = time.monotonic()
     with psycopg.connect(warehouse_db.url, autocommit=True) as conn:
@@ -192,8 +211,9 @@ def test_the_key_rotated_mid_run_leaves_the_rest_pending_and_the_next_run_sends_
     assert {s for _, _, s, _ in sitoo} == {"done"}, "the other system's postings went out"
     with warehouse_db.connect() as conn:
         refused = conn.execute("SELECT count(*) FROM recon.postings WHERE status = 'refused'").fetchone()[0]
-        pending = conn.execute("SELECT count(*) FROM recon.posting_log WHERE run_id = 'rotated-1' AND outcome = "
-                               "'pending'").fetchone()[0]  # fmt: skip
+        pending = conn.execute(
+            "SELECT count(*) FROM recon.posting_log WHERE run_id = 'rotated-1' AND outcome = 'pending'"
+        ).fetchone()[0]
     assert refused == 0
     assert pending == len(cin7) - 1
     # the connection is fixed (the fault reset): the next run sends each once

@@ -124,8 +124,12 @@ class Raw:
 
     def notes_by_hand(self, ret: dict) -> list[dict]:
         """AUTHORISED notes without our memo on the return's sale."""
-        return [n for sale in self.sales_by_ref[ret["order"]["external_id"]] for n in sale["CreditNotes"]
-                if n["Status"] == "AUTHORISED" and not n["Memo"].startswith("reveni:")]  # fmt: skip
+        return [
+            n
+            for sale in self.sales_by_ref[ret["order"]["external_id"]]
+            for n in sale["CreditNotes"]
+            if n["Status"] == "AUTHORISED" and not n["Memo"].startswith("reveni:")
+        ]
 
 
 def quantities(lines: list[dict], sku: str = "SKU", quantity: str = "Quantity") -> dict[str, Decimal]:
@@ -224,16 +228,21 @@ def test_answer_key_is_borne_out_by_the_raw_data(scenario) -> None:
     header, data = scenario
     raw = Raw(header, data)
     failures = [
-        entry for entry in data["expected_exceptions"]
+        entry
+        for entry in data["expected_exceptions"]
         if not holds(raw, entry["type"], entry["return_id"], entry["item_id"])
-    ]  # fmt: skip
+    ]
     assert failures == []
 
 
 def test_notes_by_hand_are_planted_at_their_rate_and_attributable_only_where_the_key_says(tmp_path: Path) -> None:
     path = tmp_path / "hand.json"
-    generate(GeneratorConfig(returns=400, seed=16, clock=CLOCK, rates={"unattributed_credit_note": 0.05},
-                             plant_each_type_once=False), path)  # fmt: skip
+    generate(
+        GeneratorConfig(
+            returns=400, seed=16, clock=CLOCK, rates={"unattributed_credit_note": 0.05}, plant_each_type_once=False
+        ),
+        path,
+    )
     header, data = load(path)
     raw = Raw(header, data)
     planted = {e["return_id"] for e in data["expected_exceptions"]}
@@ -285,8 +294,12 @@ def test_messy_shapes_are_off_by_default_and_each_is_planted_when_its_rate_is_on
     assert set(MESSY_SHAPES) <= set(summary["messy"])
     assert {f"multi_defect:{name}" for name, *_ in MULTI_DEFECTS} <= set(summary["messy"])
     assert {f"multi_return_sale:{n}:{kind}" for n in (2, 3) for kind in ("simple", "advanced")} <= set(summary["messy"])
-    for shape in ("instant_received_later:static", "instant_received_later:event", "void_and_draft_notes:ours_draft",
-                  "void_and_draft_notes:by_hand_draft"):  # fmt: skip
+    for shape in (
+        "instant_received_later:static",
+        "instant_received_later:event",
+        "void_and_draft_notes:ours_draft",
+        "void_and_draft_notes:by_hand_draft",
+    ):
         assert shape in summary["messy"]
     with pytest.raises(ValueError, match="unknown messy shapes"):
         generate(GeneratorConfig(returns=10, seed=1, clock=CLOCK, messy={"no_such_shape": 0.1}), tmp_path / "x.json")
@@ -322,8 +335,7 @@ def messy_holds(raw: Raw, kind: str, rid: str, iid: str | None) -> bool:
     if kind == "unattributed_credit_note":
         rets = [raw.returns[r] for r in raw.returns_of_order[ret["order"]["external_id"]]]
         rets = [r for r in rets if raw.refunded(r) > 0]
-        unmatched = [n for n in raw.notes_by_hand(ret)
-                     if sum(attributable(n, r, raw.refunded(r)) for r in rets) != 1]  # fmt: skip
+        unmatched = [n for n in raw.notes_by_hand(ret) if sum(attributable(n, r, raw.refunded(r)) for r in rets) != 1]
         return raw.refunded(ret) > 0 and bool(unmatched)
     if kind == "credit_note_amount_mismatch":
         notes, sale = raw.notes(rid), sale_of_return(raw, ret)
@@ -434,8 +446,11 @@ def test_void_and_draft_notes_beside_the_authorised_one_are_no_exception(messy) 
     raw, key = Raw(header, data), key_of(data)
     for rid in summary["messy_samples"]["void_and_draft_notes"]:
         ret = raw.returns[rid]
-        statuses = sorted(n["Status"] for n in sale_of_return(raw, ret)["CreditNotes"]
-                          if n["Memo"] == f"reveni:{rid}" or not n["Memo"].startswith("reveni:"))  # fmt: skip
+        statuses = sorted(
+            n["Status"]
+            for n in sale_of_return(raw, ret)["CreditNotes"]
+            if n["Memo"] == f"reveni:{rid}" or not n["Memo"].startswith("reveni:")
+        )
         assert statuses == ["AUTHORISED", "DRAFT", "VOIDED"], rid
         assert len(raw.notes(rid)) == 1
         assert nothing_but_unattributed(key, rid), rid
@@ -496,8 +511,9 @@ def test_partly_accepted_shapes_refund_only_the_accepted_items(messy) -> None:
         assert not ret["instant"]
         statuses = {i["validation_status"] for i in ret["return_items"]}
         assert statuses == {"accepted", "rejected"}
-        accepted = sum(Decimal(i["price"]) * i["quantity"] for i in ret["return_items"]
-                       if i["validation_status"] == "accepted")  # fmt: skip
+        accepted = sum(
+            Decimal(i["price"]) * i["quantity"] for i in ret["return_items"] if i["validation_status"] == "accepted"
+        )
         assert abs(raw.refunded(ret) - accepted) <= CENT * len(ret["return_items"]), rid
 
 

@@ -10,8 +10,17 @@ pytestmark = pytest.mark.unit
 
 
 def check(blocking: bool = True, expected: str = "confirmed") -> Check:
-    return Check("x", "cin7", "an assumption", "vendor silent", "RECON_X", blocking, expected, "GET x",
-                 lambda ctx: Observation("confirmed"))  # fmt: skip
+    return Check(
+        "x",
+        "cin7",
+        "an assumption",
+        "vendor silent",
+        "RECON_X",
+        blocking,
+        expected,
+        "GET x",
+        lambda ctx: Observation("confirmed"),
+    )
 
 
 @pytest.mark.parametrize(
@@ -26,8 +35,9 @@ def check(blocking: bool = True, expected: str = "confirmed") -> Check:
         (False, "confirmed", "error", False, "ERROR", False),
     ],
 )
-def test_a_check_passes_when_the_account_answers_what_the_pipeline_relies_on(blocking, expected, outcome, passed,
-                                                                            verdict, holds) -> None:  # fmt: skip
+def test_a_check_passes_when_the_account_answers_what_the_pipeline_relies_on(
+    blocking, expected, outcome, passed, verdict, holds
+) -> None:
     result = Result(check(blocking, expected), outcome, {})
     assert (result.passed, result.verdict, result.holds) == (passed, verdict, holds)
 

@@ -12,9 +12,13 @@ from local_stack.env import ROOT, project_env
 
 pytestmark = pytest.mark.unit
 
-SIMULATED = {"AIRFLOW_CONN_REVENI_DEFAULT": "SIM_REVENI_PORT", "AIRFLOW_CONN_CIN7_CORE_DEFAULT": "SIM_CIN7_PORT",
-             "AIRFLOW_CONN_SITOO_DEFAULT": "SIM_SITOO_PORT", "AIRFLOW_CONN_SMTP_DEFAULT": "SIM_SMTP_PORT",
-             "AIRFLOW_CONN_RECON_WAREHOUSE": "RECON_WAREHOUSE_PORT"}  # fmt: skip
+SIMULATED = {
+    "AIRFLOW_CONN_REVENI_DEFAULT": "SIM_REVENI_PORT",
+    "AIRFLOW_CONN_CIN7_CORE_DEFAULT": "SIM_CIN7_PORT",
+    "AIRFLOW_CONN_SITOO_DEFAULT": "SIM_SITOO_PORT",
+    "AIRFLOW_CONN_SMTP_DEFAULT": "SIM_SMTP_PORT",
+    "AIRFLOW_CONN_RECON_WAREHOUSE": "RECON_WAREHOUSE_PORT",
+}
 
 
 def _port(env: dict[str, str], conn: str) -> int:
@@ -38,16 +42,25 @@ def test_defaults_are_the_documented_ports_and_an_explicit_value_wins() -> None:
         env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"http://127.0.0.1:{example['AIRFLOW__API__PORT']}/execution/"
     )
     own = '{"conn_type": "http", "host": "api.reveni.io", "schema": "https", "password": "k"}'
-    env = project_env({"AIRFLOW_CONN_REVENI_DEFAULT": own, "SIM_REVENI_PORT": "1",
-                       "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://airflow:8080/execution/"})  # fmt: skip
+    env = project_env(
+        {
+            "AIRFLOW_CONN_REVENI_DEFAULT": own,
+            "SIM_REVENI_PORT": "1",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://airflow:8080/execution/",
+        }
+    )
     assert env["AIRFLOW_CONN_REVENI_DEFAULT"] == own
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow:8080/execution/"
 
 
 def test_every_port_is_documented_in_env_example() -> None:
     example = dotenv_values(ROOT / ".env.example", interpolate=False)
-    for variable in ("AIRFLOW__API__PORT", "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT",
-                     "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT", *SIMULATED.values()):  # fmt: skip
+    for variable in (
+        "AIRFLOW__API__PORT",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT",
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT",
+        *SIMULATED.values(),
+    ):
         assert example.get(variable, "").isdigit(), variable
 
 

@@ -28,10 +28,23 @@ SEEN = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
 
 def exception_row(n: int, **values) -> dict:
-    row = {"exception_key": f"unknown_sku_cin7:r{n}:i{n}", "exception_type": "unknown_sku_cin7",
-           "severity": "warning", "state": "open", "return_id": f"r{n}", "item_id": f"i{n}", "sku": f"SKU-{n}",
-           "first_seen_at": SEEN, "last_seen_at": SEEN, "occurrences": 1, "money_at_risk": Decimal("0"),
-           "currency": "EUR", "age_days": 1, "return_point_id": None, "detail": None}  # fmt: skip
+    row = {
+        "exception_key": f"unknown_sku_cin7:r{n}:i{n}",
+        "exception_type": "unknown_sku_cin7",
+        "severity": "warning",
+        "state": "open",
+        "return_id": f"r{n}",
+        "item_id": f"i{n}",
+        "sku": f"SKU-{n}",
+        "first_seen_at": SEEN,
+        "last_seen_at": SEEN,
+        "occurrences": 1,
+        "money_at_risk": Decimal("0"),
+        "currency": "EUR",
+        "age_days": 1,
+        "return_point_id": None,
+        "detail": None,
+    }
     row.update(values)
     return row
 
@@ -66,16 +79,37 @@ def part(message, content_type: str):
 
 
 # a document the pipeline created, as the target system named it
-HOSTILE_FIX = {"fixed_at": SEEN, "action": "transfer_to_sellable", "system": "cin7", "document": HYPERLINK,
-               "target_ref": CMD, "amount": None, "currency": None, "sku": SCRIPT, "quantity": Decimal("1"),
-               "from_location": IMG, "to_location": "-1 hold", "order_number": "1001", "return_id": "r1",
-               "item_id": "i1", "exception_key": "inspected_not_released:r1:i1",
-               "exception_type": "inspected_not_released", "status": "done"}  # fmt: skip
+HOSTILE_FIX = {
+    "fixed_at": SEEN,
+    "action": "transfer_to_sellable",
+    "system": "cin7",
+    "document": HYPERLINK,
+    "target_ref": CMD,
+    "amount": None,
+    "currency": None,
+    "sku": SCRIPT,
+    "quantity": Decimal("1"),
+    "from_location": IMG,
+    "to_location": "-1 hold",
+    "order_number": "1001",
+    "return_id": "r1",
+    "item_id": "i1",
+    "exception_key": "inspected_not_released:r1:i1",
+    "exception_type": "inspected_not_released",
+    "status": "done",
+}
 
 
 def hostile_mail() -> email.message.EmailMessage:
-    digest = Digest("data", date(2026, 12, 2), HOSTILE_ROWS, HOSTILE_ROWS, chart_png=b"\x89PNG fake chart",
-                    recipients=["data@example.com"], fixed=[HOSTILE_FIX])  # fmt: skip
+    digest = Digest(
+        "data",
+        date(2026, 12, 2),
+        HOSTILE_ROWS,
+        HOSTILE_ROWS,
+        chart_png=b"\x89PNG fake chart",
+        recipients=["data@example.com"],
+        fixed=[HOSTILE_FIX],
+    )
     return delivered(render(digest, "returns-recon@example.com"))
 
 
@@ -131,22 +165,43 @@ def test_the_fixes_csv_and_section_treat_document_names_as_data() -> None:
 
 def money_row(n: int, amount: str | None, currency: str | None) -> dict:
     kind = "refund_without_credit_note"
-    return exception_row(n, exception_type=kind, exception_key=f"{kind}:r{n}", item_id=None, sku=None,
-                         money_at_risk=None if amount is None else Decimal(amount), currency=currency)  # fmt: skip
+    return exception_row(
+        n,
+        exception_type=kind,
+        exception_key=f"{kind}:r{n}",
+        item_id=None,
+        sku=None,
+        money_at_risk=None if amount is None else Decimal(amount),
+        currency=currency,
+    )
 
 
 def test_money_is_shown_per_currency_never_summed_across_and_never_without_its_currency() -> None:
-    rows = [money_row(10, "-10.00", "EUR"), money_row(11, "-20.00", "EUR"), money_row(12, "5.00", "EUR"),
-            money_row(13, "-300.00", "SEK"), money_row(14, "99.00", None)]  # fmt: skip
+    rows = [
+        money_row(10, "-10.00", "EUR"),
+        money_row(11, "-20.00", "EUR"),
+        money_row(12, "5.00", "EUR"),
+        money_row(13, "-300.00", "SEK"),
+        money_row(14, "99.00", None),
+    ]
     # recon.money_at_risk's and recon.money_at_risk_by_return's rows for these (an amount without currency has none)
     at_risk = [
         {"currency": "EUR", "returns": 3, "under_credited": Decimal("30.00"), "over_credited": Decimal("5.00")},
         {"currency": "SEK", "returns": 1, "under_credited": Decimal("300.00"), "over_credited": Decimal(0)},
     ]
-    chosen = [{"currency": r["currency"], "return_id": r["return_id"], "exception_key": r["exception_key"]}
-              for r in sorted(rows[:4], key=lambda r: -abs(r["money_at_risk"]))]  # fmt: skip
-    digest = Digest("finance", date(2026, 12, 2), rows, rows, recipients=["fin@example.com"], at_risk=at_risk,
-                    returns_at_risk=chosen)  # fmt: skip
+    chosen = [
+        {"currency": r["currency"], "return_id": r["return_id"], "exception_key": r["exception_key"]}
+        for r in sorted(rows[:4], key=lambda r: -abs(r["money_at_risk"]))
+    ]
+    digest = Digest(
+        "finance",
+        date(2026, 12, 2),
+        rows,
+        rows,
+        recipients=["fin@example.com"],
+        at_risk=at_risk,
+        returns_at_risk=chosen,
+    )
     text = part(delivered(render(digest, "returns-recon@example.com")), "text/plain").get_content()
     assert "EUR, 3 return(s): refunded more than credited -30.00 EUR, credited more than refunded 5.00 EUR" in text
     assert "SEK, 1 return(s): refunded more than credited -300.00 SEK, credited more than refunded 0.00 SEK" in text
@@ -159,13 +214,17 @@ def test_the_money_totals_are_the_views_rows_each_return_once_with_its_largest_g
     """Two money exceptions of one return: the mail shows recon.money_at_risk's one return and lists the return
     once among the largest gaps, with the gap recon.money_at_risk_by_return chose."""
     no_note = money_row(20, "-25.00", "EUR")
-    by_hand = {**money_row(20, "-10.00", "EUR"), "exception_type": "unattributed_credit_note",
-               "exception_key": "unattributed_credit_note:r20"}  # fmt: skip
+    by_hand = {
+        **money_row(20, "-10.00", "EUR"),
+        "exception_type": "unattributed_credit_note",
+        "exception_key": "unattributed_credit_note:r20",
+    }
     rows = [by_hand, no_note]
     at_risk = [{"currency": "EUR", "returns": 1, "under_credited": Decimal("25.00"), "over_credited": Decimal(0)}]
     chosen = [{"currency": "EUR", "return_id": "r20", "exception_key": no_note["exception_key"]}]
-    digest = Digest("finance", date(2026, 12, 2), rows, [], recipients=["fin@example.com"], at_risk=at_risk,
-                    returns_at_risk=chosen)  # fmt: skip
+    digest = Digest(
+        "finance", date(2026, 12, 2), rows, [], recipients=["fin@example.com"], at_risk=at_risk, returns_at_risk=chosen
+    )
     message = delivered(render(digest, "returns-recon@example.com"))
     text = part(message, "text/plain").get_content()
     assert "EUR, 1 return(s): refunded more than credited -25.00 EUR, credited more than refunded 0.00 EUR" in text
@@ -194,8 +253,9 @@ def test_no_value_forges_a_line_of_the_plain_text_part() -> None:
 
 def test_a_run_id_with_a_line_break_neither_breaks_the_alert_nor_adds_a_header() -> None:
     dag_run = SimpleNamespace(dag_id="returns_recon_hourly", run_id="manual__x\r\nBcc: attacker@example.com")
-    message = delivered(alert_message({"dag_run": dag_run, "reason": "task_failure"}, ["data@example.com"],
-                                      "returns-recon@example.com"))  # fmt: skip
+    message = delivered(
+        alert_message({"dag_run": dag_run, "reason": "task_failure"}, ["data@example.com"], "returns-recon@example.com")
+    )
     assert message["Bcc"] is None
     assert "\n" not in message["Subject"]
     assert "\r" not in message["Subject"]

@@ -18,8 +18,13 @@ from returns_recon.warehouse.loader import canonical_json
 pytestmark = pytest.mark.unit
 
 # numeric(18, 4): what the warehouse stores
-amounts = st.decimals(min_value=Decimal("-99999999999999.9999"), max_value=Decimal("99999999999999.9999"),
-                      places=4, allow_nan=False, allow_infinity=False)  # fmt: skip
+amounts = st.decimals(
+    min_value=Decimal("-99999999999999.9999"),
+    max_value=Decimal("99999999999999.9999"),
+    places=4,
+    allow_nan=False,
+    allow_infinity=False,
+)
 
 
 @given(amounts)

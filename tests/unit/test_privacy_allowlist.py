@@ -141,9 +141,8 @@ def test_an_invalid_payload_keeps_allowed_fields_and_only_the_names_of_the_rest(
         "amount": {},
         "order": ["not", {"external_id": "#1"}],
         "lines": [{"sku": "S"}, {"sku": "T"}],
-        privacy.DROPPED_KEYS: ["amount.nested", "customer", "email", "lines[].comment", "lines[].holder",
-                               "order[].x"],
-    }  # fmt: skip
+        privacy.DROPPED_KEYS: ["amount.nested", "customer", "email", "lines[].comment", "lines[].holder", "order[].x"],
+    }
     assert "a@example.org" not in repr(kept)
     assert privacy.minimise_invalid(kept, SHAPE) == kept, "minimising again changes nothing"
     assert privacy.minimise_invalid(["a@example.org", {"email": "b"}], SHAPE) == {

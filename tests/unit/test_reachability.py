@@ -48,6 +48,8 @@ def test_the_warehouse_gives_up_within_the_budget() -> None:
 def test_unreachable_names_the_connection_and_host_port_and_is_not_retried() -> None:
     err = Unreachable("sitoo_default", "api.mysitoo.com", 443, "connection refused", 3, 12.4, "that the API is up")
     assert isinstance(err, NotRetryable)
-    assert str(err).startswith("cannot reach api.mysitoo.com:443 (Airflow connection 'sitoo_default'): "
-                               "connection refused; gave up after 3 attempts in 12 s.")  # fmt: skip
+    assert str(err).startswith(
+        "cannot reach api.mysitoo.com:443 (Airflow connection 'sitoo_default'): "
+        "connection refused; gave up after 3 attempts in 12 s."
+    )
     assert "[::1]:5432" in str(Unreachable("recon_warehouse", "::1", 5432, "connection refused", 1, 0, "x"))

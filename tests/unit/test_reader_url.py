@@ -12,8 +12,14 @@ from local_stack.__main__ import main
 
 pytestmark = pytest.mark.unit
 
-WAREHOUSE = {"conn_type": "postgres", "host": "db.internal", "port": 6543, "login": "recon",
-             "password": "pipeline-secret", "schema": "recon wh"}  # fmt: skip
+WAREHOUSE = {
+    "conn_type": "postgres",
+    "host": "db.internal",
+    "port": 6543,
+    "login": "recon",
+    "password": "pipeline-secret",
+    "schema": "recon wh",
+}
 
 
 def test_reader_url_names_the_reader_and_escapes_its_password(monkeypatch, capsys) -> None:
@@ -22,8 +28,14 @@ def test_reader_url_names_the_reader_and_escapes_its_password(monkeypatch, capsy
     monkeypatch.setenv("RECON_READER_PASSWORD", password)
     assert main(["reader-url"]) == 0
     url = capsys.readouterr().out.strip()
-    expected = {"user": "recon_reader", "password": password, "host": "db.internal", "port": "6543",
-                "dbname": "recon wh", "options": "-csearch_path=recon"}  # fmt: skip
+    expected = {
+        "user": "recon_reader",
+        "password": password,
+        "host": "db.internal",
+        "port": "6543",
+        "dbname": "recon wh",
+        "options": "-csearch_path=recon",
+    }
     assert conninfo_to_dict(url) == expected
     assert "pipeline-secret" not in url
 

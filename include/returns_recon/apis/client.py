@@ -182,8 +182,15 @@ class ApiClient:
                 raise
             host, port = self.host_port
             attempts = retrying.statistics.get("attempt_number", 1)
-            raise Unreachable(self.conn_id, host, port, err.reason, attempts, time.monotonic() - started,
-                              f"that the {self.service} API is up") from err  # fmt: skip
+            raise Unreachable(
+                self.conn_id,
+                host,
+                port,
+                err.reason,
+                attempts,
+                time.monotonic() - started,
+                f"that the {self.service} API is up",
+            ) from err
 
     def _unreachable(self, error: BaseException | None) -> bool:
         return isinstance(error, NoAnswer) and not self.answered
@@ -231,11 +238,17 @@ class ApiClient:
             body = response.content
             self.last_headers = response.headers
         except requests.ConnectTimeout as err:
-            raise NoAnswer(self.service, f"no connection within {self.retry.connect_timeout:g} s (connect timeout)",
-                           connected=False) from err  # fmt: skip
+            raise NoAnswer(
+                self.service,
+                f"no connection within {self.retry.connect_timeout:g} s (connect timeout)",
+                connected=False,
+            ) from err
         except requests.ReadTimeout as err:
-            raise NoAnswer(self.service, f"connected, but no answer within {self.retry.read_timeout:g} s "
-                           "(read timeout)", connected=True) from err  # fmt: skip
+            raise NoAnswer(
+                self.service,
+                f"connected, but no answer within {self.retry.read_timeout:g} s (read timeout)",
+                connected=True,
+            ) from err
         except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as err:
             reason = connect_failure(err)
             if reason:

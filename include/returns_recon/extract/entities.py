@@ -28,8 +28,11 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["hourly", "daily"]
 BATCH = 1000
-SALE_MATCH_COLUMN = {"CustomerReference": "customer_reference", "ExternalID": "external_id",
-                     "OrderNumber": "order_number"}  # fmt: skip
+SALE_MATCH_COLUMN = {
+    "CustomerReference": "customer_reference",
+    "ExternalID": "external_id",
+    "OrderNumber": "order_number",
+}
 
 
 @dataclass
@@ -117,21 +120,22 @@ def load_stream(
 WAREHOUSE_REFUSALS = (psycopg.errors.DataError, psycopg.errors.ProgramLimitExceeded)
 
 
-def _load_or_isolate(conn: psycopg.Connection, summary: ExtractSummary, valid: list[Valid], invalid: list[Invalid],
-                     run_id: str) -> LoadResult:  # fmt: skip
+def _load_or_isolate(
+    conn: psycopg.Connection, summary: ExtractSummary, valid: list[Valid], invalid: list[Invalid], run_id: str
+) -> LoadResult:
     try:
         return load_batch(conn, summary.source, summary.entity, valid, invalid, run_id)
     except WAREHOUSE_REFUSALS:
-        log.warning("%s.%s: the warehouse refused a batch; loading it record by record", summary.source,
-                    summary.entity)  # fmt: skip
+        log.warning("%s.%s: the warehouse refused a batch; loading it record by record", summary.source, summary.entity)
     total = load_batch(conn, summary.source, summary.entity, [], invalid, run_id)
     for record in valid:
         try:
             one = load_batch(conn, summary.source, summary.entity, [record], [], run_id)
         except WAREHOUSE_REFUSALS as err:
             reason = f"refused by the warehouse: {err.diag.message_primary or type(err).__name__}"
-            one = load_batch(conn, summary.source, summary.entity, [], [Invalid(record.key, record.payload, reason)],
-                             run_id)  # fmt: skip
+            one = load_batch(
+                conn, summary.source, summary.entity, [], [Invalid(record.key, record.payload, reason)], run_id
+            )
         total.received += one.received
         total.changed += one.changed
         total.quarantined += one.quarantined
@@ -167,9 +171,18 @@ def record_run(conn: psycopg.Connection, summary: ExtractSummary, run_id: str, s
              started_at = EXCLUDED.started_at, finished_at = now(), window_from = EXCLUDED.window_from,
              fetched = EXCLUDED.fetched, changed = EXCLUDED.changed, quarantined = EXCLUDED.quarantined,
              api_calls = EXCLUDED.api_calls""",
-        (run_id, summary.source, summary.entity, started, summary.window_from, summary.fetched, summary.changed,
-         summary.quarantined, summary.api_calls),
-    )  # fmt: skip
+        (
+            run_id,
+            summary.source,
+            summary.entity,
+            started,
+            summary.window_from,
+            summary.fetched,
+            summary.changed,
+            summary.quarantined,
+            summary.api_calls,
+        ),
+    )
 
 
 def window_start(watermark: str | None, mode: Mode, settings: ReconSettings) -> datetime | None:
@@ -227,8 +240,15 @@ def extract_reveni_returns(
         since = window_start(get_watermark(conn, "reveni", "returns"), mode, settings)
         summary.window_from = since.isoformat() if since else None
         newest = _Newest()
-        load_stream(conn, summary, reveni.ReveniReturn, paging.reveni_returns(client, since), run_id, "id",
-                    on_valid=lambda r: newest.see(r.updated_at))  # fmt: skip
+        load_stream(
+            conn,
+            summary,
+            reveni.ReveniReturn,
+            paging.reveni_returns(client, since),
+            run_id,
+            "id",
+            on_valid=lambda r: newest.see(r.updated_at),
+        )
         if newest.value is not None:
             _advance(conn, "reveni", "returns", newest.value.isoformat(), run_id)
 
@@ -244,8 +264,9 @@ def _advance(conn: psycopg.Connection, source: str, entity: str, value: str, run
 # --- Cin7 Core -------------------------------------------------------------------------------------
 
 
-def _cin7_window(conn: psycopg.Connection, summary: ExtractSummary, watermark: str, mode: Mode,
-                 settings: ReconSettings) -> dict[str, str]:  # fmt: skip
+def _cin7_window(
+    conn: psycopg.Connection, summary: ExtractSummary, watermark: str, mode: Mode, settings: ReconSettings
+) -> dict[str, str]:
     """The ``UpdatedSince`` of a Cin7 Core list read behind its watermark (none on a first read)."""
     since = window_start(get_watermark(conn, "cin7", watermark), mode, settings)
     summary.window_from = since.isoformat() if since else None
@@ -271,8 +292,15 @@ def extract_cin7_sales(
         reread_from = datetime.fromisoformat(open_second) if open_second else None
         stale = stale_sale_ids(conn, settings, reread_from, listed.changed_keys)
         details = ExtractSummary("cin7", "sales")
-        load_stream(conn, details, cin7.Sale, _sale_details(client, stale, settings.detail_workers), run_id, "ID",
-                    on_valid=lambda r: newest_detail.see(r.LastModifiedOn))  # fmt: skip
+        load_stream(
+            conn,
+            details,
+            cin7.Sale,
+            _sale_details(client, stale, settings.detail_workers),
+            run_id,
+            "ID",
+            on_valid=lambda r: newest_detail.see(r.LastModifiedOn),
+        )
         summary.fetched = listed.fetched + details.fetched
         summary.changed, summary.quarantined = details.changed, listed.quarantined + details.quarantined
         summary.changed_keys = details.changed_keys
@@ -287,8 +315,9 @@ def extract_cin7_sales(
 OPEN_SECOND = "sale_detail_open_second"
 
 
-def _note_open_second(conn: psycopg.Connection, before: str | None, newest_detail: datetime | None,
-                      run_id: str) -> None:  # fmt: skip
+def _note_open_second(
+    conn: psycopg.Connection, before: str | None, newest_detail: datetime | None, run_id: str
+) -> None:
     """Which details this run read within a second that may not have ended yet, for the next run to read again.
 
     The sale list is read before the details, so when the details are read the vendor's clock has reached
@@ -320,8 +349,15 @@ def extract_cin7_credit_note_list(
         params = _cin7_window(conn, summary, "credit_note_list", mode, settings)
         newest = _Newest()
         rows = paging.cin7_list(client, "saleCreditNoteList", "SaleList", credit_note_list_key, params)
-        load_stream(conn, summary, cin7.CreditNoteListRow, rows, run_id, credit_note_list_key,
-                    on_valid=lambda r: newest.see(r.Updated))  # fmt: skip
+        load_stream(
+            conn,
+            summary,
+            cin7.CreditNoteListRow,
+            rows,
+            run_id,
+            credit_note_list_key,
+            on_valid=lambda r: newest.see(r.Updated),
+        )
         if newest.value is not None:
             _advance(conn, "cin7", "credit_note_list", newest.value.isoformat(), run_id)
 
@@ -334,8 +370,12 @@ def credit_note_list_key(row: dict) -> str | None:
     return f"{row['SaleID']}|{row.get('CreditNoteNumber') or ''}"
 
 
-def stale_sale_ids(conn: psycopg.Connection, settings: ReconSettings, reread_from: datetime | None = None,
-                   listed_changed: list[str] | None = None) -> list[str]:  # fmt: skip
+def stale_sale_ids(
+    conn: psycopg.Connection,
+    settings: ReconSettings,
+    reread_from: datetime | None = None,
+    listed_changed: list[str] | None = None,
+) -> list[str]:
     """Return-related sales whose detail we lack, is older than the sale list says (to the second: the list
     and the detail may not carry the same precision), was read within a second that may not have ended
     (``reread_from``, see ``_note_open_second``), or whose list row changed in this run within the second
@@ -382,17 +422,30 @@ def _availability_key(row: dict) -> str | None:
 CIN7_REFERENCE = (
     ("products", "product", "Products", cin7.Product, paging.field_key("ID"), "ID"),
     ("locations", "ref/location", "LocationList", cin7.Location, paging.field_key("ID"), "ID"),
-    ("availability", "ref/productavailability", "ProductAvailabilityList", cin7.Availability, _availability_key,
-     _availability_key),
-)  # fmt: skip
+    (
+        "availability",
+        "ref/productavailability",
+        "ProductAvailabilityList",
+        cin7.Availability,
+        _availability_key,
+        _availability_key,
+    ),
+)
 
 
 def extract_cin7_reference(conn: psycopg.Connection, client: ApiClient, run_id: str) -> list[ExtractSummary]:
     return [
-        _load_whole(conn, client, ExtractSummary("cin7", entity), model, paging.cin7_list(client, path, list_key, key),
-                    run_id, key_field)
+        _load_whole(
+            conn,
+            client,
+            ExtractSummary("cin7", entity),
+            model,
+            paging.cin7_list(client, path, list_key, key),
+            run_id,
+            key_field,
+        )
         for entity, path, list_key, model, key, key_field in CIN7_REFERENCE
-    ]  # fmt: skip
+    ]
 
 
 def _load_whole(
@@ -411,8 +464,15 @@ def _load_whole(
 # --- Sitoo -----------------------------------------------------------------------------------------
 
 
-def _id_window_start(conn: psycopg.Connection, table: str, id_col: str, date_col: str, watermark: str | None,
-                     mode: Mode, settings: ReconSettings) -> int:  # fmt: skip
+def _id_window_start(
+    conn: psycopg.Connection,
+    table: str,
+    id_col: str,
+    date_col: str,
+    watermark: str | None,
+    mode: Mode,
+    settings: ReconSettings,
+) -> int:
     """Sitoo ids only grow: start at the watermark itself (``>=``: the last record read is read again, within
     the same page, so a change to it since is seen and an unchanged one is no change), or, to re-read the
     overlap window, at the first id dated inside it."""
@@ -427,10 +487,21 @@ def _id_window_start(conn: psycopg.Connection, table: str, id_col: str, date_col
 
 
 def _extract_sitoo_by_id(
-    conn: psycopg.Connection, client: ApiClient, run_id: str, mode: Mode, settings: ReconSettings, *,
-    entity: str, path: str, id_field: str, from_param: str, model: type[BaseModel], table: str, id_col: str,
+    conn: psycopg.Connection,
+    client: ApiClient,
+    run_id: str,
+    mode: Mode,
+    settings: ReconSettings,
+    *,
+    entity: str,
+    path: str,
+    id_field: str,
+    from_param: str,
+    model: type[BaseModel],
+    table: str,
+    id_col: str,
     date_col: str,
-) -> ExtractSummary:  # fmt: skip
+) -> ExtractSummary:
     summary = ExtractSummary("sitoo", entity)
 
     def body() -> None:
@@ -438,8 +509,7 @@ def _extract_sitoo_by_id(
         summary.window_from = str(start)
         newest = _Newest()
         rows = paging.sitoo_by_id(client, path, id_field, from_param, start)
-        load_stream(conn, summary, model, rows, run_id, id_field,
-                    on_valid=lambda r: newest.see(int(r.natural_key)))  # fmt: skip
+        load_stream(conn, summary, model, rows, run_id, id_field, on_valid=lambda r: newest.see(int(r.natural_key)))
         if newest.value is not None:
             current = get_watermark(conn, "sitoo", entity)
             if current is None or newest.value > int(current):
@@ -452,25 +522,45 @@ def extract_sitoo_orders(
     conn: psycopg.Connection, client: ApiClient, run_id: str, mode: Mode, settings: ReconSettings
 ) -> ExtractSummary:
     return _extract_sitoo_by_id(
-        conn, client, run_id, mode, settings, entity="orders", path="orders.json", id_field="orderid",
-        from_param="orderidfrom", model=sitoo.Order, table="stg_sitoo__orders", id_col="order_id",
+        conn,
+        client,
+        run_id,
+        mode,
+        settings,
+        entity="orders",
+        path="orders.json",
+        id_field="orderid",
+        from_param="orderidfrom",
+        model=sitoo.Order,
+        table="stg_sitoo__orders",
+        id_col="order_id",
         date_col="order_date",
-    )  # fmt: skip
+    )
 
 
 def extract_sitoo_transactions(
     conn: psycopg.Connection, client: ApiClient, run_id: str, mode: Mode, settings: ReconSettings, site_id: int
 ) -> ExtractSummary:
     return _extract_sitoo_by_id(
-        conn, client, run_id, mode, settings, entity="warehouse_transactions",
-        path=f"sites/{site_id}/warehousetransactions.json", id_field="warehousetransactionid",
-        from_param="warehousetransactionidfrom", model=sitoo.WarehouseTransaction,
-        table="stg_sitoo__warehouse_transactions", id_col="transaction_id", date_col="date_created",
-    )  # fmt: skip
+        conn,
+        client,
+        run_id,
+        mode,
+        settings,
+        entity="warehouse_transactions",
+        path=f"sites/{site_id}/warehousetransactions.json",
+        id_field="warehousetransactionid",
+        from_param="warehousetransactionidfrom",
+        model=sitoo.WarehouseTransaction,
+        table="stg_sitoo__warehouse_transactions",
+        id_col="transaction_id",
+        date_col="date_created",
+    )
 
 
-def extract_sitoo_reference(conn: psycopg.Connection, client: ApiClient, run_id: str, site_id: int
-                            ) -> list[ExtractSummary]:  # fmt: skip
+def extract_sitoo_reference(
+    conn: psycopg.Connection, client: ApiClient, run_id: str, site_id: int
+) -> list[ExtractSummary]:
     site = f"sites/{site_id}"
     # inactive (discontinued) products are still products a return can carry: listed only on request
     plan = [
@@ -479,18 +569,31 @@ def extract_sitoo_reference(conn: psycopg.Connection, client: ApiClient, run_id:
         ("stores", f"{site}/stores.json", "storeid", sitoo.Store, None),
     ]
     summaries = [
-        _load_whole(conn, client, ExtractSummary("sitoo", entity), model,
-                    paging.sitoo_list(client, path, id_field, params), run_id, id_field)
+        _load_whole(
+            conn,
+            client,
+            ExtractSummary("sitoo", entity),
+            model,
+            paging.sitoo_list(client, path, id_field, params),
+            run_id,
+            id_field,
+        )
         for entity, path, id_field, model, params in plan
-    ]  # fmt: skip
+    ]
     items = ExtractSummary("sitoo", "warehouse_items")
 
     def load_items() -> None:
         warehouses = [r[0] for r in conn.execute("SELECT warehouse_id FROM staging.stg_sitoo__warehouses ORDER BY 1")]
         for warehouse_id in warehouses:
             rows = paging.sitoo_list(client, f"{site}/warehouses/{warehouse_id}/warehouseitems.json", "warehouseitemid")
-            load_stream(conn, items, sitoo.WarehouseItem, ({**r, "warehouseid": warehouse_id} for r in rows), run_id,
-                        lambda r: f"{r.get('warehouseid')}|{r.get('sku')}")  # fmt: skip
+            load_stream(
+                conn,
+                items,
+                sitoo.WarehouseItem,
+                ({**r, "warehouseid": warehouse_id} for r in rows),
+                run_id,
+                lambda r: f"{r.get('warehouseid')}|{r.get('sku')}",
+            )
 
     summaries.append(_run(conn, client, items, run_id, load_items))
     return summaries

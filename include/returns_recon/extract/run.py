@@ -21,13 +21,15 @@ class Clients:
     sitoo_site_id: int
 
 
-def extract_reveni(conn: psycopg.Connection, clients: Clients, run_id: str, mode: Mode, settings: ReconSettings
-                   ) -> list[ExtractSummary]:  # fmt: skip
+def extract_reveni(
+    conn: psycopg.Connection, clients: Clients, run_id: str, mode: Mode, settings: ReconSettings
+) -> list[ExtractSummary]:
     return [entities.extract_reveni_returns(conn, clients.reveni, run_id, mode, settings)]
 
 
-def extract_cin7(conn: psycopg.Connection, clients: Clients, run_id: str, mode: Mode, settings: ReconSettings,
-                 reference: bool) -> list[ExtractSummary]:  # fmt: skip
+def extract_cin7(
+    conn: psycopg.Connection, clients: Clients, run_id: str, mode: Mode, settings: ReconSettings, reference: bool
+) -> list[ExtractSummary]:
     summaries = entities.extract_cin7_reference(conn, clients.cin7, run_id) if reference else []
     summaries.append(entities.extract_cin7_sales(conn, clients.cin7, run_id, mode, settings))
     summaries.append(entities.extract_cin7_credit_note_list(conn, clients.cin7, run_id, mode, settings))
@@ -35,8 +37,9 @@ def extract_cin7(conn: psycopg.Connection, clients: Clients, run_id: str, mode: 
     return summaries
 
 
-def extract_sitoo(conn: psycopg.Connection, clients: Clients, run_id: str, mode: Mode, settings: ReconSettings,
-                  reference: bool) -> list[ExtractSummary]:  # fmt: skip
+def extract_sitoo(
+    conn: psycopg.Connection, clients: Clients, run_id: str, mode: Mode, settings: ReconSettings, reference: bool
+) -> list[ExtractSummary]:
     site = clients.sitoo_site_id
     summaries = entities.extract_sitoo_reference(conn, clients.sitoo, run_id, site) if reference else []
     summaries.append(entities.extract_sitoo_orders(conn, clients.sitoo, run_id, mode, settings))
@@ -44,8 +47,9 @@ def extract_sitoo(conn: psycopg.Connection, clients: Clients, run_id: str, mode:
     return summaries
 
 
-def extract_all(conn: psycopg.Connection, clients: Clients, run_id: str, mode: Mode, settings: ReconSettings
-                ) -> list[ExtractSummary]:  # fmt: skip
+def extract_all(
+    conn: psycopg.Connection, clients: Clients, run_id: str, mode: Mode, settings: ReconSettings
+) -> list[ExtractSummary]:
     """Reveni first: the Cin7 sale details to fetch depend on which orders have returns."""
     reference = mode == "daily" or not entities.reference_loaded(conn)
     return [

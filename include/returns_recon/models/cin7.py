@@ -36,11 +36,27 @@ class SaleListRow(_Tolerant):
     def staging_rows(self, run_id: str) -> dict[str, list[tuple]]:
         return {
             "stg_cin7__sales:list": [
-                (self.SaleID, self.CustomerReference, self.ExternalID, self.OrderNumber, self.Status, self.Type,
-                 self.OrderStatus, None, None, self.BaseCurrency, self.CustomerCurrency, self.SourceChannel,
-                 self.OrderDate, self.Updated, run_id, self.CreditNoteNumber, None)
+                (
+                    self.SaleID,
+                    self.CustomerReference,
+                    self.ExternalID,
+                    self.OrderNumber,
+                    self.Status,
+                    self.Type,
+                    self.OrderStatus,
+                    None,
+                    None,
+                    self.BaseCurrency,
+                    self.CustomerCurrency,
+                    self.SourceChannel,
+                    self.OrderDate,
+                    self.Updated,
+                    run_id,
+                    self.CreditNoteNumber,
+                    None,
+                )
             ]
-        }  # fmt: skip
+        }
 
 
 class CreditNoteListRow(_Tolerant):
@@ -61,10 +77,17 @@ class CreditNoteListRow(_Tolerant):
     def staging_rows(self, run_id: str) -> dict[str, list[tuple]]:
         return {
             "stg_cin7__credit_note_list": [
-                (self.SaleID, self.CreditNoteNumber or "", self.CreditNoteStatus, self.RestockStatus, self.Type,
-                 self.Updated, run_id)
+                (
+                    self.SaleID,
+                    self.CreditNoteNumber or "",
+                    self.CreditNoteStatus,
+                    self.RestockStatus,
+                    self.Type,
+                    self.Updated,
+                    run_id,
+                )
             ]
-        }  # fmt: skip
+        }
 
 
 class Line(_Tolerant):
@@ -148,31 +171,94 @@ class Sale(_Tolerant):
         sid, currency = self.ID, self.CustomerCurrency
         last_note = self.CreditNotes[-1].CreditNoteNumber if self.CreditNotes else None
         lines = [
-            (sid, "order", n, self.Order.Status, ln.ProductID, ln.SKU, ln.Name, ln.Quantity, ln.Price, ln.Discount,
-             ln.Tax, ln.Total, ln.TaxRule)
+            (
+                sid,
+                "order",
+                n,
+                self.Order.Status,
+                ln.ProductID,
+                ln.SKU,
+                ln.Name,
+                ln.Quantity,
+                ln.Price,
+                ln.Discount,
+                ln.Tax,
+                ln.Total,
+                ln.TaxRule,
+            )
             for n, ln in enumerate(self.Order.Lines, 1)
         ] + [
-            (sid, inv.InvoiceNumber, n, inv.Status, ln.ProductID, ln.SKU, ln.Name, ln.Quantity, ln.Price,
-             ln.Discount, ln.Tax, ln.Total, ln.TaxRule)
+            (
+                sid,
+                inv.InvoiceNumber,
+                n,
+                inv.Status,
+                ln.ProductID,
+                ln.SKU,
+                ln.Name,
+                ln.Quantity,
+                ln.Price,
+                ln.Discount,
+                ln.Tax,
+                ln.Total,
+                ln.TaxRule,
+            )
             for inv in self.Invoices
             for n, ln in enumerate(inv.Lines, 1)
-        ]  # fmt: skip
+        ]
         return {
             "stg_cin7__sales": [
-                (sid, self.CustomerReference, self.ExternalID, self.Order.SaleOrderNumber, self.Status, self.Type,
-                 self.Order.Status, self.Location, self.TaxCalculation, self.BaseCurrency, currency,
-                 self.SourceChannel, self.SaleOrderDate, self.LastModifiedOn, run_id, last_note,
-                 self.LastModifiedOn)
+                (
+                    sid,
+                    self.CustomerReference,
+                    self.ExternalID,
+                    self.Order.SaleOrderNumber,
+                    self.Status,
+                    self.Type,
+                    self.Order.Status,
+                    self.Location,
+                    self.TaxCalculation,
+                    self.BaseCurrency,
+                    currency,
+                    self.SourceChannel,
+                    self.SaleOrderDate,
+                    self.LastModifiedOn,
+                    run_id,
+                    last_note,
+                    self.LastModifiedOn,
+                )
             ],
             "stg_cin7__sale_lines": lines,
             "stg_cin7__credit_notes": [
-                (cn.TaskID, sid, cn.CreditNoteNumber, cn.CreditNoteInvoiceNumber, cn.Memo, cn.Status,
-                 cn.CreditNoteDate, cn.TotalBeforeTax, cn.Tax, cn.Total, currency)
+                (
+                    cn.TaskID,
+                    sid,
+                    cn.CreditNoteNumber,
+                    cn.CreditNoteInvoiceNumber,
+                    cn.Memo,
+                    cn.Status,
+                    cn.CreditNoteDate,
+                    cn.TotalBeforeTax,
+                    cn.Tax,
+                    cn.Total,
+                    currency,
+                )
                 for cn in self.CreditNotes
             ],
             "stg_cin7__credit_note_lines": [
-                (cn.TaskID, n, sid, ln.ProductID, ln.SKU, ln.Quantity, ln.Price, ln.Discount, ln.Tax, ln.Total,
-                 ln.TaxRule)
+                (
+                    cn.TaskID,
+                    n,
+                    sid,
+                    ln.ProductID,
+                    ln.SKU,
+                    ln.Quantity,
+                    ln.Price,
+                    ln.Discount,
+                    ln.Tax,
+                    ln.Total,
+                    ln.TaxRule,
+                )
                 for cn in self.CreditNotes
                 for n, ln in enumerate(cn.Lines, 1)
             ],
@@ -181,7 +267,7 @@ class Sale(_Tolerant):
                 for cn in self.CreditNotes
                 for n, r in enumerate(cn.Restock, 1)
             ],
-        }  # fmt: skip
+        }
 
 
 class Product(_Tolerant):
@@ -251,7 +337,16 @@ class StockTransferRow(_Tolerant):
     def staging_rows(self, run_id: str) -> dict[str, list[tuple]]:
         return {
             "stg_cin7__stock_transfers": [
-                (self.TaskID, self.Number, self.Status, self.FromLocation, self.ToLocation, self.Reference,
-                 self.CompletionDate, self.LastModifiedOn, run_id)
+                (
+                    self.TaskID,
+                    self.Number,
+                    self.Status,
+                    self.FromLocation,
+                    self.ToLocation,
+                    self.Reference,
+                    self.CompletionDate,
+                    self.LastModifiedOn,
+                    run_id,
+                )
             ]
-        }  # fmt: skip
+        }

@@ -9,9 +9,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from returns_recon.models.types import Currency, Money, OptionalUtcTime, UtcTime
 
 Status = Literal[
-    "incomplete", "in_progress", "shipped", "received", "for_review",
-    "accepted", "partly_accepted", "rejected", "cancelled",
-]  # fmt: skip
+    "incomplete",
+    "in_progress",
+    "shipped",
+    "received",
+    "for_review",
+    "accepted",
+    "partly_accepted",
+    "rejected",
+    "cancelled",
+]
 
 
 class _Tolerant(BaseModel):
@@ -79,16 +86,43 @@ class ReveniReturn(_Tolerant):
         point = self.return_point
         return {
             "stg_reveni__returns": [
-                (self.id, self.order.id, self.order.external_id, self.type, self.instant, self.status, self.amount,
-                 self.currency, self.refund_method, point.id, point.type, point.name, self.received_at,
-                 self.created_at, self.updated_at, run_id)
+                (
+                    self.id,
+                    self.order.id,
+                    self.order.external_id,
+                    self.type,
+                    self.instant,
+                    self.status,
+                    self.amount,
+                    self.currency,
+                    self.refund_method,
+                    point.id,
+                    point.type,
+                    point.name,
+                    self.received_at,
+                    self.created_at,
+                    self.updated_at,
+                    run_id,
+                )
             ],
             "stg_reveni__return_items": [
-                (i.item_id, self.id, n, i.sku, i.name, i.quantity, i.price, i.return_reason,
-                 i.exchange.sku if i.exchange else None, i.validation_status, i.restock, i.validated_at)
+                (
+                    i.item_id,
+                    self.id,
+                    n,
+                    i.sku,
+                    i.name,
+                    i.quantity,
+                    i.price,
+                    i.return_reason,
+                    i.exchange.sku if i.exchange else None,
+                    i.validation_status,
+                    i.restock,
+                    i.validated_at,
+                )
                 for n, i in enumerate(self.return_items, 1)
             ],
             "stg_reveni__refunds": [
                 (r.id, self.id, r.amount, r.currency, r.status, r.method, r.refunded_at) for r in self.refunds
             ],
-        }  # fmt: skip
+        }

@@ -44,10 +44,18 @@ class Warehouse(_Tolerant):
     def staging_rows(self, run_id: str) -> dict[str, list[tuple]]:
         return {
             "stg_sitoo__warehouses": [
-                (self.warehouseid, self.warehousetype, self.usetype, self.storeid, self.sellable, self.name,
-                 self.externalid, run_id)
+                (
+                    self.warehouseid,
+                    self.warehousetype,
+                    self.usetype,
+                    self.storeid,
+                    self.sellable,
+                    self.name,
+                    self.externalid,
+                    run_id,
+                )
             ]
-        }  # fmt: skip
+        }
 
 
 class Store(_Tolerant):
@@ -105,13 +113,21 @@ class WarehouseTransaction(_Tolerant):
         tid = self.warehousetransactionid
         return {
             "stg_sitoo__warehouse_transactions": [
-                (tid, self.warehouseid, self.transactiontype, self.externalid, self.description, self.reasoncode,
-                 self.datecreated, run_id)
+                (
+                    tid,
+                    self.warehouseid,
+                    self.transactiontype,
+                    self.externalid,
+                    self.description,
+                    self.reasoncode,
+                    self.datecreated,
+                    run_id,
+                )
             ],
             "stg_sitoo__warehouse_transaction_items": [
                 (tid, n, i.sku, i.decimalquantity) for n, i in enumerate(self.items, 1)
             ],
-        }  # fmt: skip
+        }
 
 
 class OrderItem(_Tolerant):
@@ -150,12 +166,23 @@ class Order(_Tolerant):
         paid = sum((p.moneyamount for p in self.payments), Decimal(0))
         return {
             "stg_sitoo__orders": [
-                (self.orderid, self.externalid, self.creditorderid, self.orderdate, self.orderstateid,
-                 self.paymentstateid, self.ordertypeid, self.warehouseid, self.currencycode,
-                 self.moneytotal_gross_all, paid, run_id)
+                (
+                    self.orderid,
+                    self.externalid,
+                    self.creditorderid,
+                    self.orderdate,
+                    self.orderstateid,
+                    self.paymentstateid,
+                    self.ordertypeid,
+                    self.warehouseid,
+                    self.currencycode,
+                    self.moneytotal_gross_all,
+                    paid,
+                    run_id,
+                )
             ],
             "stg_sitoo__order_items": [
                 (self.orderid, n, i.sku, i.productname, i.quantity, i.moneyitemtotal_net, i.moneyitemtotal_vat)
                 for n, i in enumerate(self.orderitems, 1)
             ],
-        }  # fmt: skip
+        }

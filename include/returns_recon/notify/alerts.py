@@ -32,8 +32,7 @@ def failed_tasks(ti: Any) -> list[str]:
     except Exception:  # outside a task's runtime (no supervisor to ask)
         log.info("the run's task states are not available here")
         return []
-    return sorted(t for t, state in states.items()
-                  if state in ("failed", "upstream_failed") and t != WATCHER)  # fmt: skip
+    return sorted(t for t, state in states.items() if state in ("failed", "upstream_failed") and t != WATCHER)
 
 
 def failure_text(context: dict[str, Any]) -> tuple[str, str]:
@@ -106,8 +105,14 @@ def dag_failure_alert(context: dict[str, Any]) -> None:
         return
     subject, body = failure_text(context)
     dag_id, run_id = _run_of(context)
-    _mail_or_fallback("dag_run_failed", subject, body, lambda to, sender: alert_message(context, to, sender),
-                      dag_id=dag_id, run_id=run_id)  # fmt: skip
+    _mail_or_fallback(
+        "dag_run_failed",
+        subject,
+        body,
+        lambda to, sender: alert_message(context, to, sender),
+        dag_id=dag_id,
+        run_id=run_id,
+    )
 
 
 def late_run_alert(**kwargs: Any) -> None:
@@ -119,8 +124,13 @@ def late_run_alert(**kwargs: Any) -> None:
         f"throttled task (details: {details}).\n"
     )
 
-    _mail_or_fallback("hourly_run_late", subject, body, lambda to, sender: _message(subject, body, to, sender),
-                      dag_id="returns_recon_hourly")  # fmt: skip
+    _mail_or_fallback(
+        "hourly_run_late",
+        subject,
+        body,
+        lambda to, sender: _message(subject, body, to, sender),
+        dag_id="returns_recon_hourly",
+    )
 
 
 def digest_failure_alert(context: dict[str, Any]) -> None:
@@ -132,8 +142,16 @@ def digest_failure_alert(context: dict[str, Any]) -> None:
     if not isinstance(error, DigestNotSent):
         return  # another failure (e.g. the warehouse): the run's failure alert reports it, by mail
     dag_id, run_id = _run_of(context)
-    text = (f"[returns recon] the exception emails of {dag_id} ({run_id}) could not be sent\n{one_line(error, 2000)}\n"
-            "They are sent by the next run that reaches the SMTP server, once per owner and day.\n")  # fmt: skip
+    text = (
+        f"[returns recon] the exception emails of {dag_id} ({run_id}) could not be sent\n{one_line(error, 2000)}\n"
+        "They are sent by the next run that reaches the SMTP server, once per owner and day.\n"
+    )
     task = context.get("task_instance") or context.get("ti")
-    send_fallback("digest_not_sent", text, dag_id=dag_id, run_id=run_id, task_id=getattr(task, "task_id", None),
-                  owners=", ".join(error.reasons))  # fmt: skip
+    send_fallback(
+        "digest_not_sent",
+        text,
+        dag_id=dag_id,
+        run_id=run_id,
+        task_id=getattr(task, "task_id", None),
+        owners=", ".join(error.reasons),
+    )

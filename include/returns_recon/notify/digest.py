@@ -51,25 +51,77 @@ log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).with_name("templates")
 OWNERS = ("finance", "operations", "customer service", "data")
 # the open exceptions' CSV: the columns of recon.exception_details a mail row shows, and the rest of the row
-CSV_COLUMNS = ("exception_key", "exception_type", "severity", "state", "order_number", "return_id", "item_id", "sku",
-               "cin7_sale_id", "cin7_sale_order_number", "cin7_exchange_order_number", "credit_note_numbers",
-               "transfer_numbers", "sitoo_order_ids", "sitoo_transaction_ids", "money_at_risk", "currency",
-               "refunded", "refund_currency", "credited", "credit_currency", "return_event", "return_event_at",
-               "age_days", "expected_warehouse", "stock_found_at", "return_point_id", "first_seen_at",
-               "last_seen_at", "occurrences", "detail")  # fmt: skip
+CSV_COLUMNS = (
+    "exception_key",
+    "exception_type",
+    "severity",
+    "state",
+    "order_number",
+    "return_id",
+    "item_id",
+    "sku",
+    "cin7_sale_id",
+    "cin7_sale_order_number",
+    "cin7_exchange_order_number",
+    "credit_note_numbers",
+    "transfer_numbers",
+    "sitoo_order_ids",
+    "sitoo_transaction_ids",
+    "money_at_risk",
+    "currency",
+    "refunded",
+    "refund_currency",
+    "credited",
+    "credit_currency",
+    "return_event",
+    "return_event_at",
+    "age_days",
+    "expected_warehouse",
+    "stock_found_at",
+    "return_point_id",
+    "first_seen_at",
+    "last_seen_at",
+    "occurrences",
+    "detail",
+)
 # the fixes' CSV: one row per document the pipeline created since the last mail
-FIXED_COLUMNS = ("fixed_at", "action", "system", "document", "target_ref", "amount", "currency", "sku", "quantity",
-                 "from_location", "to_location", "order_number", "return_id", "item_id", "exception_key",
-                 "exception_type", "status")  # fmt: skip
+FIXED_COLUMNS = (
+    "fixed_at",
+    "action",
+    "system",
+    "document",
+    "target_ref",
+    "amount",
+    "currency",
+    "sku",
+    "quantity",
+    "from_location",
+    "to_location",
+    "order_number",
+    "return_id",
+    "item_id",
+    "exception_key",
+    "exception_type",
+    "status",
+)
 # a cell starting with one of these is a formula to a spreadsheet (OWASP "CSV Injection")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 # the documents beside an exception, as a mail row names them
-DOCUMENTS = (("Cin7 sale", "cin7_sale_order_number"), ("exchange order", "cin7_exchange_order_number"),
-             ("credit note", "credit_note_numbers"), ("transfer", "transfer_numbers"),
-             ("Sitoo order", "sitoo_order_ids"), ("Sitoo transaction", "sitoo_transaction_ids"))  # fmt: skip
-ACTIONS = {"create_credit_note": "credit note", "transfer_to_sellable": "transfer to sellable",
-           "transfer_to_holding": "transfer to holding", "sitoo_store_stock": "Sitoo warehouse transaction",
-           "sitoo_return_record": "Sitoo return record"}  # fmt: skip
+DOCUMENTS = (
+    ("Cin7 sale", "cin7_sale_order_number"),
+    ("exchange order", "cin7_exchange_order_number"),
+    ("credit note", "credit_note_numbers"),
+    ("transfer", "transfer_numbers"),
+    ("Sitoo order", "sitoo_order_ids"),
+    ("Sitoo transaction", "sitoo_transaction_ids"),
+)
+ACTIONS = {
+    "create_credit_note": "credit note",
+    "transfer_to_sellable": "transfer to sellable",
+    "transfer_to_holding": "transfer to holding",
+    "sitoo_store_stock": "Sitoo warehouse transaction",
+    "sitoo_return_record": "Sitoo return record",
+}
 AGE_BUCKETS = (("< 1 day", 0), ("1–7 days", 7), ("8–30 days", 30), ("> 30 days", None))
 
 OPEN = f"""
@@ -139,8 +191,10 @@ class DigestNotSent(RuntimeError):
         for owner, reason in reasons.items():
             by_reason.setdefault(reason, []).append(owner)
         what = "; ".join(f"{', '.join(owners)}: {reason}" for reason, owners in by_reason.items())
-        super().__init__(f"exception emails not sent for {what} ({sent} sent). A re-run (clear the task, or the next "
-                         "daily run) sends only the mails not yet sent today.")  # fmt: skip
+        super().__init__(
+            f"exception emails not sent for {what} ({sent} sent). A re-run (clear the task, or the next "
+            "daily run) sends only the mails not yet sent today."
+        )
         self.reasons = reasons
 
 
@@ -222,8 +276,11 @@ class Digest:
         fixed = f", {len(self.fixed)} fixed by the pipeline" if self.fixed else ""
         if self.all_clear:
             return one_line(f"[returns recon] {self.owner}: all clear{fixed} ({self.mail_date})", 200)
-        return one_line(f"[returns recon] {self.owner}: {len(self.open)} open exceptions, {len(self.new)} new{fixed} "
-                        f"({self.mail_date})", 200)  # fmt: skip
+        return one_line(
+            f"[returns recon] {self.owner}: {len(self.open)} open exceptions, {len(self.new)} new{fixed} "
+            f"({self.mail_date})",
+            200,
+        )
 
 
 def _last_sent(conn: psycopg.Connection, owner: str) -> Any:
@@ -266,8 +323,9 @@ def _png(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
-def charts(conn: psycopg.Connection, rows: list[dict[str, Any]],
-           money: list[dict[str, Any]]) -> tuple[bytes, dict[str, bytes]]:  # fmt: skip
+def charts(
+    conn: psycopg.Connection, rows: list[dict[str, Any]], money: list[dict[str, Any]]
+) -> tuple[bytes, dict[str, bytes]]:
     """Open exceptions by the age of their return's event (a count, no money); and one chart per currency,
     never summing currencies: refunded against credited over the last 14 days (``recon.refund_journal``),
     and the owner's money at risk by age (``money``: each return once, with its largest gap)."""
@@ -311,10 +369,12 @@ def charts(conn: psycopg.Connection, rows: list[dict[str, Any]],
         left.tick_params(axis="x", labelrotation=45, labelsize=7)
         left.legend(fontsize=7)
         at_risk = gaps.get(currency, {name: [Decimal(0), Decimal(0)] for name in names})
-        right.bar(names, [float(short) for short, _ in at_risk.values()], color="#d9534f",
-                  label="refunded more than credited")  # fmt: skip
-        right.bar(names, [float(over) for _, over in at_risk.values()], color="#f0a030",
-                  label="credited more than refunded")  # fmt: skip
+        right.bar(
+            names, [float(short) for short, _ in at_risk.values()], color="#d9534f", label="refunded more than credited"
+        )
+        right.bar(
+            names, [float(over) for _, over in at_risk.values()], color="#f0a030", label="credited more than refunded"
+        )
         right.axhline(0, color="#555", linewidth=0.8)
         right.legend(fontsize=7)
         right.set_title(f"Money at risk by age, credited − refunded ({currency})")
@@ -323,8 +383,9 @@ def charts(conn: psycopg.Connection, rows: list[dict[str, Any]],
     return by_age, per_currency
 
 
-def money_by_currency(at_risk: list[dict[str, Any]], returns_at_risk: list[dict[str, Any]],
-                      rows: list[dict[str, Any]], top: int = 5) -> list[dict[str, Any]]:  # fmt: skip
+def money_by_currency(
+    at_risk: list[dict[str, Any]], returns_at_risk: list[dict[str, Any]], rows: list[dict[str, Any]], top: int = 5
+) -> list[dict[str, Any]]:
     """Per currency (never summed across), ``recon.money_at_risk``'s row: how many returns, the gaps below zero
     (refunded more than credited, shown negative) and above zero, each summed on its own so that one never hides
     the other; and the returns behind it (``recon.money_at_risk_by_return``, largest gap first) as the exception
@@ -334,9 +395,17 @@ def money_by_currency(at_risk: list[dict[str, Any]], returns_at_risk: list[dict[
     for chosen in returns_at_risk:
         if chosen["exception_key"] in details:  # always, unless the queue changed between the two reads
             returns.setdefault(chosen["currency"], []).append(details[chosen["exception_key"]])
-    return [{"currency": t["currency"], "n": t["returns"], "short": 0 - t["under_credited"], "over": t["over_credited"],
-             "returns": returns.get(t["currency"], []), "top": returns.get(t["currency"], [])[:top]}
-            for t in at_risk]  # fmt: skip
+    return [
+        {
+            "currency": t["currency"],
+            "n": t["returns"],
+            "short": 0 - t["under_credited"],
+            "over": t["over_credited"],
+            "returns": returns.get(t["currency"], []),
+            "top": returns.get(t["currency"], [])[:top],
+        }
+        for t in at_risk
+    ]
 
 
 def _csv(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> bytes:
@@ -352,8 +421,9 @@ def render(digest: Digest, from_email: str, now: datetime | None = None) -> Emai
     env = environment()
     by_type: dict[str, dict[str, Any]] = {}
     for row in digest.open:
-        entry = by_type.setdefault(row["exception_type"], {"exception_type": row["exception_type"], "n": 0,
-                                                            "oldest_days": 0})  # fmt: skip
+        entry = by_type.setdefault(
+            row["exception_type"], {"exception_type": row["exception_type"], "n": 0, "oldest_days": 0}
+        )
         entry["n"] += 1
         entry["oldest_days"] = max(entry["oldest_days"], row["age_days"] or 0)
     context = {
@@ -382,16 +452,25 @@ def render(digest: Digest, from_email: str, now: datetime | None = None) -> Emai
         html.add_related(png, "image", "png", cid=f"<chart-{currency}>", filename=f"money-{currency}.png")
     name = f"{digest.owner.replace(' ', '-')}-{digest.mail_date}.csv"
     if digest.open:
-        message.add_attachment(_csv(CSV_COLUMNS, digest.open), maintype="text", subtype="csv",
-                               filename=f"open-exceptions-{name}")  # fmt: skip
+        message.add_attachment(
+            _csv(CSV_COLUMNS, digest.open), maintype="text", subtype="csv", filename=f"open-exceptions-{name}"
+        )
     if digest.fixed:
-        message.add_attachment(_csv(FIXED_COLUMNS, digest.fixed), maintype="text", subtype="csv",
-                               filename=f"fixed-by-pipeline-{name}")  # fmt: skip
+        message.add_attachment(
+            _csv(FIXED_COLUMNS, digest.fixed), maintype="text", subtype="csv", filename=f"fixed-by-pipeline-{name}"
+        )
     return message
 
 
-def send_digests(conn: psycopg.Connection, send: Sender, mail_date: date, recipients: dict[str, list[str]],
-                 from_email: str, run_id: str, all_clear_weekday: int | None = 0) -> dict[str, str]:  # fmt: skip
+def send_digests(
+    conn: psycopg.Connection,
+    send: Sender,
+    mail_date: date,
+    recipients: dict[str, list[str]],
+    from_email: str,
+    run_id: str,
+    all_clear_weekday: int | None = 0,
+) -> dict[str, str]:
     """Send each owner's mail once per day; returns what happened per owner. A mail SMTP did not take is
     left to the next run (its ``email_log`` row stays ``sending``); once every owner has been tried (or
     the server is unreachable), ``DigestNotSent`` fails the task, naming the server and the error."""
@@ -434,8 +513,10 @@ def send_digests(conn: psycopg.Connection, send: Sender, mail_date: date, recipi
             "UPDATE recon.email_log SET status = 'sent', sent_at = now() WHERE owner = %s AND mail_date = %s",
             (owner, mail_date),
         )
-        outcome[owner] = (f"sent to {len(to)} recipient(s): {len(digest.open)} open, {len(digest.new)} new, "
-                          f"{len(digest.fixed)} fixed by the pipeline")  # fmt: skip
+        outcome[owner] = (
+            f"sent to {len(to)} recipient(s): {len(digest.open)} open, {len(digest.new)} new, "
+            f"{len(digest.fixed)} fixed by the pipeline"
+        )
         log.info("exception email for %s: %s", owner, outcome[owner])
     if not_sent:
         raise DigestNotSent(not_sent, sent=sum(1 for o in outcome.values() if o.startswith("sent")))
@@ -443,8 +524,14 @@ def send_digests(conn: psycopg.Connection, send: Sender, mail_date: date, recipi
 
 
 # errors of reaching the server (as opposed to the server refusing one mail)
-_UNREACHABLE = (ConnectionError, TimeoutError, socket.gaierror, smtplib.SMTPConnectError,
-                smtplib.SMTPServerDisconnected, smtplib.SMTPHeloError)  # fmt: skip
+_UNREACHABLE = (
+    ConnectionError,
+    TimeoutError,
+    socket.gaierror,
+    smtplib.SMTPConnectError,
+    smtplib.SMTPServerDisconnected,
+    smtplib.SMTPHeloError,
+)
 
 
 def smtp_sender(conn_id: str = "smtp_default") -> tuple[Sender, str]:
@@ -465,8 +552,9 @@ def smtp_sender(conn_id: str = "smtp_default") -> tuple[Sender, str]:
         except (OSError, smtplib.SMTPException) as exc:  # SMTPException is an OSError; both named for clarity
             unreachable = isinstance(exc, _UNREACHABLE)
             why = redact(f"{type(exc).__name__}: {one_line(exc, 300)}", [connection.password or ""])
-            raise MailDeliveryError(f"{server} {'is unreachable' if unreachable else 'did not take the mail'}: {why}",
-                                    unreachable) from exc  # fmt: skip
+            raise MailDeliveryError(
+                f"{server} {'is unreachable' if unreachable else 'did not take the mail'}: {why}", unreachable
+            ) from exc
         except AirflowException as exc:  # the hook's own wrapping, e.g. "Unable to connect to smtp server"
             why = redact(f"{type(exc).__name__}: {one_line(exc, 300)}", [connection.password or ""])
             raise MailDeliveryError(f"{server} failed: {why}", unreachable=True) from exc

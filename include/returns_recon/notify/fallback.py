@@ -78,8 +78,11 @@ def send_fallback(event: str, text: str, **fields: Any) -> bool:
     in failure paths (callbacks, a task already failing) whose own error must stay the one reported."""
     conn_id = fallback_conn_id()
     if not conn_id:
-        log.error("alert %s not delivered by mail and no fallback channel is configured "
-                  "(RECON_ALERT_FALLBACK_CONN_ID): %s", event, one_line(text, 500))  # fmt: skip
+        log.error(
+            "alert %s not delivered by mail and no fallback channel is configured (RECON_ALERT_FALLBACK_CONN_ID): %s",
+            event,
+            one_line(text, 500),
+        )
         return False
     from airflow.providers.http.notifications import HttpNotifier
 
@@ -91,8 +94,12 @@ def send_fallback(event: str, text: str, **fields: Any) -> bool:
         log.error("fallback alert connection %r could not be read: %s", conn_id, type(exc).__name__)
         return False
     if conn is None:
-        log.error("fallback alert connection %r is not defined (set AIRFLOW_CONN_%s): alert %s not delivered",
-                  conn_id, conn_id.upper(), event)  # fmt: skip
+        log.error(
+            "fallback alert connection %r is not defined (set AIRFLOW_CONN_%s): alert %s not delivered",
+            conn_id,
+            conn_id.upper(),
+            event,
+        )
         return False
     secrets = _known_secrets(conn_id)
     payload = {"text": redact(text, secrets), "event": event, "source": "returns_recon"}

@@ -210,12 +210,16 @@ def run_location_map_checks(rows: list[dict[str, Any]], docs_dir: Path | None, r
     for kind, kwargs, severity in LOCATION_MAP_CHECKS:
         label = f"{kind}({', '.join(f'{k}={v}' for k, v in sorted(kwargs.items()))}) on location_map.csv"
         suite.add_expectation(getattr(gxe, kind)(**kwargs, meta={"severity": severity, "label": label}))
-    definition = context.validation_definitions.add(gx.ValidationDefinition(name="location_map_csv", data=batch,
-                                                                           suite=suite))  # fmt: skip
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name="location_map_csv", data=batch, suite=suite)
+    )
     checkpoint = context.checkpoints.add(
-        gx.Checkpoint(name="location_map_csv", validation_definitions=[definition],
-                      result_format=_result_format(["return_point_id"]))
-    )  # fmt: skip
+        gx.Checkpoint(
+            name="location_map_csv",
+            validation_definitions=[definition],
+            result_format=_result_format(["return_point_id"]),
+        )
+    )
     checkpoint_result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=_run_identifier(run_name))
     _keep_for_docs(context, checkpoint_result, docs_dir)
     outcomes = []
@@ -223,10 +227,18 @@ def run_location_map_checks(rows: list[dict[str, Any]], docs_dir: Path | None, r
         for result in validation.results:
             detail = result.result or {}
             meta = result.expectation_config.meta
-            outcomes.append(Outcome("location_map_csv", meta["label"], meta["severity"], bool(result.success),
-                                    detail.get("observed_value"), detail.get("element_count"),
-                                    detail.get("unexpected_count"),
-                                    (detail.get("partial_unexpected_index_list") or [])[:SAMPLE]))  # fmt: skip
+            outcomes.append(
+                Outcome(
+                    "location_map_csv",
+                    meta["label"],
+                    meta["severity"],
+                    bool(result.success),
+                    detail.get("observed_value"),
+                    detail.get("element_count"),
+                    detail.get("unexpected_count"),
+                    (detail.get("partial_unexpected_index_list") or [])[:SAMPLE],
+                )
+            )
     return Report(outcomes, data_docs.build(context, docs_dir) if docs_dir else None)
 
 
@@ -241,12 +253,20 @@ def store(conn: psycopg.Connection, run_id: str, report: Report) -> None:
                  element_count = EXCLUDED.element_count, unexpected_count = EXCLUDED.unexpected_count,
                  unexpected_sample = EXCLUDED.unexpected_sample, checked_at = now()""",
             [
-                (run_id, o.suite, o.expectation, o.severity, o.success,
-                 None if o.observed_value is None else str(o.observed_value), o.element_count, o.unexpected_count,
-                 json.dumps(o.unexpected_sample, default=str))
+                (
+                    run_id,
+                    o.suite,
+                    o.expectation,
+                    o.severity,
+                    o.success,
+                    None if o.observed_value is None else str(o.observed_value),
+                    o.element_count,
+                    o.unexpected_count,
+                    json.dumps(o.unexpected_sample, default=str),
+                )
                 for o in report.outcomes
             ],
-        )  # fmt: skip
+        )
 
 
 def enforce(report: Report) -> None:

@@ -144,18 +144,24 @@ def _swap_script(conn: psycopg.Connection, settings: ReconSettings) -> str:
     then the views (which read the new tables, comments and all) moved from recon_build into recon, the
     savepoint released."""
     lock_timeout_ms = max(1, round(settings.publish_lock_timeout_seconds * 1000))
-    steps = [sql.SQL("SAVEPOINT {}").format(sql.Identifier(SWAP_SAVEPOINT)),
-             sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(lock_timeout_ms))]  # fmt: skip
+    steps = [
+        sql.SQL("SAVEPOINT {}").format(sql.Identifier(SWAP_SAVEPOINT)),
+        sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(lock_timeout_ms)),
+    ]
     steps += [sql.SQL("DROP VIEW IF EXISTS recon.{}").format(sql.Identifier(v)) for v in reversed(publish.VIEWS)]
     for table in publish.TABLES:
         name = sql.Identifier(table)
-        steps += [sql.SQL("DROP TABLE IF EXISTS recon.{}").format(name),
-                  sql.SQL("ALTER TABLE recon_build.{} SET SCHEMA recon").format(name),
-                  sql.SQL("GRANT SELECT ON recon.{} TO recon_reader").format(name)]  # fmt: skip
+        steps += [
+            sql.SQL("DROP TABLE IF EXISTS recon.{}").format(name),
+            sql.SQL("ALTER TABLE recon_build.{} SET SCHEMA recon").format(name),
+            sql.SQL("GRANT SELECT ON recon.{} TO recon_reader").format(name),
+        ]
     for view in publish.VIEWS:
         name = sql.Identifier(view)
-        steps += [sql.SQL("ALTER VIEW recon_build.{} SET SCHEMA recon").format(name),
-                  sql.SQL("GRANT SELECT ON recon.{} TO recon_reader").format(name)]  # fmt: skip
+        steps += [
+            sql.SQL("ALTER VIEW recon_build.{} SET SCHEMA recon").format(name),
+            sql.SQL("GRANT SELECT ON recon.{} TO recon_reader").format(name),
+        ]
     steps += [
         sql.SQL("DROP SCHEMA recon_build"),
         sql.SQL("RELEASE SAVEPOINT {}").format(sql.Identifier(SWAP_SAVEPOINT)),
@@ -182,9 +188,11 @@ def _swap(conn: psycopg.Connection, settings: ReconSettings) -> None:
         last_report[0] = time.monotonic()
         log.warning(
             "publishing waits for locks on the published tables (attempt %d, %.0f s so far, gives up after %g s): %s",
-            state.attempt_number, state.seconds_since_start, settings.publish_lock_wait_seconds,
+            state.attempt_number,
+            state.seconds_since_start,
+            settings.publish_lock_wait_seconds,
             "; ".join(describe_blockers(conn)) or "no session holds one now",
-        )  # fmt: skip
+        )
 
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(SWAP_CONFLICTS),

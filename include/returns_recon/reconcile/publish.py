@@ -220,8 +220,10 @@ def comment_statements(schema: str = "recon_build") -> sql.Composed:
         kind = sql.SQL("VIEW" if name in VIEWS else "TABLE")
         relation = sql.Identifier(schema, name)
         steps.append(sql.SQL("COMMENT ON {} {} IS {}").format(kind, relation, sql.Literal(about)))
-        steps += [sql.SQL("COMMENT ON COLUMN {} IS {}").format(sql.Identifier(schema, name, column), sql.Literal(text))
-                  for column, text in columns.items()]  # fmt: skip
+        steps += [
+            sql.SQL("COMMENT ON COLUMN {} IS {}").format(sql.Identifier(schema, name, column), sql.Literal(text))
+            for column, text in columns.items()
+        ]
     return sql.SQL(";\n").join(steps)
 
 

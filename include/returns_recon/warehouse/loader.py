@@ -263,8 +263,14 @@ def minimise_stored(conn: psycopg.Connection, source: str, entity: str) -> tuple
         (source, entity, version, records, quarantined),
     )
     if records or quarantined:
-        log.warning("%s.%s: %d stored payloads and %d quarantined ones minimised to allow-list %s", source, entity,
-                    records, quarantined, version)  # fmt: skip
+        log.warning(
+            "%s.%s: %d stored payloads and %d quarantined ones minimised to allow-list %s",
+            source,
+            entity,
+            records,
+            quarantined,
+            version,
+        )
     return records, quarantined
 
 
