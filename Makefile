@@ -4,7 +4,6 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m local_stack
-export PYTHONPATH := $(CURDIR)/include:$(CURDIR)
 SCENARIO ?=
 PYTEST_ARGS ?=
 
@@ -26,12 +25,12 @@ help:
 	@echo "make simulate SCENARIO=path   serve the three API simulators (foreground)"
 	@echo "make scenario RETURNS=N SEED=S OUT=path   generate a scenario with its answer key"
 
-$(VENV)/.installed: requirements.txt constraints.txt
+$(VENV)/.installed: requirements.txt constraints.txt pyproject.toml tools/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
-	@# put include/ (the packages) and the project root on the venv's path, as Airflow images do
-	$(PY) -c "import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'returns_recon_project.pth').write_text('$(CURDIR)/include\n$(CURDIR)\n')"
+	@# the pipeline package (pyproject.toml) and the local tooling (tools/pyproject.toml), editable
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . -e ./tools
 	touch $@
 
 venv: $(VENV)/.installed
@@ -48,8 +47,8 @@ chaos: venv
 	$(PY) -m pytest -m faults -p no:xdist -s -q $(PYTEST_ARGS)
 
 lint: venv
-	$(VENV)/bin/ruff check dags plugins include tests bench
-	$(VENV)/bin/ruff format --check --quiet dags plugins include tests bench
+	$(VENV)/bin/ruff check dags plugins include tools tests bench
+	$(VENV)/bin/ruff format --check --quiet dags plugins include tools tests bench
 	@# the SQL files (pyproject.toml [tool.sqlfluff]; the migrations applied before the linter, .sqlfluffignore)
 	$(VENV)/bin/sqlfluff lint --disable-progress-bar include
 

@@ -148,8 +148,8 @@ def hourly_and_postings(
     server: EmbeddedWarehouse, work: Path, results: dict, history: int, changed: int, postings: int
 ) -> None:
     from returns_recon.apis.client import RetrySettings
-    from returns_recon.apis.hooks import Cin7CoreHook, ReveniHook, SitooHook
     from returns_recon.extract.run import Clients, extract_all
+    from returns_recon.orchestration.hooks import Cin7CoreHook, ReveniHook, SitooHook
     from returns_recon.postings.execute import execute, quality_gate
     from returns_recon.postings.plan import plan
 

@@ -1,4 +1,4 @@
-"""The daily returns-reconciliation DAG; its documentation is returns_recon.dag_docs.DAILY."""
+"""The daily returns-reconciliation DAG; its documentation is returns_recon.orchestration.docs.DAILY."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from datetime import datetime
 
 from airflow.sdk import dag
 
-from returns_recon.dag_defaults import DAILY_PARAMS, DEFAULT_ARGS, TAGS_COMMON
-from returns_recon.dag_docs import DAILY
-from returns_recon.dag_structure import build
-from returns_recon.notify.alerts import dag_failure_alert
+from returns_recon.orchestration.alerts import dag_failure_alert
+from returns_recon.orchestration.defaults import DAILY_PARAMS, DEFAULT_ARGS, TAGS_COMMON
+from returns_recon.orchestration.docs import DAILY
+from returns_recon.orchestration.structure import build
 
 
 @dag(

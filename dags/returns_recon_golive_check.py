@@ -1,4 +1,4 @@
-"""The manual go-live check DAG; its documentation is returns_recon.dag_docs.GOLIVE_CHECK."""
+"""The manual go-live check DAG; its documentation is returns_recon.orchestration.docs.GOLIVE_CHECK."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from datetime import datetime
 
 from airflow.sdk import dag, task_group
 
-from returns_recon.airflow_tasks import check_connections, golive_check, migrate_warehouse
-from returns_recon.dag_defaults import DEFAULT_ARGS, TAGS_COMMON
-from returns_recon.dag_docs import GOLIVE_CHECK
-from returns_recon.notify.alerts import dag_failure_alert
+from returns_recon.orchestration.alerts import dag_failure_alert
+from returns_recon.orchestration.defaults import DEFAULT_ARGS, TAGS_COMMON
+from returns_recon.orchestration.docs import GOLIVE_CHECK
+from returns_recon.orchestration.tasks import check_connections, golive_check, migrate_warehouse
 
 
 @dag(

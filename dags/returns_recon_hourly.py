@@ -1,4 +1,4 @@
-"""The hourly returns-reconciliation DAG; its documentation is returns_recon.dag_docs.HOURLY."""
+"""The hourly returns-reconciliation DAG; its documentation is returns_recon.orchestration.docs.HOURLY."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from datetime import datetime
 
 from airflow.sdk import dag
 
-from returns_recon.dag_defaults import DEFAULT_ARGS, HOURLY_PARAMS, HOURLY_RUN_TIMEOUT, TAGS_COMMON
-from returns_recon.dag_docs import HOURLY
-from returns_recon.dag_structure import build
-from returns_recon.notify.alerts import dag_failure_alert
+from returns_recon.orchestration.alerts import dag_failure_alert
+from returns_recon.orchestration.defaults import DEFAULT_ARGS, HOURLY_PARAMS, HOURLY_RUN_TIMEOUT, TAGS_COMMON
+from returns_recon.orchestration.docs import HOURLY
+from returns_recon.orchestration.structure import build
 
 
 @dag(

@@ -40,7 +40,7 @@ def load_env_files(directory: Path | None = None) -> None:
 
 
 def _connect() -> psycopg.Connection:
-    from returns_recon.orchestration import connect_warehouse_dsn
+    from returns_recon.orchestration.connections import connect_warehouse_dsn
 
     return connect_warehouse_dsn(autocommit=True)
 
@@ -165,7 +165,7 @@ def _postings(args: argparse.Namespace) -> int:
         if not keys:
             print("nothing to replay")
             return 0
-        from returns_recon.orchestration import api_clients, warehouse_dsn
+        from returns_recon.orchestration.connections import api_clients, warehouse_dsn
         from returns_recon.postings.execute import execute
         from returns_recon.settings import load_settings
 
@@ -179,7 +179,7 @@ def _golive_check(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from returns_recon.golive import cin7_pace, run_golive_check
-    from returns_recon.orchestration import api_clients, lookup_connection, warehouse_dsn
+    from returns_recon.orchestration.connections import api_clients, lookup_connection, warehouse_dsn
     from returns_recon.settings import load_settings
     from returns_recon.warehouse.migrate import apply_migrations
 

@@ -3,6 +3,7 @@ the README's Configuration section). Connections and secrets are not here: they 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -11,7 +12,9 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ROOT = Path(__file__).resolve().parents[2]
+# include/location_map.csv beside the package (a checkout, Astro, MWAA, Composer: include/ on the path);
+# an installed wheel has none there: set RECON_LOCATION_MAP_PATH (the load fails naming it otherwise)
+DEFAULT_LOCATION_MAP = Path(__file__).resolve().parents[1] / "location_map.csv"
 # the longest pause between two attempts of the publish swap (docs/reconciliation.md, "Readers and locks")
 PUBLISH_RETRY_MAX_PAUSE_SECONDS = 5.0
 
@@ -24,7 +27,7 @@ class ReconSettings(BaseSettings):
     trailing_days: float = Field(14, ge=0, description="the daily run re-extracts this trailing window")
     detail_workers: int = Field(4, ge=1, le=16, description="parallel Cin7 sale detail requests")
     # matching
-    location_map_path: Path = Field(ROOT / "include" / "location_map.csv")
+    location_map_path: Path = DEFAULT_LOCATION_MAP
     sale_match_field: Literal["CustomerReference", "ExternalID", "OrderNumber"] = "CustomerReference"
     money_tolerance: Decimal = Decimal("0.01")
     release_sla_hours: float = 48
@@ -54,7 +57,10 @@ class ReconSettings(BaseSettings):
     )
     # data quality
     freshness_hours: float = Field(48, description="newest Reveni update older than this is a warning")
-    data_docs_dir: Path = Field(ROOT / ".local" / "data_docs", description="where the Data Docs site is written")
+    data_docs_dir: Path = Field(
+        default_factory=lambda: Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow") / "data_docs",
+        description="where the Data Docs site is written (default $AIRFLOW_HOME/data_docs)",
+    )
     # readers and locks (docs/reconciliation.md): an idle reader is cut off before publishing gives up
     reader_idle_timeout_seconds: float = Field(
         300,

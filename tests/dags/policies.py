@@ -11,9 +11,12 @@ from pathlib import Path
 
 REQUIRED_TAG = "returns-recon"
 MIN_RETRIES = 1
+DEFAULT_POOL = "default_pool"
 
 
-def dag_violations(dag) -> list[str]:
+def dag_violations(dag, pools: frozenset[str] = frozenset()) -> list[str]:
+    """``pools``: the pools the package declares (returns_recon.orchestration.defaults.POOLS); a task in any
+    other pool would wait forever for a pool nobody creates."""
     found: list[str] = []
     if not dag.tags:
         found.append(f"{dag.dag_id}: has no tags")
@@ -28,6 +31,8 @@ def dag_violations(dag) -> list[str]:
             found.append(f"{dag.dag_id}.{task.task_id}: has no owner")
         if (task.retries or 0) < MIN_RETRIES:
             found.append(f"{dag.dag_id}.{task.task_id}: retries={task.retries}, needs >= {MIN_RETRIES}")
+        if task.pool not in {DEFAULT_POOL, *pools}:
+            found.append(f"{dag.dag_id}.{task.task_id}: pool {task.pool!r} is not one the package declares")
     return found
 
 

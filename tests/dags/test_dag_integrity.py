@@ -34,7 +34,9 @@ def test_expected_dags_exist(dagbag) -> None:
 
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED_DAGS))
 def test_dag_follows_policies(dagbag, dag_id: str) -> None:
-    assert dag_violations(dagbag.dags[dag_id]) == []
+    from returns_recon.orchestration.defaults import POOLS
+
+    assert dag_violations(dagbag.dags[dag_id], frozenset(POOLS)) == []
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
@@ -48,13 +50,13 @@ def test_dag_files_do_no_work_at_parse_time() -> None:
 
     allowed = (
         "airflow.sdk",
-        "returns_recon.airflow_tasks",
-        "returns_recon.dag_defaults",
+        "returns_recon.orchestration.tasks",
+        "returns_recon.orchestration.defaults",
         "__future__",
         "datetime",
-        "returns_recon.dag_structure",
-        "returns_recon.notify.alerts",
-        "returns_recon.dag_docs",
+        "returns_recon.orchestration.structure",
+        "returns_recon.orchestration.alerts",
+        "returns_recon.orchestration.docs",
     )
     for path in DAG_FILES:
         for node in ast.walk(ast.parse(path.read_text())):
@@ -71,12 +73,15 @@ def test_policies_catch_a_bad_dag() -> None:
 
     with DAG("bad_dag", schedule=None, start_date=datetime(2026, 1, 1), max_active_runs=3) as bad:
         EmptyOperator(task_id="noop", retries=0)
-    violations = dag_violations(bad)
+        EmptyOperator(task_id="pooled", retries=1, owner="x", pool="cin7_apii")
+    violations = dag_violations(bad, frozenset({"cin7_api"}))
     assert "bad_dag: has no tags" in violations
     assert "bad_dag: has no doc_md" in violations
     assert "bad_dag: posts to external systems but max_active_runs=3" in violations
     assert "bad_dag.noop: has no owner" in violations
     assert "bad_dag.noop: retries=0, needs >= 1" in violations
+    assert "bad_dag.pooled: pool 'cin7_apii' is not one the package declares" in violations
+    assert not any(v.startswith("bad_dag.noop: pool") for v in violations)  # the default pool is fine
 
 
 def test_catchup_policy_catches_an_implicit_catchup(tmp_path: Path) -> None:
@@ -105,7 +110,7 @@ def test_the_daily_mail_goes_out_when_the_postings_failed(dagbag) -> None:
 
 
 def test_every_dag_alerts_once_per_failed_run_and_the_hourly_one_when_late(dagbag) -> None:
-    from returns_recon.notify.alerts import dag_failure_alert
+    from returns_recon.orchestration.alerts import dag_failure_alert
 
     for dag_id in EXPECTED_DAGS:
         callbacks = dagbag.dags[dag_id].on_failure_callback
@@ -116,7 +121,7 @@ def test_every_dag_alerts_once_per_failed_run_and_the_hourly_one_when_late(dagba
 
 
 def test_alert_says_when_a_run_was_late() -> None:
-    from returns_recon.notify.alerts import alert_message
+    from returns_recon.orchestration.alerts import alert_message
 
     message = alert_message({"reason": "timed_out"}, ["data@example.com"], "recon@example.com")
     assert "late and was stopped by its timeout" in message.get_content()

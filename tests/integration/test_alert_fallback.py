@@ -134,7 +134,7 @@ def test_a_failed_run_with_smtp_down_alerts_through_the_fallback_once(run_dag, e
 
 
 def test_late_run_alert_goes_through_the_fallback_when_smtp_is_down(receiver, monkeypatch) -> None:
-    from returns_recon.notify.alerts import late_run_alert
+    from returns_recon.orchestration.alerts import late_run_alert
 
     monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_conn(free_port()))
     monkeypatch.setenv("RECON_EMAIL_RECIPIENTS", json.dumps(RECIPIENTS))

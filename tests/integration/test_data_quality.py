@@ -49,8 +49,8 @@ def loaded(simulators, small_scenario, embedded_server, tmp_path_factory):
     import os
 
     from returns_recon.apis.client import RetrySettings
-    from returns_recon.apis.hooks import Cin7CoreHook, ReveniHook, SitooHook
     from returns_recon.extract.run import Clients
+    from returns_recon.orchestration.hooks import Cin7CoreHook, ReveniHook, SitooHook
 
     saved = {k: os.environ.get(k) for k in simulators.env()}
     os.environ.update(simulators.env())
@@ -277,7 +277,7 @@ report = run_location_map_checks([{"return_point_id": "rp-1", "kind": "store", "
 print(json.dumps({"records": records, "outcomes": len(report.outcomes)}))
 """
     root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "include"), str(root)])}
+    env = {**os.environ, "PYTHONPATH": str(root)}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["outcomes"] == 4  # the check ran

@@ -384,8 +384,8 @@ def mail_pipeline(embedded_server, simulators, path: Path) -> Iterator[tuple]:
     """A database of its own, the simulators serving the scenario at ``path``, a real SMTP server as
     ``smtp_default``: (database, API clients, the SMTP server's kept mails). The database is dropped after."""
     from returns_recon.apis.client import RetrySettings
-    from returns_recon.apis.hooks import Cin7CoreHook, ReveniHook, SitooHook
     from returns_recon.extract.run import Clients
+    from returns_recon.orchestration.hooks import Cin7CoreHook, ReveniHook, SitooHook
     from returns_recon.warehouse.migrate import apply_migrations
     from tests.fixtures.simulators import CREDS, free_port
     from tests.fixtures.smtp import _Keep

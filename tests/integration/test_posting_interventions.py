@@ -104,7 +104,7 @@ def test_credentials_refused_on_a_write_leave_postings_pending_and_the_next_run_
     rotated["password"] = "an-old-application-key"
     stale = clients_for()
     monkeypatch.setenv("AIRFLOW_CONN_CIN7_CORE_DEFAULT", json.dumps(rotated))
-    from returns_recon.apis.hooks import Cin7CoreHook
+    from returns_recon.orchestration.hooks import Cin7CoreHook
 
     stale.cin7 = Cin7CoreHook(retry=clients.cin7.retry).client()
     with psycopg.connect(warehouse_db.url, autocommit=True) as conn, pytest.raises(CredentialsRefused) as failed:

@@ -272,7 +272,7 @@ def test_replay_from_the_cli_goes_through_the_same_idempotency(simulators, clien
         **os.environ,
         **simulators.env(),
         "AIRFLOW_CONN_RECON_WAREHOUSE": warehouse_db.airflow_conn_json(),
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)]),
+        "PYTHONPATH": str(ROOT),
     }
     replay = subprocess.run(
         [sys.executable, "-m", "returns_recon.cli", "postings", "replay", "--key", key],

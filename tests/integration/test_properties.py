@@ -132,8 +132,8 @@ def planned(simulators, embedded_server, tmp_path_factory):
 
         os.environ.update(clients_env)
         from returns_recon.apis.client import RetrySettings
-        from returns_recon.apis.hooks import Cin7CoreHook, ReveniHook, SitooHook
         from returns_recon.extract.run import Clients
+        from returns_recon.orchestration.hooks import Cin7CoreHook, ReveniHook, SitooHook
 
         retry = RetrySettings(initial_wait=0.1, max_wait=1, read_timeout=5)
         clients = Clients(

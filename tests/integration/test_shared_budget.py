@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKER = textwrap.dedent(
     """
     import sys
-    from returns_recon.apis.hooks import Cin7CoreHook
+    from returns_recon.orchestration.hooks import Cin7CoreHook
     client = Cin7CoreHook(budget_dsn=sys.argv[1]).client()
     for _ in range(int(sys.argv[2])):
         client.get("ref/location", {"Page": 1, "Limit": 1})
@@ -35,7 +35,7 @@ def test_two_processes_share_one_budget(simulators, small_scenario, warehouse_db
     env = {
         **os.environ,
         **simulators.env(cin7_calls_per_minute=limit),
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)]),
+        "PYTHONPATH": str(ROOT),
     }
     workers = [
         subprocess.Popen(

@@ -19,8 +19,8 @@ import psycopg
 import pytest
 
 from returns_recon.apis.client import RetrySettings, TransientError
-from returns_recon.apis.hooks import ReveniHook
 from returns_recon.errors import NotRetryable
+from returns_recon.orchestration.hooks import ReveniHook
 from returns_recon.reachability import WAREHOUSE_PAUSES, Unreachable
 from tests.fixtures.warehouse import TestDatabase as Database
 
@@ -183,7 +183,7 @@ def warehouse_conn_json(port: int, **extra) -> str:
 
 
 def test_a_warehouse_refusing_connections_fails_naming_recon_warehouse_and_host_port(monkeypatch) -> None:
-    from returns_recon.orchestration import warehouse_connection
+    from returns_recon.orchestration.connections import warehouse_connection
 
     port = closed_port()
     monkeypatch.setenv("AIRFLOW_CONN_RECON_WAREHOUSE", warehouse_conn_json(port))
@@ -194,7 +194,7 @@ def test_a_warehouse_refusing_connections_fails_naming_recon_warehouse_and_host_
 
 
 def test_a_warehouse_that_accepts_but_never_answers_times_out_on_connect(monkeypatch, silent) -> None:
-    from returns_recon.orchestration import warehouse_connection
+    from returns_recon.orchestration.connections import warehouse_connection
 
     # the connection's own connect_timeout wins over the default (2 s is libpq's smallest)
     monkeypatch.setenv("AIRFLOW_CONN_RECON_WAREHOUSE", warehouse_conn_json(silent.port, connect_timeout=2))
@@ -205,7 +205,7 @@ def test_a_warehouse_that_accepts_but_never_answers_times_out_on_connect(monkeyp
 
 
 def test_a_warehouse_that_answers_with_a_refusal_is_not_called_unreachable(monkeypatch, empty_database) -> None:
-    from returns_recon.orchestration import warehouse_connection
+    from returns_recon.orchestration.connections import warehouse_connection
 
     wrong = Database(empty_database.host, empty_database.port, empty_database.user, SECRET, empty_database.dbname)
     monkeypatch.setenv("AIRFLOW_CONN_RECON_WAREHOUSE", wrong.airflow_conn_json())

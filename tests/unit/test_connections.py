@@ -220,7 +220,7 @@ def test_extra_that_is_not_an_object_on_a_parsed_connection_is_malformed() -> No
 
 def test_malformed_messages_against_airflow_itself() -> None:
     """With Airflow's own parsing in the loop (it returns nothing for these), the message is ours."""
-    from returns_recon.orchestration import lookup_connection
+    from returns_recon.orchestration.connections import lookup_connection
 
     cases = {
         '{"conn_type": "http", "host": "h", "password": "' + SECRET + '"': "JSON: not valid JSON",

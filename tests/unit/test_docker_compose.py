@@ -37,6 +37,9 @@ def test_official_airflow_33_image_with_our_requirements() -> None:
     assert re.search(r"^FROM apache/airflow:3\.3\.\d+", dockerfile, re.M)
     assert "requirements.txt" in dockerfile
     assert "constraints.txt" in dockerfile
+    # the pipeline package is installed from pyproject.toml (with its SQL files and templates), not put on a path
+    assert re.search(r"^RUN pip install .*--no-deps.* /opt/project(\s|$)", dockerfile, re.M)
+    assert "COPY include /opt/project/include" in dockerfile
 
 
 def test_project_folders_are_mounted(compose) -> None:
@@ -65,8 +68,23 @@ def test_ports_published_on_loopback_only(compose) -> None:
 
 
 def test_init_creates_the_api_pools(compose) -> None:
-    from returns_recon.dag_defaults import POOLS
+    from returns_recon.orchestration.defaults import POOLS
 
     command = " ".join(compose["services"]["airflow-init"]["command"])
     for name, slots in POOLS.items():
         assert f"airflow pools set {name} {slots} " in command, name
+
+
+def test_compose_and_readme_create_the_pools_the_dags_use(compose) -> None:
+    from returns_recon.orchestration.defaults import POOLS
+
+    init = (
+        " ".join(compose["services"]["airflow-init"]["command"])
+        if isinstance(compose["services"]["airflow-init"]["command"], list)
+        else compose["services"]["airflow-init"]["command"]
+    )
+    in_compose = {name: int(slots) for name, slots in re.findall(r"airflow pools set (\w+) (\d+)", init)}
+    assert in_compose == POOLS
+    readme = (ROOT / "README.md").read_text()
+    for name, slots in POOLS.items():
+        assert re.search(rf"`{name}` \({slots}( slots?)?\)", readme), name

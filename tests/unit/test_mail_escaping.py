@@ -14,8 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from returns_recon.notify.alerts import alert_message
 from returns_recon.notify.digest import Digest, render
+from returns_recon.orchestration.alerts import alert_message
 
 pytestmark = pytest.mark.unit
 

@@ -30,7 +30,7 @@ def one_line(value: Any, limit: int | None = None) -> str:
 def connection_secrets(conn_ids: Iterable[str]) -> list[str]:
     """The passwords of these connections (and a host that is a whole URL: a webhook's path is often its
     secret), to scrub from alerts."""
-    from returns_recon.orchestration import lookup_connection
+    from returns_recon.orchestration.connections import lookup_connection
 
     secrets: list[str] = []
     for conn_id in conn_ids:
@@ -86,7 +86,7 @@ def send_fallback(event: str, text: str, **fields: Any) -> bool:
         return False
     from airflow.providers.http.notifications import HttpNotifier
 
-    from returns_recon.orchestration import lookup_connection
+    from returns_recon.orchestration.connections import lookup_connection
 
     try:
         conn = lookup_connection(conn_id)

@@ -34,7 +34,8 @@ DEFAULT_ARGS: dict = {
 
 # Pools cap concurrent tasks per API account (created by `make demo`/`make up`, docker-compose and
 # the README's deployment steps); the shared rate-limit budget paces the calls themselves.
-POOLS = {"reveni_api": 2, "cin7_api": 1, "sitoo_api": 2}
+REVENI_POOL, CIN7_POOL, SITOO_POOL = "reveni_api", "cin7_api", "sitoo_api"
+POOLS = {REVENI_POOL: 2, CIN7_POOL: 1, SITOO_POOL: 2}
 
 # An hourly run not done this long after it started is late: Airflow stops it, which fails the run and
 # sends the one failure alert (Airflow 3.3's DeadlineAlert would serve, but breaks `airflow dags test`).

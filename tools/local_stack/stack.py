@@ -82,7 +82,7 @@ def ensure_airflow_db(env: dict[str, str]) -> None:
 
 def create_pools(env: dict[str, str]) -> None:
     """The API pools the DAGs use (idempotent)."""
-    from returns_recon.dag_defaults import POOLS
+    from returns_recon.orchestration.defaults import POOLS
 
     for name, slots in POOLS.items():
         description = f"concurrent tasks calling the {name.removesuffix('_api')} API"

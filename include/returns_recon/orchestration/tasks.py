@@ -7,7 +7,8 @@ import logging
 
 from airflow.sdk import get_current_context, task
 
-from returns_recon import assets
+from returns_recon.orchestration import assets
+from returns_recon.orchestration.defaults import CIN7_POOL, REVENI_POOL, SITOO_POOL
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def _settings():  # -> ReconSettings (imported at run time, not at parse time)
 def check_connections() -> None:
     """Fail fast, naming each missing or malformed connection and the variable to set."""
     from returns_recon.connections import ALL_CONNECTIONS
-    from returns_recon.orchestration import require_connections
+    from returns_recon.orchestration.connections import require_connections
 
     require_connections(ALL_CONNECTIONS)
     log.info("all %d connections are present and well formed", len(ALL_CONNECTIONS))
@@ -36,7 +37,7 @@ def check_connections() -> None:
 @task
 def migrate_warehouse() -> list[str]:
     """Apply pending warehouse migrations (idempotent, serialised by an advisory lock)."""
-    from returns_recon.orchestration import warehouse_connection
+    from returns_recon.orchestration.connections import warehouse_connection
     from returns_recon.warehouse.migrate import apply_migrations
 
     with warehouse_connection() as conn:
@@ -49,7 +50,7 @@ def migrate_warehouse() -> list[str]:
 def probe_apis() -> dict[str, str]:
     """One cheap authenticated call per API: unreachable or refused credentials fail here, clearly."""
     from returns_recon.extract.probe import probe
-    from returns_recon.orchestration import api_clients
+    from returns_recon.orchestration.connections import api_clients
 
     result = probe(api_clients())
     log.info("APIs reachable: %s", result)
@@ -59,7 +60,7 @@ def probe_apis() -> dict[str, str]:
 @task(outlets=[assets.LOCATION_MAP])
 def load_location_map() -> dict:
     from returns_recon.location_map import load_location_map as load
-    from returns_recon.orchestration import warehouse_connection
+    from returns_recon.orchestration.connections import warehouse_connection
 
     settings = _settings()
     with warehouse_connection() as conn:
@@ -70,7 +71,7 @@ def load_location_map() -> dict:
 
 def _extract(system: str, mode: str, reference: bool | None = None) -> list[dict]:
     from returns_recon.extract import entities, run
-    from returns_recon.orchestration import api_clients, warehouse_connection, warehouse_dsn
+    from returns_recon.orchestration.connections import api_clients, warehouse_connection, warehouse_dsn
 
     settings = _settings()
     clients = api_clients(warehouse_dsn())
@@ -93,19 +94,19 @@ def _extract(system: str, mode: str, reference: bool | None = None) -> list[dict
     return rows
 
 
-@task(outlets=assets.REVENI_STAGING, pool="reveni_api")
+@task(outlets=assets.REVENI_STAGING, pool=REVENI_POOL)
 def extract_reveni(mode: str) -> list[dict]:
     """Returns updated since the watermark (less the overlap window), keyset-paged."""
     return _extract("reveni", mode)
 
 
-@task(outlets=[*assets.CIN7_STAGING, *assets.CIN7_REFERENCE], pool="cin7_api")
+@task(outlets=[*assets.CIN7_STAGING, *assets.CIN7_REFERENCE], pool=CIN7_POOL)
 def extract_cin7(mode: str) -> list[dict]:
     """Reference data (daily, or when never loaded), the sale list, return-related sale details, transfers."""
     return _extract("cin7", mode)
 
 
-@task(outlets=[*assets.SITOO_STAGING, *assets.SITOO_REFERENCE], pool="sitoo_api")
+@task(outlets=[*assets.SITOO_STAGING, *assets.SITOO_REFERENCE], pool=SITOO_POOL)
 def extract_sitoo(mode: str) -> list[dict]:
     """Reference data (daily, or when never loaded), refund orders and warehouse transactions by id."""
     return _extract("sitoo", mode)
@@ -114,7 +115,7 @@ def extract_sitoo(mode: str) -> list[dict]:
 @task
 def data_quality() -> dict:
     """Great Expectations suites over staging: critical failures stop the run (nothing posts)."""
-    from returns_recon.orchestration import warehouse_connection, warehouse_sqlalchemy_url
+    from returns_recon.orchestration.connections import warehouse_connection, warehouse_sqlalchemy_url
     from returns_recon.quality.check import check_warehouse
     from returns_recon.quality.runner import enforce
 
@@ -134,7 +135,7 @@ def data_quality() -> dict:
 @task(outlets=assets.RECON_PUBLISHED)
 def reconcile_and_publish(mode: str) -> dict:
     """Compare what Reveni says with Cin7 Core and Sitoo, update the exception queue, publish the tables."""
-    from returns_recon.orchestration import warehouse_connection
+    from returns_recon.orchestration.connections import warehouse_connection
     from returns_recon.reconcile.engine import reconcile
 
     with warehouse_connection() as conn:
@@ -151,12 +152,12 @@ def reconcile_and_publish(mode: str) -> dict:
     return result.as_dict()
 
 
-@task(pool="cin7_api")
+@task(pool=CIN7_POOL)
 def post_corrections() -> dict:
     """Plan the corrective postings for open auto-fixable exceptions and send them, exactly once.
 
     Refuses to post unless this run's data-quality checks passed."""
-    from returns_recon.orchestration import api_clients, warehouse_connection, warehouse_dsn
+    from returns_recon.orchestration.connections import api_clients, warehouse_connection, warehouse_dsn
     from returns_recon.postings.execute import execute, quality_gate
     from returns_recon.postings.plan import plan
 
@@ -169,12 +170,17 @@ def post_corrections() -> dict:
     return report.as_dict()
 
 
-@task(pool="cin7_api")
+@task(pool=CIN7_POOL)
 def golive_check() -> dict:
     """The read-only go-live check (docs/golive.md): one question per undocumented assumption, stored in
     recon.golive_checks. Fails, without retry, when a blocking check fails: that system's postings stay held."""
     from returns_recon.golive import cin7_pace, enforce, run_golive_check
-    from returns_recon.orchestration import api_clients, lookup_connection, warehouse_connection, warehouse_dsn
+    from returns_recon.orchestration.connections import (
+        api_clients,
+        lookup_connection,
+        warehouse_connection,
+        warehouse_dsn,
+    )
     from returns_recon.settings import load_settings
 
     cin7 = lookup_connection("cin7_core_default")
@@ -194,7 +200,7 @@ def golive_check() -> dict:
 
 def _digest_failed(context: dict) -> None:
     """After the last retry: a digest SMTP did not take goes to the fallback alert channel."""
-    from returns_recon.notify.alerts import digest_failure_alert
+    from returns_recon.orchestration.alerts import digest_failure_alert
 
     digest_failure_alert(context)
 
@@ -205,7 +211,7 @@ def send_exception_emails() -> dict:
     is down or refuses, the task fails naming the server and the error (``DigestNotSent``); a later run
     sends what was not sent, once."""
     from returns_recon.notify.digest import send_digests, smtp_sender
-    from returns_recon.orchestration import warehouse_connection
+    from returns_recon.orchestration.connections import warehouse_connection
 
     settings = _settings()
     context = get_current_context()

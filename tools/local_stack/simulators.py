@@ -224,7 +224,7 @@ class Simulators:
 def start_simulators(log: IO[bytes]) -> tuple[Simulators, subprocess.Popen]:
     """Start the simulators on free ports (bound to 127.0.0.1), logging to ``log``; wait until healthy."""
     sims = Simulators(free_port(), free_port(), free_port())
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)])}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [
         sys.executable,
         "-m",

@@ -58,7 +58,8 @@ def project_env(base: dict[str, str] | None = None) -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}/execution/"
     )
     env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(local / "airflow-passwords.json"))
-    paths = [str(ROOT / "include"), str(ROOT)]
+    env.setdefault("RECON_DATA_DOCS_DIR", str(local / "data_docs"))
+    paths = [str(ROOT)]  # the packages are installed in the venv (make venv); the root holds tests and bench
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from airflow.sdk import task, task_group
 from airflow.sdk.exceptions import AirflowFailException
 
-from returns_recon.airflow_tasks import (
+from returns_recon.orchestration.tasks import (
     check_connections,
     data_quality,
     extract_cin7,
@@ -85,7 +85,7 @@ def run_failed_if_any_task_failed() -> None:
     """Runs only when a task upstream failed: fails, so the DAG run is failed although the mail went out."""
     from airflow.sdk import get_current_context
 
-    from returns_recon.notify.alerts import dag_failure_alert, failed_tasks
+    from returns_recon.orchestration.alerts import dag_failure_alert, failed_tasks
 
     context = dict(get_current_context())
     failed = failed_tasks(context.get("ti"))

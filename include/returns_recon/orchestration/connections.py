@@ -1,0 +1,110 @@
+"""Airflow connections turned into the plain inputs the rest of the package takes (API clients through
+the hooks, the warehouse through the Postgres provider's hook). Imported inside tasks, never at DAG-parse time."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import psycopg
+
+from returns_recon.connections import (
+    WAREHOUSE,
+    ConnectionLike,
+    ConnectionSpec,
+    check_connections,
+)
+from returns_recon.reachability import WAREHOUSE_CONNECT_TIMEOUT, connect_warehouse
+
+if TYPE_CHECKING:
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+
+def lookup_connection(conn_id: str) -> ConnectionLike | None:
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+
+
+def require_connections(specs: Iterable[ConnectionSpec]) -> None:
+    check_connections(specs, lookup_connection)
+
+
+def warehouse_hook() -> PostgresHook:
+    """The Postgres provider's hook on ``recon_warehouse``, with the connect timeout of ``reachability``
+    unless the connection sets its own. Every DSN and URL of the warehouse comes from it (escaped there)."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    require_connections([WAREHOUSE])
+    airflow_conn = copy.deepcopy(lookup_connection(WAREHOUSE.conn_id))
+    extra = dict(airflow_conn.extra_dejson or {})
+    extra.setdefault("connect_timeout", WAREHOUSE_CONNECT_TIMEOUT)  # the connection's own value wins
+    query = dict(extra.get("sqlalchemy_query") or {})
+    query.setdefault("connect_timeout", str(extra["connect_timeout"]))
+    extra["sqlalchemy_query"] = query
+    airflow_conn.extra = json.dumps(extra)
+    return PostgresHook(postgres_conn_id=WAREHOUSE.conn_id, connection=airflow_conn)
+
+
+def warehouse_sqlalchemy_url() -> str:
+    """SQLAlchemy URL of ``recon_warehouse`` (psycopg 3 driver), for Great Expectations."""
+    url = warehouse_hook().sqlalchemy_url.set(drivername="postgresql+psycopg")
+    return url.render_as_string(hide_password=False)
+
+
+def warehouse_dsn() -> str:
+    """libpq connection string of ``recon_warehouse`` (for the shared rate-limit budgets and the CLI), with the
+    connect timeout: the hook's fields, quoted by psycopg (a password like ``p@ss/w:rd#1`` stays whole)."""
+    from psycopg.conninfo import make_conninfo
+
+    url = warehouse_hook().sqlalchemy_url
+    return make_conninfo(
+        host=url.host, port=url.port or 5432, user=url.username, password=url.password, dbname=url.database, **url.query
+    )
+
+
+def connect_warehouse_dsn(**kwargs) -> psycopg.Connection:
+    """psycopg.connect to ``recon_warehouse``; an unreachable one fails within the budget, naming it."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    dsn = warehouse_dsn()
+    params = conninfo_to_dict(dsn)
+    return connect_warehouse(
+        lambda: psycopg.connect(dsn, **kwargs), WAREHOUSE.conn_id, str(params["host"]), int(params.get("port") or 5432)
+    )
+
+
+def api_clients(budget_dsn: str | None = None):
+    """Clients for the three APIs, through their Airflow connections and hooks."""
+    from returns_recon.connections import API_CONNECTIONS
+    from returns_recon.extract.run import Clients
+    from returns_recon.orchestration.hooks import Cin7CoreHook, ReveniHook, SitooHook
+
+    require_connections(API_CONNECTIONS)
+    site_id = int(lookup_connection("sitoo_default").extra_dejson["site_id"])
+    return Clients(
+        ReveniHook(budget_dsn=budget_dsn).client(),
+        Cin7CoreHook(budget_dsn=budget_dsn).client(),
+        SitooHook(budget_dsn=budget_dsn).client(),
+        site_id,
+    )
+
+
+@contextmanager
+def warehouse_connection() -> Iterator[psycopg.Connection]:
+    """A psycopg 3 connection to the ``recon_warehouse`` connection, closed afterwards. A warehouse that
+    does not answer fails within a minute naming the connection and host:port (``reachability``)."""
+    hook = warehouse_hook()
+    conn = connect_warehouse(hook.get_conn, WAREHOUSE.conn_id, hook.connection.host, hook.connection.port or 5432)
+    conn.autocommit = True  # each unit of work opens its own transaction
+    try:
+        yield conn
+    finally:
+        conn.close()
