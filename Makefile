@@ -15,7 +15,7 @@ OUT ?= .local/scenarios/scenario-$(RETURNS)-$(SEED).json
 
 help:
 	@echo "make demo           run the main job end to end on embedded defaults"
-	@echo "make test           ruff, the whole test suite (unit and integration), then the fault suite"
+	@echo "make test           lint (ruff, mypy, sqlfluff), the whole test suite (unit and integration), then the fault suite"
 	@echo "make chaos          the fault suite alone, with its tally (part of make test)"
 	@echo "make bench          benchmarks at scale (about 20 minutes), bench/results/latest.json"
 	@echo "make up             Airflow UI with our DAGs on http://127.0.0.1:8080 (AIRFLOW__API__PORT), login admin"

@@ -44,3 +44,15 @@ def test_the_spec_is_in_the_repository() -> None:
     spec = (ROOT / "docs" / "operating-model.md").read_text()
     for heading in ("## 1. Who owns what", "## 3. Exception taxonomy", "## 4. Corrective postings"):
         assert heading in spec
+
+
+# a path of the repository named in backticks, e.g. `include/returns_recon/settings.py` or `tools/local_stack/`
+NAMED_PATH = re.compile(r"`((?:dags|include|tools|tests|bench|docs|plugins|contracts)/[\w./-]*)`")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_named_path_exists(page: Path) -> None:
+    generated = ("bench/results/",)  # written by make bench, git-ignored
+    named = [p for p in NAMED_PATH.findall(page.read_text()) if "*" not in p and not p.startswith(generated)]
+    missing = [p for p in named if not (ROOT / p).exists()]
+    assert missing == [], f"{page.name} names files that are not in the repository"
