@@ -51,6 +51,8 @@ lint: venv
 	$(VENV)/bin/ruff format --check --quiet dags plugins include tools tests bench
 	@# the SQL files (pyproject.toml [tool.sqlfluff]; the migrations applied before the linter, .sqlfluffignore)
 	$(VENV)/bin/sqlfluff lint --disable-progress-bar include
+	@# the type checker over the pipeline, the local tooling and the DAG files (pyproject.toml [tool.mypy])
+	$(VENV)/bin/mypy
 
 up: venv
 	$(STACK) up --scenario "$(SCENARIO)"

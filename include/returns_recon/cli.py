@@ -24,7 +24,8 @@ from pathlib import Path
 
 import psycopg
 
-STATES = ("open", "acknowledged", "resolved", "auto_resolved")
+from returns_recon.states import EXCEPTION_STATES
+
 KNOWN_OWNERS = "SELECT owner FROM recon.dim_exception_types UNION SELECT owner FROM recon.exceptions ORDER BY 1"
 
 
@@ -70,7 +71,7 @@ def _main(argv: list[str] | None) -> int:
     exceptions = sub.add_parser("exceptions").add_subparsers(dest="action", required=True)
     listing = exceptions.add_parser("list")
     listing.add_argument("--owner", help="finance, operations, data, customer service (any case)")
-    listing.add_argument("--state", default="open", type=str.lower, choices=STATES)
+    listing.add_argument("--state", default="open", type=str.lower, choices=EXCEPTION_STATES)
     for action in ("ack", "resolve", "reopen"):
         cmd = exceptions.add_parser(action)
         cmd.add_argument("key")

@@ -539,7 +539,7 @@ def hold_reasons(latest: Mapping[str, tuple[str, Sequence[str]]], override: Sequ
 
     ``latest`` maps a system to (its latest go-live run id, the blocking checks that failed in it); a system
     missing from it has never been checked. ``override`` lists the systems the merchant releases anyway."""
-    held = {}
+    held: dict[str, str] = {}
     for system in POSTING_SYSTEMS:
         if system in override:
             continue

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from returns_recon.errors import NotRetryable
 from returns_recon.warehouse.loader import Invalid, quarantine
+from returns_recon.warehouse.rows import one_row
 
 COLUMNS = (
     "return_point_id",
@@ -156,7 +157,7 @@ def load_location_map(
     raise_errors(path, mapping)
     enforce(report)
     with conn.transaction():
-        current = conn.execute("SELECT max(map_version) FROM staging.dim_location_map").fetchone()[0]
+        current = one_row(conn.execute("SELECT max(map_version) FROM staging.dim_location_map"))[0]
         if current != mapping.version:
             conn.execute("DELETE FROM staging.dim_location_map")
             with conn.cursor().copy(

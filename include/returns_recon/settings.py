@@ -100,9 +100,8 @@ RUN_PARAM_FIELDS = {"dry_run": "postings_dry_run", "trailing_days": "trailing_da
 
 def with_run_params(settings: ReconSettings, params: Mapping[str, Any] | None) -> ReconSettings:
     """``settings`` with the run's Params applied (validated again, so a bad value fails naming the field)."""
-    overrides = {
-        field: params[name] for name, field in RUN_PARAM_FIELDS.items() if (params or {}).get(name) is not None
-    }
+    given = params or {}
+    overrides = {field: given[name] for name, field in RUN_PARAM_FIELDS.items() if given.get(name) is not None}
     if not overrides:
         return settings
     return ReconSettings.model_validate({**settings.model_dump(), **overrides})

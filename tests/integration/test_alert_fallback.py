@@ -133,19 +133,6 @@ def test_a_failed_run_with_smtp_down_alerts_through_the_fallback_once(run_dag, e
     assert_no_secret(json.dumps(body), empty_database.password)
 
 
-def test_late_run_alert_goes_through_the_fallback_when_smtp_is_down(receiver, monkeypatch) -> None:
-    from returns_recon.orchestration.alerts import late_run_alert
-
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_conn(free_port()))
-    monkeypatch.setenv("RECON_EMAIL_RECIPIENTS", json.dumps(RECIPIENTS))
-    for key, value in fallback_env(receiver).items():
-        monkeypatch.setenv(key, value)
-    late_run_alert(context={"dag_run": "returns_recon_hourly scheduled__2026-12-02T10:00:00+00:00"})
-    assert [b["event"] for b in receiver.bodies()] == ["hourly_run_late"]
-    assert "running late" in receiver.bodies()[0]["text"]
-    assert_no_secret(json.dumps(receiver.bodies()))
-
-
 def test_digest_with_smtp_down_fails_visibly_alerts_the_fallback_and_is_sent_later_exactly_once(
     run_dag, airflow_home, empty_database, simulators, small_scenario, receiver, tmp_path
 ) -> None:

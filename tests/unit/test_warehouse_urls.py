@@ -4,6 +4,9 @@ login holding URL syntax stays whole (issue 19: p@ss/w:rd#1 used to break a hand
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from psycopg.conninfo import conninfo_to_dict
@@ -44,3 +47,17 @@ def test_the_connections_own_timeout_wins(monkeypatch) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_RECON_WAREHOUSE", json.dumps({**conn, "extra": {"connect_timeout": 3}}))
     assert conninfo_to_dict(warehouse_dsn())["connect_timeout"] == "3"
     assert make_url(warehouse_sqlalchemy_url()).query["connect_timeout"] == "3"
+
+
+def test_reading_the_warehouse_prints_nothing(tmp_path) -> None:
+    """The CLI's output is read by people and scripts: building the DSN must not make Airflow print warnings
+    (it masks every string of a connection's extra as a secret and warns about short ones, once per process)."""
+    conn = {"conn_type": "postgres", "host": "h", "port": 5432, "login": "u", "password": "p" * 12, "schema": "d"}
+    env = {**os.environ, "AIRFLOW_CONN_RECON_WAREHOUSE": json.dumps(conn), "AIRFLOW_HOME": str(tmp_path)}
+    code = (
+        "from returns_recon.orchestration.connections import warehouse_dsn, warehouse_sqlalchemy_url\n"
+        "warehouse_dsn(); warehouse_sqlalchemy_url()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (done.stdout + done.stderr).strip() == ""

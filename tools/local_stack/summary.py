@@ -5,6 +5,7 @@ from __future__ import annotations
 import psycopg
 
 from local_stack.settings import ConnFields
+from returns_recon.warehouse.rows import one_row
 
 STAGING_COUNTS = """
 SELECT 'Reveni returns', count(*) FROM staging.stg_reveni__returns
@@ -21,7 +22,7 @@ UNION ALL SELECT 'quarantined payloads', count(*) FROM raw.quarantine WHERE supe
 
 def print_summary(conn: ConnFields, outcomes: dict[str, bool], docs_index: str | None = None) -> None:
     with psycopg.connect(conn.libpq_url()) as db:
-        migrations = db.execute("SELECT count(*), max(name) FROM public.schema_migrations").fetchone()
+        migrations = one_row(db.execute("SELECT count(*), max(name) FROM public.schema_migrations"))
         counts = db.execute(STAGING_COUNTS).fetchall()
         quality = db.execute(
             """SELECT suite, count(*) FILTER (WHERE success), count(*),
@@ -34,7 +35,7 @@ def print_summary(conn: ConnFields, outcomes: dict[str, bool], docs_index: str |
         mismatches = db.execute(
             "SELECT exception_type, count(*) FROM staging.int_master_data__mismatches GROUP BY 1 ORDER BY 1"
         ).fetchall()
-        has_recon = db.execute("SELECT to_regclass('recon.fct_return_reconciliation') IS NOT NULL").fetchone()[0]
+        has_recon = one_row(db.execute("SELECT to_regclass('recon.fct_return_reconciliation') IS NOT NULL"))[0]
         recon = _finance(db) if has_recon else None
         calls = db.execute(
             """SELECT source, sum(api_calls) FROM raw.extract_runs
@@ -87,7 +88,7 @@ def _finance(db: psycopg.Connection):
                FROM recon.fct_return_reconciliation GROUP BY return_id) r
            GROUP BY status ORDER BY status"""
     ).fetchall()
-    open_rows = "FROM recon.exceptions WHERE state IN ('open', 'acknowledged')"
+    open_rows = "FROM recon.exceptions WHERE recon.is_open(state)"
     owners = db.execute(f"SELECT owner, count(*) {open_rows} GROUP BY 1 ORDER BY 1").fetchall()
     types = db.execute(f"SELECT exception_type, owner, count(*) {open_rows} GROUP BY 1, 2 ORDER BY 2, 1").fetchall()
     money = db.execute(

@@ -15,7 +15,7 @@ from recon_simulators.behaviour import Behaviour
 from recon_simulators.faults import FaultConfig, FaultState
 from recon_simulators.http import read_json
 from recon_simulators.journal import JOURNAL
-from recon_simulators.timefmt import parse_ts
+from recon_simulators.timefmt import parse_ts, require_ts
 from recon_simulators.world import World
 
 
@@ -36,7 +36,7 @@ def admin_routes(world: World, faults: dict[str, FaultState]) -> list[Route]:
     async def clock(request: Request) -> JSONResponse:
         if request.method == "POST":
             body = await read_json(request) or {}
-            when = parse_ts(body["set"]) if body.get("set") else world.clock.now()
+            when = require_ts(body["set"]) if body.get("set") else world.clock.now()
             world.clock.set(when, frozen=body.get("frozen"), speed=body.get("speed"))
         clock = world.clock
         return JSONResponse({"clock": clock.now().isoformat(), "frozen": clock.frozen, "speed": clock.speed})

@@ -26,9 +26,11 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from recon_simulators.http import HTML_PAGE, ServiceApp, read_json
-from recon_simulators.timefmt import cin7_ts, parse_ts
+from recon_simulators.timefmt import cin7_ts, parse_ts, require_ts
 
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 # apib L24578-L24591 (Sale Credit Note POST Model), L30576 (line model), L30638 (restock lines)
@@ -131,7 +133,7 @@ class Cin7State:
         sale = copy.deepcopy(sale)
         if touched_at is not None:
             sale["LastModifiedOn"] = touched_at.isoformat()
-        updated = parse_ts(sale["LastModifiedOn"])
+        updated = require_ts(sale["LastModifiedOn"])
         previous = self._sale_updated.get(sale["ID"])
         if previous is not None:
             index = bisect.bisect_left(self._sales_by_updated, (previous, sale["ID"]))
@@ -217,7 +219,7 @@ def sale_list_row(sale: dict) -> dict:
         "BaseCurrency": sale.get("BaseCurrency"),
         "CustomerCurrency": sale.get("CustomerCurrency"),
         "CreditNoteNumber": notes[-1].get("CreditNoteNumber") if notes else None,
-        "Updated": cin7_ts(parse_ts(sale["LastModifiedOn"]), sale["ID"]),
+        "Updated": cin7_ts(require_ts(sale["LastModifiedOn"]), sale["ID"]),
         "OrderStatus": sale.get("Order", {}).get("Status"),
         "CombinedInvoiceStatus": "INVOICED / CREDITED" if notes else ("INVOICED" if invoices else "NOT INVOICED"),
         "CreditNoteStatus": notes[-1].get("Status") if notes else "NOT AVAILABLE",
@@ -267,10 +269,10 @@ class Cin7App(ServiceApp):
         self.route(f"{base}/stocktransfer", "stockTransfer", self.stock_transfer, ["GET", "POST"])
         self.route(f"{base}/stocktransferlist", "stockTransferList", self.transfer_list, ["GET"])
 
-    def app(self, admin_routes):  # type: ignore[override]
-        inner = super().app(admin_routes)
+    def app(self, admin_routes: list[Route]) -> ASGIApp:
+        inner = self.starlette(admin_routes)
 
-        async def case_insensitive(scope, receive, send):
+        async def case_insensitive(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] == "http":
                 path = scope["path"]
                 if not path.startswith("/_sim"):
@@ -377,7 +379,7 @@ class Cin7App(ServiceApp):
         if sale is None:
             return self.error(404, "Sale not found")
         body = dict(self._malformed(sale))
-        body["LastModifiedOn"] = cin7_ts(parse_ts(sale["LastModifiedOn"]), sale["ID"])
+        body["LastModifiedOn"] = cin7_ts(require_ts(sale["LastModifiedOn"]), sale["ID"])
         if isinstance(body.get("CreditNotes"), list):
             body["CreditNotes"] = [served_note(n, on_sale=True) for n in body["CreditNotes"]]
         return JSONResponse(body)
@@ -460,9 +462,10 @@ class Cin7App(ServiceApp):
             }
             notes.append(note)
         else:
-            note = next((n for n in notes if n["TaskID"] == body["TaskID"]), None)
-            if note is None:
+            found = next((n for n in notes if n["TaskID"] == body["TaskID"]), None)
+            if found is None:
                 return self.error(400, f"Credit note task {body['TaskID']} not found")
+            note = found
         if note["Status"] not in {"DRAFT", "NOT AVAILABLE"}:  # apib L24689
             return self.error(400, f"Credit Note with status {note['Status']} cannot be changed")
         lines = self._credit_lines(body.get("Lines") or [])

@@ -25,6 +25,7 @@ ThrottleForm = Literal["429", "503", "400"]
 # "none": no header; "seconds" / "date": the two forms RFC 9110 §10.2.3 allows (delay-seconds, HTTP-date)
 RetryAfterForm = Literal["default", "none", "seconds", "date"]
 ElementStatus = Literal[500, 503, 429]
+ELEMENT_STATUSES: tuple[ElementStatus, ...] = (500, 503, 429)
 # True while the request being served is a read and ``writes_only`` is on: no fault applies to it
 _READ_UNDER_WRITES_ONLY: ContextVar[bool] = ContextVar("read_under_writes_only", default=False)
 
@@ -53,7 +54,7 @@ class FaultConfig(BaseModel):
     retry_after_form: RetryAfterForm = "default"
     retry_after_seconds: int = Field(1, ge=0, description="the delay a throttle asks for (seconds or date form)")
     element_error_rate: float = Field(0.0, description="Sitoo batch writes: an element answered 5xx/429, not applied")
-    element_error_statuses: list[ElementStatus] = Field(default_factory=lambda: [500, 503, 429], min_length=1)
+    element_error_statuses: list[ElementStatus] = Field(default_factory=lambda: list(ELEMENT_STATUSES), min_length=1)
     empty_body_rate: float = Field(0.0, description="an applied write answered 200 with an empty body")
     truncated_body_rate: float = Field(0.0, description="an applied write answered with its body cut short")
     seed: int = 1

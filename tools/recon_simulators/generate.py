@@ -17,7 +17,7 @@ from recon_simulators.generator import (
     generate,
 )
 from recon_simulators.scenario import read_header_and_records
-from recon_simulators.timefmt import parse_ts
+from recon_simulators.timefmt import require_ts
 
 
 def location_map_csv_path(scenario: Path) -> Path:
@@ -85,7 +85,7 @@ def _overrides(
 
 def main(argv: list[str] | None = None) -> None:
     args, rates, messy = parse_args(argv)
-    clock = parse_ts(args.clock) if args.clock else datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    clock = require_ts(args.clock) if args.clock else datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     config = GeneratorConfig(returns=args.returns, seed=args.seed, clock=clock, rates=rates, messy=messy)

@@ -26,6 +26,8 @@ from recon_simulators.catalog import (
     CURRENCIES,
     Catalog,
     Product,
+    Store,
+    Warehouse,
     build_catalog,
     cin7_locations,
     cin7_products,
@@ -645,12 +647,10 @@ class Generator:
         elif rtype == "mixed" and len(items) > 1:
             for item in items[1:]:
                 item.exchange_sku = self._exchange_sku(item.line.product)
-        if kind == "store":
-            point = rng.choice(self.catalog.stores)
-            return_point = (point.return_point, point.name)
-        else:
-            point = rng.choice(self.catalog.warehouses)
-            return_point = (point.return_point, point.name)
+        point: Store | Warehouse = (
+            rng.choice(self.catalog.stores) if kind == "store" else rng.choice(self.catalog.warehouses)
+        )
+        return_point = (point.return_point, point.name)
         ret = Return(return_id, kind, return_point, instant, rtype, status, items, now)
         self._timeline(ret, old_validation)
         ret.plant = plant
@@ -713,11 +713,13 @@ class Generator:
                 ret.items[-1].status, ret.items[-1].restock = "rejected", False
             ret.defects = []
             for kind, index in defects:
-                targets = ret.items if index == "all" else [None] if index is None else [ret.items[index]]
-                for item in targets:
-                    if item is not None and kind in NEEDS_RESTOCKABLE:
-                        item.status, item.restock = "accepted", True
-                    ret.defects.append((kind, item))
+                targets: list[Item | None] = (
+                    list(ret.items) if index == "all" else [None] if index is None else [ret.items[index]]
+                )
+                for target in targets:
+                    if target is not None and kind in NEEDS_RESTOCKABLE:
+                        target.status, target.restock = "accepted", True
+                    ret.defects.append((kind, target))
             self._note_shape("multi_defect", ret.return_id)
             self._note_shape(f"multi_defect:{name}", ret.return_id)
         elif plan.shape is not None:
@@ -956,6 +958,7 @@ class Generator:
                     }
                 )
         if restock and restock_items:
+            assert ret.received is not None  # restock requires it (above)
             for item in restock_items:
                 target = warehouse.holding
                 if ret.on("premature_restock", item):
@@ -975,8 +978,8 @@ class Generator:
                 self.cin7_stock[key] = self.cin7_stock.get(key, 0.0) + item.quantity
             note["RestockStatus"] = "AUTHORISED"
             latest = max(latest, ret.received + 2 * H)
-        before = sum(Decimal(str(line["Total"])) for line in note["Lines"])
-        tax = sum(Decimal(str(line["Tax"])) for line in note["Lines"])
+        before = sum((Decimal(str(line["Total"])) for line in note["Lines"]), Decimal(0))
+        tax = sum((Decimal(str(line["Tax"])) for line in note["Lines"]), Decimal(0))
         note.update({"TotalBeforeTax": float(before), "Tax": float(tax), "Total": float(before + tax)})
         if ret.shape == "void_and_draft_notes" and authorised:
             sale["CreditNotes"].extend(self._void_and_draft(note, ret, when))
@@ -1100,6 +1103,7 @@ class Generator:
                 wanted = True
             if not wanted or ret.on("inspected_not_released", item):
                 continue
+            done: datetime | None
             if ret.on("restock_latency_breach", item):
                 done = ret.validated + sla + MARGIN + timedelta(hours=rng.uniform(0, 12))
                 if done >= self.now:
@@ -1112,11 +1116,12 @@ class Generator:
 
     def _done_within_sla(self, ret: Return, sla: timedelta) -> datetime | None:
         """When a clean leg was done: within the SLA once it has passed; before it is due, done or not yet."""
-        rng = self.rng
-        if ret.validated + sla <= self.now:
-            return ret.validated + timedelta(hours=rng.uniform(1, (sla - MARGIN) / H))
+        rng, validated = self.rng, ret.validated
+        assert validated is not None  # the callers return first when it is not
+        if validated + sla <= self.now:
+            return validated + timedelta(hours=rng.uniform(1, (sla - MARGIN) / H))
         if rng.random() < 0.5:
-            return ret.validated + (self.now - ret.validated) * rng.uniform(0.1, 0.9)
+            return validated + (self.now - validated) * rng.uniform(0.1, 0.9)
         return None
 
     def _transfer(self, ret: Return, item: Item, warehouse, done: datetime) -> None:
@@ -1150,22 +1155,22 @@ class Generator:
         )
 
     def _exchange(self, ret: Return, order_number: str, currency: str) -> None:
-        wanted = [i for i in ret.items if i.exchange_sku]
+        wanted = [(i, i.exchange_sku) for i in ret.items if i.exchange_sku]
         if not wanted or ret.has("exchange_order_missing") or ret.status == "cancelled":
             return
         by_sku = self.by_sku
         lines = [
             {
-                "ProductID": by_sku[i.exchange_sku].cin7_id,
-                "SKU": i.exchange_sku,
-                "Name": by_sku[i.exchange_sku].name,
+                "ProductID": by_sku[sku].cin7_id,
+                "SKU": sku,
+                "Name": by_sku[sku].name,
                 "Quantity": i.quantity,
                 "Price": 0.0,
                 "Discount": 0,
                 "Tax": 0.0,
                 "Total": 0.0,
             }
-            for i in wanted
+            for i, sku in wanted
         ]
         created = ret.created + timedelta(minutes=15)
         sale_id = det_uuid(self.rng)
@@ -1246,8 +1251,10 @@ class Generator:
                 },
             )
 
-    def _return_record(self, ret: Return, store, refunded: list[Item], currency: str) -> None:
-        rows, net, vat = [], Decimal(0), Decimal(0)
+    def _return_record(self, ret: Return, store: Store, refunded: list[Item], currency: str) -> None:
+        assert ret.refunded_at is not None  # it has refunded items
+        rows: list[dict[str, object]] = []
+        net, vat = Decimal(0), Decimal(0)
         for item in refunded:
             total, tax = item.line.amounts(item.quantity)
             net, vat = net + total, vat + tax
@@ -1321,6 +1328,7 @@ class Generator:
         refunds = []
         refunded = ret.refunded_items
         if refunded:
+            assert ret.refunded_at is not None  # refunded_items is empty without it
             amount = sum((sum(i.line.amounts(i.quantity)) for i in refunded), Decimal(0))
             parts = [amount]
             if ret.refund_parts == 2 and amount > 1:
@@ -1362,11 +1370,10 @@ class Generator:
             record["amount"] = "N/A"
             record["currency"] = None
         for kind, target in ret.defects:
-            if kind != "unknown_sku_cin7":
+            if kind != "unknown_sku_cin7" or target is None:  # an item-level defect: never None
                 continue
-            index = ret.items.index(target)
             variant = target.sku.lower() if self.rng.random() < 0.5 else f"{target.sku} "
-            record["return_items"][index]["sku"] = variant
+            items[ret.items.index(target)]["sku"] = variant  # record["return_items"]
         return record
 
     def _answer(self, ret: Return, unattributed: bool = False) -> None:

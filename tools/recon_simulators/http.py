@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from recon_simulators.faults import ANSWER_FAULTS, Decision, FaultState
 from recon_simulators.journal import JOURNAL
@@ -30,7 +31,7 @@ class AbortedResponse(Response):
     def __init__(self) -> None:
         super().__init__(b"", status_code=200, media_type="application/json")
 
-    async def __call__(self, scope, receive, send) -> None:  # type: ignore[override]
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send(
             {
                 "type": "http.response.start",
@@ -50,7 +51,7 @@ class TruncatedResponse(Response):
         super().__init__(b"", status_code=answer.status_code)
         self.answer = answer
 
-    async def __call__(self, scope, receive, send) -> None:  # type: ignore[override]
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = bytes(self.answer.body)
         headers = [(k, v) for k, v in self.answer.raw_headers if k.lower() != b"content-length"]
         await send(
@@ -129,7 +130,7 @@ class ServiceApp:
         if decision.fault and not answers and not (is_write and self.faults.config.write_fault_after_apply):
             return await self._fault(decision)
         result = handler(request)
-        response = await result if asyncio.iscoroutine(result) else result
+        response = result if isinstance(result, Response) else await result
         if answers:
             return self._answer_fault(decision, response)
         if decision.fault:
@@ -171,8 +172,12 @@ class ServiceApp:
             return HTMLResponse(HTML_PAGE, status_code=200)
         return AbortedResponse()
 
-    def app(self, admin_routes: list[Route]) -> Starlette:
+    def starlette(self, admin_routes: list[Route]) -> Starlette:
         return Starlette(routes=[*admin_routes, *self.routes])
+
+    def app(self, admin_routes: list[Route]) -> ASGIApp:
+        """The ASGI app served: the Starlette app, which a simulator may wrap."""
+        return self.starlette(admin_routes)
 
 
 async def read_json(request: Request) -> Any:

@@ -117,7 +117,7 @@ class ReveniApp(ServiceApp):
         base = str(request.url.replace(query=""))
 
         def link(number: int) -> str:
-            query = {"page": number, "page_size": page_size}
+            query: dict[str, int | str] = {"page": number, "page_size": page_size}
             if params.get("updated_since"):
                 query["updated_since"] = params["updated_since"]
             return f"{base}?{urlencode(query)}"

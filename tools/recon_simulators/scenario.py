@@ -17,12 +17,13 @@ per resource, ``{"k": "cin7.sales", "v": {...}}``. Both encodings read as the sa
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import queue
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import orjson
 
@@ -48,9 +49,10 @@ COLLECTIONS = (
 HEADER_KEYS = ("format", "clock", "seed", "reveni_store_id", "config")
 
 
-def _open(path: Path, mode: str) -> IO[str]:
+def _open(path: Path, mode: Literal["r", "w"]) -> IO[str]:
     if path.suffix == ".gz":
-        return gzip.open(path, mode + "t", encoding="utf-8", compresslevel=1)
+        text: Literal["rt", "wt"] = "rt" if mode == "r" else "wt"
+        return gzip.open(path, text, encoding="utf-8", compresslevel=1)
     return path.open(mode, encoding="utf-8")
 
 
@@ -99,7 +101,7 @@ class _BackgroundSink:
 
     def __init__(self, path: Path) -> None:
         self._raw = path.open("wb")
-        self._out: IO[bytes] = (
+        self._out: io.BufferedIOBase = (
             gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=1) if path.suffix == ".gz" else self._raw
         )
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)

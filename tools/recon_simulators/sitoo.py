@@ -17,6 +17,7 @@ import base64
 import bisect
 import copy
 from decimal import Decimal
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -267,7 +268,7 @@ class SitooApp(ServiceApp):
             return self.error(400, "Body must be a non-empty array")
         if len(body) > MAX_BATCH:
             return self.error(400, f"At most {MAX_BATCH} items per request")
-        results = []
+        results: list[dict[str, Any]] = []  # the batch envelope (schemas/batchResponse.yaml)
         now = unix(self.world.clock.now())
         element_errors = False
         for element in body:
@@ -310,7 +311,8 @@ class SitooApp(ServiceApp):
     def _transaction_problem(self, element: object) -> str | None:
         if not isinstance(element, dict):
             return "Element must be an object"
-        warehouse = self.state.warehouses.get(element.get("warehouseid"))
+        warehouse_id = element.get("warehouseid")  # an id is a number, as transactiontype is
+        warehouse = self.state.warehouses.get(warehouse_id) if isinstance(warehouse_id, int) else None
         if warehouse is None:
             return "Invalid warehouseid"
         if warehouse.get("warehousetype") == VIRTUAL:

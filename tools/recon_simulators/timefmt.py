@@ -24,6 +24,14 @@ def parse_ts(value: str | int | float | datetime | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def require_ts(value: str | int | float | datetime) -> datetime:
+    """``parse_ts`` of a timestamp that must be there (a record's own, a clock setting): empty is an error."""
+    parsed = parse_ts(value)
+    if parsed is None:
+        raise ValueError("a timestamp is required, got an empty value")
+    return parsed
+
+
 def iso_z(when: datetime) -> str:
     """Canonical form used by Reveni and the scenario files: microseconds, Z."""
     if when.tzinfo is not UTC:

@@ -14,7 +14,7 @@ from recon_simulators.clock import SimClock
 from recon_simulators.reveni import ReveniState
 from recon_simulators.scenario import read_header_and_records
 from recon_simulators.sitoo import SitooState
-from recon_simulators.timefmt import parse_ts
+from recon_simulators.timefmt import require_ts
 
 
 @dataclass(frozen=True)
@@ -71,11 +71,11 @@ class World:
             else:
                 self.apply(kind, record, initial=True)
         if header.get("clock"):
-            self.clock.set(parse_ts(header["clock"]), frozen=frozen_clock, speed=1.0)
+            self.clock.set(require_ts(header["clock"]), frozen=frozen_clock, speed=1.0)
         return counts
 
     def schedule(self, at: str, kind: str, record: dict) -> None:
-        bisect.insort(self.events, Event(parse_ts(at), len(self.events), kind, record))
+        bisect.insort(self.events, Event(require_ts(at), len(self.events), kind, record))
 
     def apply(self, kind: str, record: dict, *, initial: bool = False, at: datetime | None = None) -> None:
         """Upsert one resource, as the system itself would store it."""

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 import requests
@@ -192,7 +192,7 @@ class ApiClient:
                 f"that the {self.service} API is up",
             ) from err
 
-    def _unreachable(self, error: BaseException | None) -> bool:
+    def _unreachable(self, error: BaseException | None) -> TypeGuard[NoAnswer]:
         return isinstance(error, NoAnswer) and not self.answered
 
     def _stop(self, state: RetryCallState) -> bool:

@@ -16,6 +16,8 @@ from psycopg_pool import ConnectionPool
 from pyrate_limiter import Duration, Limiter, Rate, validate_rate_list
 from pyrate_limiter.buckets.postgres import PostgresBucket
 
+from returns_recon.warehouse.rows import one_row
+
 
 class Budget(Protocol):
     def acquire(self) -> None: ...
@@ -59,7 +61,7 @@ def _ensure_schema(pool: ConnectionPool) -> None:
     """ops as migration 0015 creates it, for a warehouse not migrated yet (serialised: two workers at once)."""
     with pool.connection() as conn:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-        if conn.execute("SELECT to_regnamespace(%s) IS NULL", (SCHEMA,)).fetchone()[0]:
+        if one_row(conn.execute("SELECT to_regnamespace(%s) IS NULL", (SCHEMA,)))[0]:
             conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(SCHEMA)))
 
 

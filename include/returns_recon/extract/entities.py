@@ -7,32 +7,38 @@ mode and settings) and returns an ``ExtractSummary``; none needs Airflow.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, Self, TypeVar
 
 import psycopg
 from psycopg import sql
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from returns_recon.apis.client import ApiClient
 from returns_recon.extract import paging
 from returns_recon.models import cin7, reveni, sitoo
 from returns_recon.settings import ReconSettings
-from returns_recon.warehouse.loader import Invalid, LoadResult, Valid, load_batch
+from returns_recon.warehouse.loader import Invalid, LoadResult, StagingRecord, Valid, load_batch
+from returns_recon.warehouse.rows import one_row
 
 log = logging.getLogger(__name__)
 
 Mode = Literal["hourly", "daily"]
 BATCH = 1000
-SALE_MATCH_COLUMN = {
-    "CustomerReference": "customer_reference",
-    "ExternalID": "external_id",
-    "OrderNumber": "order_number",
-}
+
+
+class StagingModel(StagingRecord, Protocol):
+    """A model of one API record (models/: a pydantic model with its natural key and staging rows)."""
+
+    @classmethod
+    def model_validate(cls, obj: Any) -> Self: ...
+
+
+Model = TypeVar("Model", bound=StagingModel)
 
 
 @dataclass
@@ -71,7 +77,7 @@ def describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def validate(model: type[BaseModel], payload: Any, key_field: str | Callable[[Any], str | None]) -> Valid | Invalid:
+def validate(model: type[Model], payload: Any, key_field: str | Callable[[Any], str | None]) -> Valid[Model] | Invalid:
     if callable(key_field):
         key = key_field(payload) if isinstance(payload, dict) else None
     else:
@@ -81,17 +87,17 @@ def validate(model: type[BaseModel], payload: Any, key_field: str | Callable[[An
         record = model.model_validate(payload)
     except ValidationError as err:
         return Invalid(key, payload, describe(err))
-    return Valid(record.natural_key, payload, record)  # type: ignore[attr-defined]
+    return Valid(record.natural_key, payload, record)
 
 
 def load_stream(
     conn: psycopg.Connection,
     summary: ExtractSummary,
-    model: type[BaseModel],
+    model: type[Model],
     payloads: Iterable[Any],
     run_id: str,
     key_field: str | Callable[[Any], str | None],
-    on_valid: Callable[[BaseModel], None] | None = None,
+    on_valid: Callable[[Model], None] | None = None,
 ) -> ExtractSummary:
     iterator = iter(payloads)
     while batch := list(islice(iterator, BATCH)):
@@ -101,7 +107,7 @@ def load_stream(
             if isinstance(outcome, Valid):
                 valid.append(outcome)
                 if on_valid:
-                    on_valid(outcome.model)  # type: ignore[arg-type]
+                    on_valid(outcome.model)
             else:
                 invalid.append(outcome)
         result = _load_or_isolate(conn, summary, valid, invalid, run_id)
@@ -121,7 +127,11 @@ WAREHOUSE_REFUSALS = (psycopg.errors.DataError, psycopg.errors.ProgramLimitExcee
 
 
 def _load_or_isolate(
-    conn: psycopg.Connection, summary: ExtractSummary, valid: list[Valid], invalid: list[Invalid], run_id: str
+    conn: psycopg.Connection,
+    summary: ExtractSummary,
+    valid: Sequence[Valid[StagingRecord]],
+    invalid: list[Invalid],
+    run_id: str,
 ) -> LoadResult:
     try:
         return load_batch(conn, summary.source, summary.entity, valid, invalid, run_id)
@@ -380,16 +390,18 @@ def stale_sale_ids(
     and the detail may not carry the same precision), was read within a second that may not have ended
     (``reread_from``, see ``_note_open_second``), or whose list row changed in this run within the second
     of its detail (``listed_changed``: a change the timestamp cannot show)."""
-    column = sql.Identifier(SALE_MATCH_COLUMN[settings.sale_match_field])
+    # constants, which the planner folds (migrations 0019, 0020): staging.sale_match_value to the match field's column,
+    # staging.exchange_reference('%') to the LIKE pattern of every exchange order (estimated as the LIKE was)
     query = sql.SQL(
         """SELECT s.sale_id FROM staging.stg_cin7__sales s
            WHERE (s.detail_updated_at IS NULL OR s.detail_updated_at < date_trunc('second', s.updated_at)
                   OR date_trunc('second', s.detail_updated_at) >= %(reread_from)s
                   OR s.sale_id = ANY(%(listed_changed)s))
-             AND (s.{column} IN (SELECT order_external_id FROM staging.stg_reveni__returns)
-                  OR s.external_id LIKE 'reveni-exchange:%%')
+             AND (staging.sale_match_value(s, {match_field})
+                      IN (SELECT order_external_id FROM staging.stg_reveni__returns)
+                  OR s.external_id LIKE staging.exchange_reference('%%'))
            ORDER BY s.sale_id"""
-    ).format(column=column)
+    ).format(match_field=sql.Literal(settings.sale_match_field))
     params = {"reread_from": reread_from, "listed_changed": listed_changed or []}
     return [row[0] for row in conn.execute(query, params)]
 
@@ -452,7 +464,7 @@ def _load_whole(
     conn: psycopg.Connection,
     client: ApiClient,
     summary: ExtractSummary,
-    model: type[BaseModel],
+    model: type[StagingModel],
     rows: Iterable[Any],
     run_id: str,
     key_field: str | Callable[[Any], str | None],
@@ -482,7 +494,7 @@ def _id_window_start(
     query = sql.SQL("SELECT min({id}) FROM staging.{table} WHERE {date} >= now() - %s").format(
         id=sql.Identifier(id_col), table=sql.Identifier(table), date=sql.Identifier(date_col)
     )
-    first = conn.execute(query, (back,)).fetchone()[0]
+    first = one_row(conn.execute(query, (back,)))[0]
     return min(int(first), int(watermark)) if first is not None else int(watermark)
 
 
@@ -497,7 +509,7 @@ def _extract_sitoo_by_id(
     path: str,
     id_field: str,
     from_param: str,
-    model: type[BaseModel],
+    model: type[StagingModel],
     table: str,
     id_col: str,
     date_col: str,
@@ -563,7 +575,7 @@ def extract_sitoo_reference(
 ) -> list[ExtractSummary]:
     site = f"sites/{site_id}"
     # inactive (discontinued) products are still products a return can carry: listed only on request
-    plan = [
+    plan: list[tuple[str, str, str, type[StagingModel], dict[str, str] | None]] = [
         ("products", f"{site}/products.json", "productid", sitoo.Product, {"includeinactive": "true"}),
         ("warehouses", f"{site}/warehouses.json", "warehouseid", sitoo.Warehouse, None),
         ("stores", f"{site}/stores.json", "storeid", sitoo.Store, None),
@@ -603,6 +615,6 @@ def reference_loaded(conn: psycopg.Connection) -> bool:
     """Whether every reference table has been loaded at least once (else hourly loads them too)."""
     tables = ("stg_cin7__products", "stg_cin7__locations", "stg_sitoo__products", "stg_sitoo__warehouses")
     return all(
-        conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM staging.{})").format(sql.Identifier(t))).fetchone()[0]
+        one_row(conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM staging.{})").format(sql.Identifier(t))))[0]
         for t in tables
     )

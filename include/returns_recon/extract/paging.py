@@ -55,16 +55,22 @@ def reveni_returns(client: ApiClient, since: datetime | None, page_size: int = R
         body = client.get("returns", params, label="returns")
         rows = body.get("results") or []
         newest = cursor
+        in_page: set[tuple[str, str | None]] = set()  # (id, updated_at) yielded from this page
         for row in rows:
             key, stamp = _key(row, "id"), _key(row, "updated_at")
             if stamp == cursor and key in at_cursor:
                 continue
+            if key is not None:
+                if (key, stamp) in in_page:
+                    continue  # the same version twice in one page
+                in_page.add((key, stamp))
             if stamp is not None and (newest is None or stamp > newest):
                 newest = stamp
             yield row
         if not body.get("next"):
             return
-        stamped = [(r.get("id"), r.get("updated_at")) for r in rows if isinstance(r, dict)]
+        # as compared above: both as text (_key), and a row without an id is never taken as seen
+        stamped = [(row_id, _key(r, "updated_at")) for r in rows if (row_id := _key(r, "id")) is not None]
         if newest != cursor:
             cursor, page = newest, 1
             at_cursor = {key for key, stamp in stamped if stamp == newest}
@@ -83,7 +89,7 @@ def cin7_list(
 ) -> Iterator[dict]:
     seen: set[str] = set()
     for _ in range(MAX_PASSES):
-        page, total = 1, 0
+        page, total, keyless = 1, 0, 0
         while True:
             body = client.get(path, {**(params or {}), "Page": page, "Limit": limit}, label=path)
             rows = body.get(list_key) or []
@@ -91,6 +97,7 @@ def cin7_list(
             for row in rows:
                 row_key = key(row) if isinstance(row, dict) else None
                 if row_key is None:
+                    keyless += 1  # one of Total all the same
                     yield row  # malformed: the caller quarantines it
                     continue
                 if row_key not in seen:
@@ -99,7 +106,7 @@ def cin7_list(
             if len(rows) < limit or page * limit >= total:
                 break
             page += 1
-        if len(seen) >= total:
+        if len(seen) + keyless >= total:
             return
     raise IncompleteListing(f"cin7 {path}: {len(seen)} distinct rows of {total} after {MAX_PASSES} passes")
 
@@ -119,12 +126,14 @@ def sitoo_by_id(
         body = client.get(path, query, label=path)
         rows = body.get("items") or []
         highest = next_id - 1
+        in_page: set[int] = set()  # ids yielded from this page: a row twice in one page is yielded once
         for row in rows:
             value = row.get(id_field) if isinstance(row, dict) else None
-            if isinstance(value, int) and value < next_id:
-                continue  # duplicate of an earlier page
+            if isinstance(value, int) and (value < next_id or value in in_page):
+                continue  # duplicate of an earlier page, or of this one
             if isinstance(value, int):
                 highest = max(highest, value)
+                in_page.add(value)
             yield row
         if len(rows) < num or highest < next_id:
             return
@@ -136,7 +145,7 @@ def sitoo_list(
 ) -> Iterator[dict]:
     seen: set[str] = set()
     for _ in range(MAX_PASSES):
-        start, total = 0, 0
+        start, total, keyless = 0, 0, 0
         while True:
             # no sort: these lists do not declare one (Sitoo OpenAPI); rows that move are caught below
             body = client.get(path, {**(params or {}), "start": start, "num": num}, label=path)
@@ -147,10 +156,12 @@ def sitoo_list(
                 if key is None or key not in seen:
                     if key is not None:
                         seen.add(key)
+                    else:
+                        keyless += 1  # malformed (the caller quarantines it), one of totalcount all the same
                     yield row
             start += num
             if start >= total or not rows:
                 break
-        if len(seen) >= total:
+        if len(seen) + keyless >= total:
             return
     raise IncompleteListing(f"sitoo {path}: {len(seen)} distinct rows of {total} after {MAX_PASSES} passes")

@@ -1,5 +1,6 @@
-"""All extraction of one run, in dependency order (used by tests and benchmarks; the DAGs run
-the same functions as separate tasks per system)."""
+"""Extraction per system, and all of one run in dependency order (``extract_all``: benchmarks and some
+tests). The DAGs run one task per system, each through ``returns_recon.steps``, which decides per task
+whether to load reference data."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ neutralise each text cell a spreadsheet would execute (OWASP CSV injection: a le
 columns stay numbers, negative ones included.
 
 SMTP failing fails the task with a ``DigestNotSent`` naming the SMTP host and port and the error (no
-secret); what was not sent is sent by the next run, once (``notify/alerts.py`` tells the fallback channel).
+secret); what was not sent is sent by the next run, once (``orchestration/alerts.py`` tells the fallback channel).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from markupsafe import Markup
 from psycopg.rows import dict_row
 
 from returns_recon.notify.fallback import one_line, redact
+from returns_recon.warehouse.rows import one_row
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).with_name("templates")
@@ -127,7 +128,7 @@ AGE_BUCKETS = (("< 1 day", 0), ("1–7 days", 7), ("8–30 days", 30), ("> 30 da
 OPEN = f"""
 SELECT {", ".join(CSV_COLUMNS)}
 FROM recon.exception_details
-WHERE owner = %s AND state IN ('open', 'acknowledged')
+WHERE owner = %s AND recon.is_open(state)
 ORDER BY first_seen_at, exception_key
 """
 
@@ -284,9 +285,9 @@ class Digest:
 
 
 def _last_sent(conn: psycopg.Connection, owner: str) -> Any:
-    row = conn.execute(
-        "SELECT max(sent_at) FROM recon.email_log WHERE owner = %s AND status = 'sent'", (owner,)
-    ).fetchone()
+    row = one_row(
+        conn.execute("SELECT max(sent_at) FROM recon.email_log WHERE owner = %s AND status = 'sent'", (owner,))
+    )
     return row[0]
 
 
@@ -351,7 +352,7 @@ def charts(
     by_age = _png(figure)
 
     journal: dict[str, list[tuple[date, Decimal, Decimal]]] = {}
-    if conn.execute("SELECT to_regclass('recon.refund_journal')").fetchone()[0]:
+    if one_row(conn.execute("SELECT to_regclass('recon.refund_journal')"))[0]:
         for currency, day, refunded, credited in conn.execute(
             """SELECT currency, day, reveni_refunded, cin7_credited FROM recon.refund_journal
                WHERE day >= current_date - 14 ORDER BY currency, day"""
@@ -445,7 +446,8 @@ def render(digest: Digest, from_email: str, now: datetime | None = None) -> Emai
     message["Message-ID"] = make_msgid(idstring=f"recon-{digest.owner.replace(' ', '-')}-{digest.mail_date}")
     message.set_content(env.get_template("digest.txt.j2").render(context))
     message.add_alternative(env.get_template("digest.html.j2").render(context), subtype="html")
-    html = message.get_payload()[1]
+    html = message.get_body(preferencelist=("html",))  # the HTML alternative, where the charts go inline
+    assert html is not None
     if digest.chart_png:
         html.add_related(digest.chart_png, "image", "png", cid="<chart>", filename="exceptions-by-age.png")
     for currency, png in sorted(digest.currency_charts.items()):
@@ -548,15 +550,17 @@ def smtp_sender(conn_id: str = "smtp_default") -> tuple[Sender, str]:
         # the hook's own send_email_smtp builds HTML-only mails; we need text + HTML + inline chart + CSV
         try:
             with hook as connected:
-                connected._smtp_client.send_message(message)
+                client = connected._smtp_client
+                assert isinstance(client, smtplib.SMTP)  # connected synchronously (SMTP_SSL is an SMTP)
+                client.send_message(message)
         except (OSError, smtplib.SMTPException) as exc:  # SMTPException is an OSError; both named for clarity
             unreachable = isinstance(exc, _UNREACHABLE)
-            why = redact(f"{type(exc).__name__}: {one_line(exc, 300)}", [connection.password or ""])
+            why = one_line(redact(f"{type(exc).__name__}: {exc}", [connection.password or ""]), 300)  # redact, then cut
             raise MailDeliveryError(
                 f"{server} {'is unreachable' if unreachable else 'did not take the mail'}: {why}", unreachable
             ) from exc
         except AirflowException as exc:  # the hook's own wrapping, e.g. "Unable to connect to smtp server"
-            why = redact(f"{type(exc).__name__}: {one_line(exc, 300)}", [connection.password or ""])
+            why = one_line(redact(f"{type(exc).__name__}: {exc}", [connection.password or ""]), 300)  # redact, then cut
             raise MailDeliveryError(f"{server} failed: {why}", unreachable=True) from exc
 
     from_email = connection.extra_dejson.get("from_email") or "returns-recon@localhost"

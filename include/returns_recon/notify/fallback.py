@@ -103,7 +103,8 @@ def send_fallback(event: str, text: str, **fields: Any) -> bool:
         return False
     secrets = _known_secrets(conn_id)
     payload = {"text": redact(text, secrets), "event": event, "source": "returns_recon"}
-    payload.update({k: redact(one_line(v, 500), secrets) for k, v in fields.items() if v is not None})
+    # scrubbed before it is cut: a secret across the limit would otherwise keep its start
+    payload.update({k: one_line(redact(str(v), secrets), 500) for k, v in fields.items() if v is not None})
     timeout = conn.extra_dejson.get("timeout", 15)
     notifier = HttpNotifier(http_conn_id=conn_id, method="POST", json=payload, extra_options={"timeout": timeout})
     try:

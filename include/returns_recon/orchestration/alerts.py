@@ -9,6 +9,7 @@ recipients), the same alert goes to the second channel, ``notify/fallback.py`` (
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from email.message import EmailMessage
 from typing import Any
 
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 WATCHER = "run_failed_if_any_task_failed"
 
 
-def _run_of(context: dict[str, Any]) -> tuple[str, str]:
+def _run_of(context: Mapping[str, Any]) -> tuple[str, str]:
     dag_run = context.get("dag_run")
     dag_id = getattr(dag_run, "dag_id", None) or getattr(context.get("dag"), "dag_id", "?")
     return one_line(dag_id, 250), one_line(getattr(dag_run, "run_id", "?"), 250)
@@ -35,7 +36,7 @@ def failed_tasks(ti: Any) -> list[str]:
     return sorted(t for t, state in states.items() if state in ("failed", "upstream_failed") and t != WATCHER)
 
 
-def failure_text(context: dict[str, Any]) -> tuple[str, str]:
+def failure_text(context: Mapping[str, Any]) -> tuple[str, str]:
     """Subject and body of the alert for a failed run (one line each value: nothing breaks a header)."""
     dag_run = context.get("dag_run")
     dag_id, run_id = _run_of(context)
@@ -51,7 +52,7 @@ def failure_text(context: dict[str, Any]) -> tuple[str, str]:
     # Airflow 3 passes the failed run's callback the context of the task instance that decided it (the
     # SDK's DagRun there has no get_task_instances); the daily run's last task decides it when the mail ran
     ti = context.get("ti") or context.get("task_instance")
-    if not failed and getattr(ti, "task_id", None):
+    if not failed and ti is not None and getattr(ti, "task_id", None):
         failed = failed_tasks(ti) if ti.task_id == WATCHER else [ti.task_id]
     failed = [one_line(task_id, 250) for task_id in failed]
     subject = f"[returns recon] {dag_id} failed ({run_id})"
@@ -72,7 +73,7 @@ def _message(subject: str, body: str, recipients: list[str], from_email: str) ->
     return message
 
 
-def alert_message(context: dict[str, Any], recipients: list[str], from_email: str) -> EmailMessage:
+def alert_message(context: Mapping[str, Any], recipients: list[str], from_email: str) -> EmailMessage:
     return _message(*failure_text(context), recipients, from_email)
 
 
@@ -97,7 +98,7 @@ def _mail_or_fallback(event: str, subject: str, body: str, build, **fields: Any)
     send_fallback(event, f"{subject}\n{body}\nThe alert mail could not be sent: {why}\n", **fields)
 
 
-def dag_failure_alert(context: dict[str, Any]) -> None:
+def dag_failure_alert(context: Mapping[str, Any]) -> None:
     """``on_failure_callback`` of the DAGs: alert the data team once for this failed run."""
     ti = context.get("ti") or context.get("task_instance")
     if getattr(ti, "task_id", None) == WATCHER and not context.get("alert_from_watcher"):
@@ -115,25 +116,7 @@ def dag_failure_alert(context: dict[str, Any]) -> None:
     )
 
 
-def late_run_alert(**kwargs: Any) -> None:
-    """Deadline callback of the hourly DAG: a run still not done well past its schedule (one alert per run)."""
-    subject = "[returns recon] returns_recon_hourly is running late"
-    details = one_line(kwargs.get("context", {}).get("dag_run", ""), 300)
-    body = (
-        "An hourly run has not finished 45 minutes after it was queued. Check the Airflow UI for a stuck or "
-        f"throttled task (details: {details}).\n"
-    )
-
-    _mail_or_fallback(
-        "hourly_run_late",
-        subject,
-        body,
-        lambda to, sender: _message(subject, body, to, sender),
-        dag_id="returns_recon_hourly",
-    )
-
-
-def digest_failure_alert(context: dict[str, Any]) -> None:
+def digest_failure_alert(context: Mapping[str, Any]) -> None:
     """``on_failure_callback`` of ``notify.send_exception_emails`` (after its last retry): when SMTP did not
     take the digests, tell the data team through the fallback channel (mail is what is down)."""
     from returns_recon.notify.digest import DigestNotSent

@@ -18,7 +18,8 @@ from returns_recon.apis.ratelimit import shared_budget
 from returns_recon.connections import require_well_formed
 
 OWN_EXTRAS = ("store_id", "account_id", "site_id", "calls_per_minute", "page_size", "base_path")
-CIN7_LIMIT_MESSAGE = re.compile(r"calls per .* (minute|seconds) API limit", re.IGNORECASE)
+# "60 calls per minute API limit" (APIB L124) and "60 calls per 60 seconds API limit" (observed live)
+CIN7_LIMIT_MESSAGE = re.compile(r"calls per (?:.* )?(minute|seconds) API limit", re.IGNORECASE)
 
 
 class _ServiceHook(HttpHook):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from airflow.sdk import task, task_group
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -19,8 +21,11 @@ from returns_recon.orchestration.tasks import (
     send_exception_emails,
 )
 
+if TYPE_CHECKING:  # not imported at DAG-parse time
+    from returns_recon.extract.entities import Mode
 
-def build(mode: str) -> None:
+
+def build(mode: Mode) -> None:
     @task_group
     def preflight() -> None:
         """Connections well formed, warehouse schema current, APIs reachable, location map loaded."""

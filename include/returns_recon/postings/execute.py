@@ -29,10 +29,10 @@ from returns_recon.postings.actions import REGISTRY, PostingAction
 from returns_recon.postings.model import Context, Posting, Refused, Superseded
 from returns_recon.postings.sale_view import SaleView
 from returns_recon.settings import ReconSettings
+from returns_recon.states import OPEN_STATES
 
 log = logging.getLogger(__name__)
 LOCK_KEY = 72_617_302
-OPEN_STATES = ("open", "acknowledged")
 # Called between a write that went through and its log entry, with the posting written (the tests kill the
 # process there, to show that a write whose outcome was never logged is adopted, not repeated).
 AfterSend = Callable[[Posting], None]

@@ -19,7 +19,6 @@ from returns_recon.settings import ReconSettings
 # exception type -> (action, system)
 ACTIONS = {kind: (action.name, action.system) for kind, action in FIXED_BY.items()}
 BLOCKING = ("sale_not_found", "unmapped_location", "unknown_sku_cin7", "unknown_sku_sitoo", "invalid_record")
-MATCH_COLUMNS = {"CustomerReference": "customer_reference", "ExternalID": "external_id", "OrderNumber": "order_number"}
 
 CANDIDATES = f"""
 WITH {UNATTRIBUTED_SALES}
@@ -33,14 +32,17 @@ FROM recon.exceptions e
 JOIN staging.stg_reveni__returns r ON r.return_id = e.return_id
 LEFT JOIN staging.stg_reveni__return_items i ON i.item_id = e.item_id
 LEFT JOIN staging.dim_location_map m ON m.return_point_id = r.return_point_id
+-- the sale by the configured field, not an exchange order: both functions take constants, which the planner folds
+-- (into the match field's column, whose index it uses, and into the LIKE pattern of every exchange order)
 LEFT JOIN LATERAL (
     SELECT sale_id, sale_type, location FROM staging.stg_cin7__sales x
-    WHERE x.{{match_column}} = r.order_external_id AND coalesce(x.external_id, '') NOT LIKE 'reveni-exchange:%%'
+    WHERE staging.sale_match_value(x, {{match_field}}) = r.order_external_id
+      AND coalesce(x.external_id, '') NOT LIKE staging.exchange_reference('%%')
     ORDER BY sale_id LIMIT 1
 ) s ON true
-WHERE e.state IN ('open', 'acknowledged') AND e.exception_type = ANY(%(types)s)
+WHERE recon.is_open(e.state) AND e.exception_type = ANY(%(types)s)
   AND NOT EXISTS (SELECT 1 FROM recon.exceptions b
-                  WHERE b.return_id = e.return_id AND b.state IN ('open', 'acknowledged')
+                  WHERE b.return_id = e.return_id AND recon.is_open(b.state)
                     AND b.exception_type = ANY(%(blocking)s))
   -- no credit note for the returns of a sale (by the shop's order number) with an open unattributed note
   AND (e.exception_type <> 'refund_without_credit_note'
@@ -82,7 +84,7 @@ VALUES (%(posting_key)s, %(run_id)s, 'outcome', 'skipped', %(response)s)"""
 
 def plan(conn: psycopg.Connection, run_id: str, settings: ReconSettings) -> list[Planned]:
     """Write the postings that open auto-fixable exceptions call for; return the new or re-planned ones."""
-    query = sql.SQL(CANDIDATES).format(match_column=sql.Identifier(MATCH_COLUMNS[settings.sale_match_field]))
+    query = sql.SQL(CANDIDATES).format(match_field=sql.Literal(settings.sale_match_field))
     with conn.cursor(row_factory=class_row(Candidate)) as cur:
         candidates = cur.execute(query, {"types": list(ACTIONS), "blocking": list(BLOCKING)}).fetchall()
     planned = []

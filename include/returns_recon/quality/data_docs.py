@@ -11,7 +11,10 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # GX is imported only when a check runs (runner._context)
+    from great_expectations.data_context.store.store import DataDocsSiteConfigTypedDict
 
 SITE = "recon_data_docs"
 ASSETS = Path(__file__).parent / "data_docs_assets"
@@ -42,7 +45,7 @@ _SRI = re.compile(r"""\s+(?:integrity|crossorigin)=["'][^"']*["']""", re.IGNOREC
 _SITE_STATIC = re.compile(r"""\b(src|href)=(["'])(?:\.\.?/)*static/""")  # GX miscounts "../" for the favicon
 
 
-def site_config(docs_dir: Path) -> dict[str, Any]:
+def site_config(docs_dir: Path) -> DataDocsSiteConfigTypedDict:
     return {
         "class_name": "SiteBuilder",
         "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},

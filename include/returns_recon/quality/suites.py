@@ -96,8 +96,8 @@ def mismatch_checks() -> list[Check]:
 
 
 def structural_checks(currencies: tuple[str, ...], freshness_hours: float) -> list[Check]:
-    c = "critical"
-    w = "warning"
+    c: Severity = "critical"
+    w: Severity = "warning"
     money = {"min_value": 0}
     positive = {"min_value": 1}
     currency = {"value_set": list(currencies)}

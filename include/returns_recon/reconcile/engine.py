@@ -25,6 +25,7 @@ from returns_recon.reconcile import detect, publish, queue
 from returns_recon.reconcile.models import MODELS
 from returns_recon.reconcile.sql import Statement, load
 from returns_recon.settings import PUBLISH_RETRY_MAX_PAUSE_SECONDS, ReconSettings
+from returns_recon.warehouse.rows import one_row
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class ReconResult:
         return asdict(self)
 
 
-def _run(conn: psycopg.Connection, steps: list[tuple[sql.Composable, Statement | None]], params: dict) -> None:
+def _run(conn: psycopg.Connection, steps: list[tuple[sql.Composed, Statement | None]], params: dict) -> None:
     """Execute each statement with the values its file declares (none for the engine's own DDL)."""
     for statement, source in steps:
         started = time.perf_counter()
@@ -95,7 +96,7 @@ def reconcile(
         conn.execute("SET LOCAL parallel_setup_cost = 10")
         conn.execute("SET LOCAL parallel_tuple_cost = 0.001")
         # the models live in a schema of this transaction only (rolled back with it on failure)
-        search_path = conn.execute("SELECT current_setting('search_path')").fetchone()[0]
+        search_path = one_row(conn.execute("SELECT current_setting('search_path')"))[0]
         conn.execute("CREATE SCHEMA recon_work")
         conn.execute("SET LOCAL search_path = recon_work")
         for model in (*MODELS, detect.FOUND):
@@ -105,8 +106,8 @@ def reconcile(
         resolved = conn.execute(queue.AUTO_RESOLVE, {"run_id": run_id}).rowcount
         log.debug("%.2f s  exception queue merged", time.perf_counter() - started_merge)
         _build(conn)
-        in_scope = conn.execute("SELECT count(*) FROM int_returns").fetchone()[0]
-        found = conn.execute("SELECT count(*) FROM found").fetchone()[0]
+        in_scope = one_row(conn.execute("SELECT count(*) FROM int_returns"))[0]
+        found = one_row(conn.execute("SELECT count(*) FROM found"))[0]
         opened = sum(1 for inserted, _ in merged if inserted)
         counts = {"returns_in_scope": in_scope, "exceptions_found": found, "opened": opened, "auto_resolved": resolved}
         conn.execute(load("engine/record_run").text, {"run_id": run_id, "mode": mode, "started_at": started, **counts})
@@ -114,8 +115,8 @@ def reconcile(
         conn.execute("SELECT set_config('search_path', %(search_path)s, true)", {"search_path": search_path})
         # last, so the published tables are locked only from the swap to the commit
         _swap(conn, settings)
-    by_owner = dict(conn.execute(load("engine/open_by_owner").text).fetchall())
-    by_type = dict(conn.execute(load("engine/open_by_type").text).fetchall())
+    by_owner: dict[str, int] = dict(conn.execute(load("engine/open_by_owner").text).fetchall())
+    by_type: dict[str, int] = dict(conn.execute(load("engine/open_by_type").text).fetchall())
     result = ReconResult(run_id, mode, in_scope, found, opened, resolved, by_owner, by_type)
     log.info("reconciliation %s", result.as_dict())
     return result
@@ -131,7 +132,7 @@ def _build(conn: psycopg.Connection) -> None:
     conn.execute(publish.comment_statements("recon_build"))
     failures = []
     for name, audit in publish.AUDITS.items():
-        ok, detail = conn.execute(load(audit).text, {}).fetchone()
+        ok, detail = one_row(conn.execute(load(audit).text, {}))
         if not ok:
             failures.append(f"{name} ({detail})")
     if failures:
@@ -144,7 +145,7 @@ def _swap_script(conn: psycopg.Connection, settings: ReconSettings) -> str:
     then the views (which read the new tables, comments and all) moved from recon_build into recon, the
     savepoint released."""
     lock_timeout_ms = max(1, round(settings.publish_lock_timeout_seconds * 1000))
-    steps = [
+    steps: list[sql.Composable] = [
         sql.SQL("SAVEPOINT {}").format(sql.Identifier(SWAP_SAVEPOINT)),
         sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(lock_timeout_ms)),
     ]

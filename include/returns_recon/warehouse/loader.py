@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 import psycopg
@@ -38,11 +38,14 @@ class StagingRecord(Protocol):
     def staging_rows(self, run_id: str) -> dict[str, list[tuple]]: ...
 
 
+Record = TypeVar("Record", bound=StagingRecord, covariant=True)
+
+
 @dataclass
-class Valid:
+class Valid(Generic[Record]):
     key: str
     payload: dict[str, Any]
-    model: StagingRecord
+    model: Record  # the model class validated (extract.entities.validate)
 
 
 @dataclass
@@ -82,12 +85,12 @@ def load_batch(
     conn: psycopg.Connection,
     source: str,
     entity: str,
-    valid: Iterable[Valid],
+    valid: Iterable[Valid[StagingRecord]],
     invalid: Iterable[Invalid],
     run_id: str,
 ) -> LoadResult:
     result = LoadResult()
-    latest: dict[str, Valid] = {}
+    latest: dict[str, Valid[StagingRecord]] = {}
     for record in valid:
         latest[record.key] = record  # duplicates within a batch: keep the last
     bad = list(invalid)
@@ -109,7 +112,9 @@ def load_batch(
     return result
 
 
-def _upsert_raw(conn: psycopg.Connection, source: str, entity: str, records: dict[str, Valid], run_id: str) -> set[str]:
+def _upsert_raw(
+    conn: psycopg.Connection, source: str, entity: str, records: dict[str, Valid[StagingRecord]], run_id: str
+) -> set[str]:
     conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS tmp_raw (natural_key text, content_hash text, payload jsonb) "
         "ON COMMIT DELETE ROWS"
@@ -143,6 +148,7 @@ def _replace_staging(conn: psycopg.Connection, models: list[StagingRecord], run_
         _upsert(conn, spec, by_table[spec.name])
     keys = [m.natural_key for m in models]
     for spec in _children_of(by_table, models):
+        assert spec.parent_key is not None  # a child table
         conn.execute(
             sql.SQL("DELETE FROM staging.{} WHERE {} = ANY(%s)").format(
                 sql.Identifier(spec.name), sql.Identifier(spec.parent_key)

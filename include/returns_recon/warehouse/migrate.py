@@ -78,7 +78,7 @@ def apply_migrations(
                    checksum text NOT NULL,
                    applied_at timestamptz NOT NULL DEFAULT now())"""
         )
-        done = dict(conn.execute("SELECT version, checksum FROM public.schema_migrations").fetchall())
+        done: dict[int, str] = dict(conn.execute("SELECT version, checksum FROM public.schema_migrations").fetchall())
         for migration in migrations:
             if migration.version in done:
                 if done[migration.version] != migration.checksum:

@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
+from returns_recon import references
 from returns_recon.postings.actions.base import PostingAction
 from returns_recon.postings.model import (
     Candidate,
@@ -44,7 +45,6 @@ RESTOCK_LINE_FIELDS = (
     "RestockDate",
 )
 WRITABLE_NOTE_STATUSES = ("DRAFT", "NOT AVAILABLE")  # apib L24689: a POST to any other is refused
-REFERENCE_PREFIX = "reveni:"  # our memo and references: reveni:<return>[:<item>]
 CIN7_TIME = "%Y-%m-%dT%H:%M:%S"
 
 # A credit note made by hand on a sale that no return can be attributed (operating-model.md §1, §3): no credit
@@ -54,7 +54,7 @@ CIN7_TIME = "%Y-%m-%dT%H:%M:%S"
 UNATTRIBUTED_SALES = """unattributed_sales AS (
     SELECT DISTINCT coalesce(ur.order_external_id, '') AS order_ref, u.exception_key
     FROM recon.exceptions u JOIN staging.stg_reveni__returns ur USING (return_id)
-    WHERE u.exception_type = 'unattributed_credit_note' AND u.state IN ('open', 'acknowledged')
+    WHERE u.exception_type = 'unattributed_credit_note' AND recon.is_open(u.state)
 )"""
 
 # An unattributed credit note opened since the plan on the sale of this return.
@@ -187,7 +187,7 @@ class CreateCreditNote(PostingAction):
                     "TaxRule": line.tax_rule,
                 }
             )
-        reference = f"{REFERENCE_PREFIX}{candidate.return_id}"
+        reference = references.credit_note_memo(candidate.return_id)
         payload: dict[str, Any] = {
             "SaleID": candidate.sale_id,
             "TaskID": ZERO_GUID,
@@ -269,7 +269,7 @@ class CreateCreditNote(PostingAction):
             (
                 note
                 for note in notes
-                if not str(note.get("Memo") or "").startswith(REFERENCE_PREFIX)
+                if references.return_of_memo(str(note.get("Memo") or "")) is None
                 and note.get("Status") != "VOIDED"
                 and note.get("TaskID") not in known
             ),

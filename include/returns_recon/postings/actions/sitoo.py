@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
+from returns_recon import references
 from returns_recon.apis.errors import ApiError, TransientError
 from returns_recon.postings.actions.base import PostingAction
 from returns_recon.postings.model import NOT_FOUND, Candidate, Context, Planned, Posting, ReadBack, Sent, posting_key
@@ -73,7 +74,7 @@ class SitooStoreStock(PostingAction):
     def planned(self, candidate: Candidate, transaction_type: int, now: datetime) -> Planned:
         warehouse = int(candidate.sitoo_warehouse_id)  # type: ignore[arg-type]  # mapped: the plan's join
         rid, iid = candidate.return_id, candidate.item_id
-        reference = f"reveni:{rid}:{iid}"
+        reference = references.item_reference(rid, str(iid))
         payload = {
             "warehouseid": warehouse,
             "transactiontype": transaction_type,

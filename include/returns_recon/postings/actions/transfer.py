@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import psycopg
 
+from returns_recon import references
 from returns_recon.postings.actions.base import PostingAction
 from returns_recon.postings.model import (
     Candidate,
@@ -28,7 +29,8 @@ KNOWN_TRANSFERS = (
 
 
 class Transfer(PostingAction):
-    """Transfers carry a reference only this executor mints ('reveni:<return>:<item> <action>#<key>').
+    """Transfers carry a reference only this executor mints (``references.transfer_reference``: the item's
+    reference, then ``<action>#<key>``).
     ``stockTransferList`` does not search ``Reference`` (apib L26299): a transfer never attempted is
     looked up in this run's extracted copy of the whole list; one with an earlier attempt (or a
     replay) in a live read of the whole list, matched on our side, once per executor run."""
@@ -57,7 +59,7 @@ class Transfer(PostingAction):
             "Status": "COMPLETED",
             "CompletionDate": now.strftime("%Y-%m-%dT%H:%M:%S"),
             "CostDistributionType": "Cost",
-            "Reference": f"reveni:{candidate.return_id}:{candidate.item_id} {reference}",
+            "Reference": references.transfer_reference(candidate.return_id, str(candidate.item_id), reference),
             "SkipOrder": True,
             "Lines": [{"SKU": candidate.sku, "TransferQuantity": candidate.quantity}],
         }
@@ -84,7 +86,7 @@ class Transfer(PostingAction):
         """Re-read the transfers (live, once per executor run, after the plan): one referencing this item that
         the reconciliation has not seen (a person's, made since the plan) means the move may be done."""
         reference = posting.payload["Reference"]
-        item_reference = reference.split(" ")[0]
+        item_reference = references.item_reference_of_transfer(reference)
         known = {task_id for (task_id,) in ctx.conn.execute(KNOWN_TRANSFERS, {"item_reference": item_reference})}
         by_hand = self.transfer_by_hand(ctx.view.live_transfers(), reference, known)
         if by_hand is not None:
@@ -95,9 +97,13 @@ class Transfer(PostingAction):
     @staticmethod
     def transfer_by_hand(transfers: Mapping[str, str], reference: str, known: set[str]) -> tuple[str, str] | None:
         """(reference, TaskID) of a transfer of the same item that is not ours and not known to the reconciliation."""
-        item_reference = reference.split(" ")[0]
+        item_reference = references.item_reference_of_transfer(reference)
         for other, task_id in transfers.items():
-            if other.split(" ")[0] == item_reference and other != reference and task_id not in known:
+            if (
+                references.item_reference_of_transfer(other) == item_reference
+                and other != reference
+                and task_id not in known
+            ):
                 return other, task_id
         return None
 

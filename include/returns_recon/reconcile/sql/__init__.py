@@ -43,11 +43,11 @@ class Table:
     def name(self) -> str:
         return self.file.rsplit("/", 1)[-1]
 
-    def statements(self) -> list[tuple[sql.Composable, Statement | None]]:
+    def statements(self) -> list[tuple[sql.Composed, Statement | None]]:
         """The statements that build it, each with the file whose parameters it takes."""
         table = sql.Identifier(self.name)
         query = load(self.file)
-        steps: list[tuple[sql.Composable, Statement | None]] = [
+        steps: list[tuple[sql.Composed, Statement | None]] = [
             (sql.SQL("CREATE UNLOGGED TABLE {} AS\n").format(table) + sql.SQL(query.text), query)
         ]
         if self.unique_key:
@@ -71,11 +71,11 @@ class Published:
     def name(self) -> str:
         return self.file.rsplit("/", 1)[-1]
 
-    def statements(self, schema: str) -> list[tuple[sql.Composable, Statement | None]]:
+    def statements(self, schema: str) -> list[tuple[sql.Composed, Statement | None]]:
         relation = sql.Identifier(schema, self.name)
         query = load(self.file)
         kind = sql.SQL("VIEW" if self.view else "TABLE")
-        steps: list[tuple[sql.Composable, Statement | None]] = [
+        steps: list[tuple[sql.Composed, Statement | None]] = [
             (sql.SQL("CREATE {} {} AS\n").format(kind, relation) + sql.SQL(query.text), query)
         ]
         if self.primary_key:
@@ -85,5 +85,5 @@ class Published:
         return steps
 
 
-def _columns(columns: tuple[str, ...]) -> sql.Composable:
+def _columns(columns: tuple[str, ...]) -> sql.Composed:
     return sql.SQL(", ").join(map(sql.Identifier, columns))

@@ -2,5 +2,5 @@
 -- parameters:
 SELECT exception_type, count(*) AS exceptions
 FROM recon.exceptions
-WHERE state IN ('open', 'acknowledged')
+WHERE recon.is_open(state)
 GROUP BY 1

@@ -21,7 +21,7 @@ open_exceptions AS (
     FROM (
         SELECT q.return_id, q.exception_type, count(*) AS n
         FROM recon.exceptions AS q
-        WHERE q.state IN ('open', 'acknowledged')
+        WHERE recon.is_open(q.state)
         GROUP BY 1, 2
     ) AS t
     INNER JOIN int_returns AS r USING (return_id)

@@ -31,12 +31,12 @@ INNER JOIN int_return_legs AS r USING (return_id)
 LEFT JOIN (
     SELECT return_id, item_id, array_agg(DISTINCT exception_type ORDER BY exception_type) AS types
     FROM recon.exceptions
-    WHERE state IN ('open', 'acknowledged') AND item_id IS NOT NULL
+    WHERE recon.is_open(state) AND item_id IS NOT NULL
     GROUP BY return_id, item_id
 ) AS o ON i.return_id = o.return_id AND i.item_id = o.item_id
 LEFT JOIN (
     SELECT return_id, array_agg(DISTINCT exception_type ORDER BY exception_type) AS types
     FROM recon.exceptions
-    WHERE state IN ('open', 'acknowledged') AND item_id IS NULL
+    WHERE recon.is_open(state) AND item_id IS NULL
     GROUP BY return_id
 ) AS ro ON i.return_id = ro.return_id

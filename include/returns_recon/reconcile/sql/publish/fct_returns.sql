@@ -31,6 +31,6 @@ LEFT JOIN staging.stg_cin7__sales AS s ON r.sale_id = s.sale_id
 LEFT JOIN (
     SELECT return_id, array_agg(DISTINCT exception_type ORDER BY exception_type) AS types
     FROM recon.exceptions
-    WHERE state IN ('open', 'acknowledged') AND return_id IS NOT NULL
+    WHERE recon.is_open(state) AND return_id IS NOT NULL
     GROUP BY return_id
 ) AS o USING (return_id)

@@ -7,7 +7,7 @@ WITH aged AS (
         floor(date_part('epoch', now() - f.created_at) / 86400)::int AS age
     FROM recon.exceptions AS e
     LEFT JOIN recon_build.fct_returns AS f USING (return_id)
-    WHERE e.state IN ('open', 'acknowledged')
+    WHERE recon.is_open(e.state)
 ),
 
 bucketed AS (

@@ -26,7 +26,7 @@ WITH gone AS (
         LIMIT 1
     ) AS fix ON TRUE
     WHERE
-        e.state IN ('open', 'acknowledged')
+        recon.is_open(e.state)
         AND NOT EXISTS (
             SELECT 1 FROM found AS f
             WHERE f.exception_key = e.exception_key
