@@ -40,11 +40,13 @@ class ConnectionSpec:
     conn_id: str
     purpose: str
     conn_types: tuple[str, ...]
+    needs_host: bool = True
     needs_login: bool = True
     needs_password: bool = True
     needs_schema: bool = False
     required_extras: tuple[str, ...] = ()
     integer_extras: tuple[str, ...] = field(default=())
+    boolean_extras: tuple[str, ...] = field(default=())  # true or false (a JSON boolean, or the text)
 
     @property
     def env_var(self) -> str:
@@ -63,6 +65,8 @@ REVENI = ConnectionSpec(
     ("http",),
     needs_login=False,
     required_extras=("store_id",),
+    # whether the account has the paged GET returns (not public: reveni_api.md §1); default true
+    boolean_extras=("list_endpoint",),
 )
 CIN7_CORE = ConnectionSpec(
     "cin7_core_default",
@@ -84,8 +88,23 @@ SMTP = ConnectionSpec(
     needs_password=False,
 )
 
+# What Cin7 Core's webhooks must send to the receiver (returns_recon.webhooks, docs/webhooks.md): Cin7 Core signs
+# nothing, it sends the ExternalAuthorizationType its webhook was created with (apib L27940-L27950). A receiver
+# setting, not an address: no host.
+CIN7_WEBHOOK = ConnectionSpec(
+    "cin7_webhook",
+    "the webhook receiver's Cin7 Core credentials (password = bearer token; login + password = basic auth)",
+    ("http", "generic"),
+    needs_host=False,
+    needs_login=False,
+)
+
+# The batch DAGs need these (their preflight checks them all).
 ALL_CONNECTIONS: tuple[ConnectionSpec, ...] = (WAREHOUSE, REVENI, CIN7_CORE, SITOO, SMTP)
 API_CONNECTIONS: tuple[ConnectionSpec, ...] = (REVENI, CIN7_CORE, SITOO)
+# Only the webhook receiver reads these; without them the batch runs work as before (the receiver refuses Cin7
+# Core's deliveries).
+OPTIONAL_CONNECTIONS: tuple[ConnectionSpec, ...] = (CIN7_WEBHOOK,)
 
 
 def env_var_name(conn_id: str) -> str:
@@ -108,8 +127,9 @@ def malformed(spec: ConnectionSpec, name: str, wrong: str, expected: str) -> str
 
 def _json_shape(spec: ConnectionSpec) -> str:
     extra = ", ".join(f'"{key}": "..."' for key in spec.required_extras)
+    address = '"host": "...", "port": 443' if spec.needs_host else '"password": "..."'
     return (
-        f'one JSON object like {{"conn_type": "{spec.conn_types[0]}", "host": "...", "port": 443'
+        f'one JSON object like {{"conn_type": "{spec.conn_types[0]}", {address}'
         + (f', "extra": {{{extra}}}' if extra else "")
         + "} (see .env.example)"
     )
@@ -172,7 +192,7 @@ def _json_form_problems(spec: ConnectionSpec, raw: str) -> list[str]:
     for name in ("conn_type", "host", "login", "password", "schema"):
         if value.get(name) is not None and not isinstance(value[name], str):
             problems.append(malformed(spec, name, f"a JSON {_json_type(value[name])}", "a string"))
-    if not value.get("host"):
+    if spec.needs_host and not value.get("host"):
         problems.append(malformed(spec, "host", "missing", HOST_SHAPE))
     problems += _port_problem(spec, value.get("port"))
     problems += _extra_problem(spec, value.get("extra"))
@@ -195,7 +215,7 @@ def _uri_form_problems(spec: ConnectionSpec, raw: str) -> list[str]:
         except ValueError:
             return [malformed(spec, "host", "not a valid host (unbalanced '[' or ']')", shape)]
     problems: list[str] = []
-    if not parts.hostname:
+    if spec.needs_host and not parts.hostname:
         problems.append(malformed(spec, "host", "missing", HOST_SHAPE))
     try:
         port = parts.port
@@ -234,7 +254,7 @@ def connection_problems(spec: ConnectionSpec, conn: ConnectionLike | None) -> li
     if (conn.conn_type or "") not in spec.conn_types:
         wanted = " or ".join(spec.conn_types)
         problems.append(f"{where} has type '{conn.conn_type}', expected {wanted}: {hint}")
-    if not conn.host:
+    if spec.needs_host and not conn.host:
         problems.append(malformed(spec, "host", "missing", HOST_SHAPE))
     if conn.port is not None and not 0 < int(conn.port) < 65536:
         problems.append(malformed(spec, "port", f"{conn.port} is outside 1-65535", PORT_SHAPE))
@@ -261,7 +281,40 @@ def connection_problems(spec: ConnectionSpec, conn: ConnectionLike | None) -> li
                 problems.append(
                     malformed(spec, f"extra '{key}'", f"{value!r} is not a whole number", "e.g. 1 (see .env.example)")
                 )
+        for key in spec.boolean_extras:
+            value = extras.get(key)
+            if value not in (None, "") and true_or_false(value) is None:
+                problems.append(malformed(spec, f"extra '{key}'", f"{value!r} is not true or false", BOOLEAN_SHAPE))
     return problems
+
+
+BOOLEAN_SHAPE = "true or false, e.g. false (see .env.example)"
+
+
+def true_or_false(value: object) -> bool | None:
+    """A true/false extra: a JSON boolean, or the text true or false in any case (an extra given in the URI form
+    is text); None for anything else."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return {"true": True, "false": False}.get(value.strip().lower())
+    return None
+
+
+def reveni_list_endpoint(extra: Mapping[str, Any] | None) -> bool:
+    """Whether the Reveni account has the paged list ``GET returns`` (extra ``list_endpoint`` of ``reveni_default``,
+    default true): without it the batch runs read returns by id (docs/extraction.md, docs/webhooks.md). A value
+    that is neither true nor false raises ``ConnectionConfigError`` naming the connection and the field."""
+    value = (extra or {}).get("list_endpoint")
+    if value in (None, ""):
+        return True
+    flag = true_or_false(value)
+    if flag is None:
+        raise ConnectionConfigError(
+            "Misconfigured connections:\n- "
+            + malformed(REVENI, "extra 'list_endpoint'", f"{value!r} is not true or false", BOOLEAN_SHAPE)
+        )
+    return flag
 
 
 def lookup_problems(
@@ -301,7 +354,7 @@ def check_connections(
 def require_well_formed(conn_id: str, environ: Mapping[str, str] | None = None) -> None:
     """Raise ConnectionConfigError if ``AIRFLOW_CONN_<ID>`` is set but malformed (for hooks, which
     would otherwise report it as undefined)."""
-    spec = next((s for s in ALL_CONNECTIONS if s.conn_id == conn_id), None)
+    spec = next((s for s in (*ALL_CONNECTIONS, *OPTIONAL_CONNECTIONS) if s.conn_id == conn_id), None)
     spec = spec or ConnectionSpec(conn_id, conn_id, ("http",))
     raw = (os.environ if environ is None else environ).get(spec.env_var) or ""
     problems = raw_value_problems(spec, raw)

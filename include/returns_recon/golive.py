@@ -209,29 +209,48 @@ def _cin7_rate_limit(ctx: CheckContext) -> Observation:
     return Observation("confirmed" if ctx.cin7_calls_per_minute <= int(limit) else "refuted", evidence)
 
 
+NO_LIST_ANSWERS = (404, 405)  # what an account without the paged list answers GET returns with
+
+
 def _reveni_list_endpoint(ctx: CheckContext) -> Observation:
+    """Whether the account has the paged ``GET returns`` (not public, reveni_api.md §1), against the connection's
+    extra ``list_endpoint``. Refuted only when the connection relies on a list the account does not serve: every
+    batch run's Reveni extraction would fail. The other disagreement (false, where the account has one) passes: the
+    by-id reads work there; the evidence says the list could be switched on as a catch-up path."""
+    configured = ctx.clients.reveni_list_endpoint
+    evidence: dict[str, Any] = {"configured": configured}
     try:
         body = ctx.clients.reveni.get("returns", {"page_size": 1}, label="golive")
     except AuthError:
         raise
     except ApiError as err:
-        return Observation("refuted", _api_error(err))
-    if isinstance(body, dict) and isinstance(body.get("results"), list):
-        return Observation("confirmed", {"count": body.get("count"), "paged": "next" in body})
-    return Observation(
-        "refuted",
-        {
-            "answer": "no {results: [...]} envelope",
-            "keys": sorted(body)[:10] if isinstance(body, dict) else type(body).__name__,
-        },
-    )
+        has = False if err.status in NO_LIST_ANSWERS else None  # another refusal says neither
+        evidence.update(_api_error(err))
+    else:
+        has = isinstance(body, dict) and isinstance(body.get("results"), list)
+        if has:
+            evidence.update(count=body.get("count"), paged="next" in body)
+        else:  # an answer the extraction cannot page: no usable list
+            keys = sorted(body)[:10] if isinstance(body, dict) else type(body).__name__
+            evidence.update(answer="no {results: [...]} envelope", keys=keys)
+    evidence["has_list_endpoint"] = has
+    if configured and not has:
+        evidence["use"] = (
+            'extra "list_endpoint": false on reveni_default (returns read by id and from webhooks)'
+            if has is False
+            else 'extra "list_endpoint": false on reveni_default, unless Reveni confirms the list on this account'
+        )
+        return Observation("refuted", evidence)
+    if not configured and has:
+        evidence["use"] = 'optional: extra "list_endpoint": true also finds returns whose every event was lost'
+    return Observation("confirmed", evidence)
 
 
 def _latest_return_id(ctx: CheckContext) -> str | None:
     if ctx.conn is None:
         return None
     row = ctx.conn.execute(
-        "SELECT return_id FROM staging.stg_reveni__returns ORDER BY updated_at DESC LIMIT 1"
+        "SELECT return_id FROM staging.stg_reveni__returns ORDER BY updated_at DESC NULLS LAST LIMIT 1"
     ).fetchone()
     return row[0] if row else None
 
@@ -358,12 +377,14 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "list_endpoint",
         "reveni",
-        "GET returns?page_size= answers a paged list {count, next, previous, results}.",
-        "vendor silent: Reveni documents webhooks and GET returns/{id} only (reveni_api.md §3)",
-        "simulator behaviour reveni.list_endpoint; extraction reads this list",
+        "Where the connection says the account has a paged list (extra list_endpoint true, the default), "
+        "GET returns?page_size= answers one {count, next, previous, results}.",
+        "vendor silent: Reveni documents webhooks and GET returns/{id} only (reveni_api.md §1, §3)",
+        "connection reveni_default extra.list_endpoint (default true; simulator behaviour reveni.list_endpoint)",
         True,
         "confirmed",
-        "GET returns?page_size=1: a JSON envelope with results (404 or another answer: refuted)",
+        "GET returns?page_size=1: 404 or 405 (no list) or 200 with results (a list); refuted when list_endpoint is "
+        "true without a usable list; the evidence says which setting to use",
         _reveni_list_endpoint,
     ),
     Check(

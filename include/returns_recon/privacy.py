@@ -104,6 +104,27 @@ ALLOWED: dict[tuple[str, str], Shape] = {
 }
 
 
+# Webhook events as stored in raw.webhook_inbox (returns_recon.webhooks), per source: what the events DAG needs to
+# know which returns and sales changed. Reveni's envelope (reference/reveni_api.md §1 "Webhooks") may carry the
+# return itself in data.object: it keeps what a polled return keeps. Cin7 Core's events (apib L28000-L28520) carry
+# CustomerName, CustomerContactName, CustomerContactEmail, SaleRepEmail, tracking numbers, free-text Changes: only
+# the document ids and numbers are kept; Stock/AvailableStockLevelChanged posts a bare array of availability rows,
+# each kept as a polled availability row is.
+WEBHOOK_ALLOWED: dict[str, Shape] = {
+    "reveni": fields(
+        "id event created",
+        data=fields("resource resource_id status amount currency", object=ALLOWED["reveni", "returns"]),
+    ),
+    "cin7": {
+        **fields(
+            "EventType SaleID SaleTaskID TaskID TenantID SaleOrderNumber OrderNumber CreditNoteNumber InvoiceNumber "
+            "DocumentNumber DocumentType"
+        ),
+        **ALLOWED["cin7", "availability"],
+    },
+}
+
+
 def allowed(source: str, entity: str) -> Shape:
     try:
         return ALLOWED[source, entity]

@@ -26,6 +26,12 @@ class ReconSettings(BaseSettings):
     overlap_hours: float = Field(48, ge=0, description="hourly runs re-read this far behind the watermark")
     trailing_days: float = Field(14, ge=0, description="the daily run re-extracts this trailing window")
     detail_workers: int = Field(4, ge=1, le=16, description="parallel Cin7 sale detail requests")
+    reveni_reads_by_id_per_run: int = Field(
+        1000,
+        ge=1,
+        description="without a Reveni list endpoint (connection extra list_endpoint=false): at most this many "
+        "GET returns/{id} per batch run; the rest are read by the next runs, in turn",
+    )
     # matching
     location_map_path: Path = DEFAULT_LOCATION_MAP
     sale_match_field: Literal["CustomerReference", "ExternalID", "OrderNumber"] = "CustomerReference"
@@ -73,6 +79,20 @@ class ReconSettings(BaseSettings):
     )
     publish_lock_wait_seconds: float = Field(
         420, ge=1, le=7_200, description="the publish swap retries this long in all, then fails naming the blockers"
+    )
+    # webhook receiver (returns_recon.webhooks, docs/webhooks.md)
+    webhook_tolerance_seconds: float = Field(
+        300,
+        gt=0,
+        le=86_400,
+        description="a Reveni signature whose t= is further than this from now (either way) is refused as stale",
+    )
+    webhook_max_body_bytes: int = Field(
+        1_000_000, ge=1_024, le=100_000_000, description="a webhook body larger than this is refused (413) unread"
+    )
+    # events DAG (returns_recon.events, docs/architecture.md "Events")
+    events_per_run: int = Field(
+        500, ge=1, le=10_000, description="inbox rows one events run takes at most; the rest wait for the next run"
     )
 
     @model_validator(mode="after")

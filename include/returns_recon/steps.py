@@ -85,7 +85,8 @@ def _reference(conn: psycopg.Connection, mode: Mode) -> bool:
 def extract_reveni(
     conn: psycopg.Connection, clients: Clients, run_id: str, mode: Mode, settings: ReconSettings
 ) -> list[dict[str, Any]]:
-    """Returns updated since the watermark (less the overlap window), keyset-paged."""
+    """Returns updated since the watermark (less the overlap window), keyset-paged; without a list endpoint
+    (``clients.reveni_list_endpoint``), the returns not yet final and those the webhooks named, by id."""
     from returns_recon.extract import run
 
     return _logged(run.extract_reveni(conn, clients, run_id, mode, settings))
@@ -157,6 +158,43 @@ def post_corrections(
     report = execute(conn, clients, run_id, settings)
     log.info("postings planned %d; %s", len(planned), report.as_dict())
     return report
+
+
+def read_events(conn: psycopg.Connection, clients: Clients, run_id: str, settings: ReconSettings) -> dict[str, Any]:
+    """The events DAG: read again what the pending webhook events name (Reveni returns by id, the Cin7 Core
+    sales of returns) and load it; which inbox rows were read goes to ``reconcile_events``."""
+    from returns_recon.events import read_changed
+
+    result = read_changed(conn, clients, run_id, settings)
+    log.info(
+        "%d pending events read: %d returns and %d sales read again",
+        len(result["inbox_ids"]),
+        result["returns"],
+        result["sales"],
+    )
+    return result
+
+
+def reconcile_events(
+    conn: psycopg.Connection, run_id: str, settings: ReconSettings, inbox_ids: list[int]
+) -> dict[str, Any]:
+    """The events DAG: reconcile only the returns the events read concern (the same rules and exception keys as
+    the batch runs; the published tables are left to them) and mark those events processed, in one transaction."""
+    from returns_recon.events import reconcile_claimed
+
+    return reconcile_claimed(conn, run_id, settings, inbox_ids)
+
+
+def post_event_corrections(
+    conn: psycopg.Connection, clients: Clients, run_id: str, settings: ReconSettings, return_ids: list[str]
+) -> dict[str, Any]:
+    """The events DAG: refuse unless this run's data-quality checks passed; plan and send the corrective postings
+    of the returns just reconciled under the same safety valves; another run posting leaves them to the next."""
+    from returns_recon.events import post
+
+    outcome = post(conn, clients, run_id, settings, return_ids)
+    log.info("postings for %d returns: %s", len(return_ids), outcome)
+    return outcome
 
 
 def golive_check(

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.unit
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(DAGS_DIR.glob("*.py"))
-POSTING_DAGS = {"returns_recon_hourly", "returns_recon_daily"}
+POSTING_DAGS = {"returns_recon_hourly", "returns_recon_daily", "returns_recon_events"}
 EXPECTED_DAGS = {*POSTING_DAGS, "returns_recon_golive_check"}
 
 
@@ -57,6 +57,7 @@ def test_dag_files_do_no_work_at_parse_time() -> None:
         "returns_recon.orchestration.structure",
         "returns_recon.orchestration.alerts",
         "returns_recon.orchestration.docs",
+        "returns_recon.orchestration.assets",  # the Assets DAGs are scheduled on (no I/O at import)
     )
     for path in DAG_FILES:
         for node in ast.walk(ast.parse(path.read_text())):
@@ -152,3 +153,31 @@ def test_trigger_form_offers_the_run_params(dagbag, dag_id: str, names: set[str]
         assert param.value is None
         assert param.schema.get("title"), f"{name} has no title in the trigger form"
         assert "null" in param.schema["type"]
+
+
+def test_the_events_dag_runs_on_the_inbox_watcher_and_posts_after_its_checks(dagbag) -> None:
+    """Scheduled on the webhook inbox, whose watcher's trigger the triggerer imports from the package; unpaused
+    on creation (a paused DAG's watcher is not run); the batch runs' stages over what the events name."""
+    from airflow.triggers.base import BaseEventTrigger
+
+    from returns_recon.orchestration.assets import WEBHOOK_INBOX
+    from returns_recon.orchestration.triggers import InboxPendingTrigger
+
+    dag = dagbag.dags["returns_recon_events"]
+    assert dag.is_paused_upon_creation is False
+    assert list(dag.timetable.asset_condition.objects) == [WEBHOOK_INBOX]
+    (watcher,) = WEBHOOK_INBOX.watchers
+    assert isinstance(watcher.trigger, InboxPendingTrigger)
+    assert isinstance(watcher.trigger, BaseEventTrigger)
+    classpath, kwargs = watcher.trigger.serialize()
+    assert classpath == "returns_recon.orchestration.triggers.InboxPendingTrigger"
+    assert InboxPendingTrigger(**kwargs).serialize() == (classpath, kwargs)
+    assert {t.task_id for t in dag.tasks} == {
+        "read.read_events",
+        "check.data_quality",
+        "reconcile.reconcile_events",
+        "post.post_corrections",
+    }
+    reconcile = dag.get_task("reconcile.reconcile_events")
+    assert {"read.read_events", "check.data_quality"} <= reconcile.upstream_task_ids
+    assert "reconcile.reconcile_events" in dag.get_task("post.post_corrections").upstream_task_ids

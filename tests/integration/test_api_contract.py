@@ -69,6 +69,7 @@ def _every_get(simulators, document: dict) -> None:
     for row in transfers.get("StockTransferList", [])[:1]:
         cin7.get(f"{simulators.cin7}/stockTransfer", params={"TaskID": row["TaskID"]}, timeout=60)
     cin7.get(f"{simulators.cin7}/sale", params={"ID": "00000000-0000-0000-0000-000000000001"}, timeout=60)  # a 404
+    cin7.get(f"{simulators.cin7}/webhooks", timeout=60)  # the pipeline does not call it in a cycle
     for path in ("products.json", "warehouses.json", "stores.json", "warehousetransactions.json"):
         sitoo.get(f"{simulators.sitoo_site}/{path}", params={"num": 100}, timeout=60)
     warehouses = sitoo.get(f"{simulators.sitoo_site}/warehouses.json", params={"num": 100}, timeout=60).json()

@@ -244,3 +244,26 @@ def test_hooks_refuse_a_malformed_connection_by_name() -> None:
     with pytest.raises(ConnectionConfigError, match=r"\(AIRFLOW_CONN_SITOO_DEFAULT\) is malformed: port: "):
         require_well_formed("sitoo_default", {"AIRFLOW_CONN_SITOO_DEFAULT": f"http://id:{SECRET}@h:x"})
     require_well_formed("sitoo_default", {})  # unset: Airflow's own "not defined" applies
+
+
+def test_the_webhook_receivers_connection_is_optional_and_needs_no_host() -> None:
+    """cin7_webhook (what Cin7 Core's webhooks send): a password, no address; the batch runs never require it."""
+    from returns_recon.connections import CIN7_WEBHOOK, OPTIONAL_CONNECTIONS
+
+    assert CIN7_WEBHOOK in OPTIONAL_CONNECTIONS
+    assert CIN7_WEBHOOK not in ALL_CONNECTIONS, "the hourly and daily preflight (steps.check_connections) checks these"
+    bearer = FakeConn(host=None, login=None, port=None, schema=None)
+    assert connection_problems(CIN7_WEBHOOK, bearer) == []
+    assert connection_problems(CIN7_WEBHOOK, FakeConn(host=None, login="hooks")) == []  # basic auth
+    (problem,) = connection_problems(CIN7_WEBHOOK, FakeConn(host=None, password=None))
+    assert "has no password" in problem
+    assert "AIRFLOW_CONN_CIN7_WEBHOOK" in problem
+    assert raw_value_problems(CIN7_WEBHOOK, json.dumps({"conn_type": "http", "password": SECRET})) == []
+    (problem,) = raw_value_problems(CIN7_WEBHOOK, '{"conn_type": "http", "password": 1')
+    assert "malformed: JSON" in problem
+    assert '"password": "..."' in problem
+    assert SECRET not in problem
+    # the other connections still need their host
+    assert "host: missing" in connection_problems(CIN7_CORE, FakeConn(host=None))[0]
+    with pytest.raises(ConnectionConfigError, match=r"\(AIRFLOW_CONN_CIN7_WEBHOOK\) is malformed"):
+        require_well_formed("cin7_webhook", {"AIRFLOW_CONN_CIN7_WEBHOOK": "[1]"})

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
-from returns_recon.connections import ALL_CONNECTIONS, connection_problems
+from returns_recon.connections import ALL_CONNECTIONS, OPTIONAL_CONNECTIONS, connection_problems
 
 pytestmark = pytest.mark.unit
 
@@ -55,8 +55,9 @@ def test_connections_match_env_example_and_are_well_formed(compose) -> None:
     env_example = {k for k in dotenv_values(ROOT / ".env.example") if k.startswith("AIRFLOW_CONN_")}
     environment = compose["x-airflow-common"]["environment"]
     in_compose = {k for k in environment if k.startswith("AIRFLOW_CONN_")}
-    assert in_compose == env_example == {spec.env_var for spec in ALL_CONNECTIONS}
-    for spec in ALL_CONNECTIONS:
+    everything = (*ALL_CONNECTIONS, *OPTIONAL_CONNECTIONS)  # the optional ones too: the demo uses the receiver
+    assert in_compose == env_example == {spec.env_var for spec in everything}
+    for spec in everything:
         conn = Connection.from_json(environment[spec.env_var], conn_id=spec.conn_id)
         assert connection_problems(spec, conn) == [], spec.conn_id
 

@@ -116,10 +116,10 @@ def wrapper_violations(source: str) -> list[str]:
     return found
 
 
-def dag_task_order() -> list[str]:
-    """The tasks ``structure.build`` chains, in its order."""
+def dag_task_order(builder: str = "build") -> list[str]:
+    """The tasks ``structure.<builder>`` chains, in its order (``build``: the batch DAGs, ``build_events``)."""
     tree = ast.parse(STRUCTURE.read_text())
-    build = next(f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == "build")
+    build = next(f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == builder)
     names = []
     for node in ast.walk(build):
         if not isinstance(node, ast.Call):
@@ -132,8 +132,9 @@ def dag_task_order() -> list[str]:
     return [name for _, _, name in sorted(names)]
 
 
-def cycle_violations(source: str) -> list[str]:
-    """``cycle`` calls the steps of the DAG's tasks in the DAG's order, and no function the steps wrap."""
+def cycle_violations(source: str, name: str = "cycle", builder: str = "build") -> list[str]:
+    """``cycle`` (or ``name``) calls the steps of the DAG's tasks (``structure.<builder>``) in the DAG's order, and no
+    function the steps wrap."""
     found: list[str] = []
     tree = ast.parse(source)
     package_names = {
@@ -142,14 +143,14 @@ def cycle_violations(source: str) -> list[str]:
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("returns_recon")
         for alias in node.names
     }
-    cycle = next((f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == "cycle"), None)
+    cycle = next((f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == name), None)
     if cycle is None:
-        return ["no cycle() function"]
+        return [f"no {name}() function"]
     calls = sorted((n for n in ast.walk(cycle) if isinstance(n, ast.Call)), key=lambda n: (n.lineno, n.col_offset))
     order = [_steps_call(c) for c in calls if _steps_call(c)]
-    expected = [t for t in dag_task_order() if t not in NOT_IN_CYCLE]
+    expected = [t for t in dag_task_order(builder) if t not in NOT_IN_CYCLE]
     if order != expected:
-        found.append(f"cycle calls the steps {order}; the DAG runs {expected}")
+        found.append(f"{name} calls the steps {order}; the DAG runs {expected}")
     for call in calls:
         root = call.func
         while isinstance(root, ast.Attribute):
@@ -175,6 +176,12 @@ def test_every_task_wrapper_only_resolves_inputs_and_calls_its_step() -> None:
 
 def test_the_integration_cycle_calls_the_steps_in_the_dag_order() -> None:
     assert cycle_violations(PIPELINE.read_text()) == []
+
+
+def test_the_events_cycle_calls_the_steps_in_the_events_dag_order() -> None:
+    order = dag_task_order("build_events")
+    assert order == ["read_events", "data_quality", "reconcile_events", "post_event_corrections"]
+    assert cycle_violations(PIPELINE.read_text(), "events_cycle", "build_events") == []
 
 
 def test_the_policy_catches_logic_in_a_wrapper() -> None:

@@ -53,7 +53,7 @@ def cmd_demo(env: dict[str, str], args: argparse.Namespace) -> int:
 
 
 def cmd_up(env: dict[str, str], args: argparse.Namespace) -> int:
-    from local_stack import airflow_services
+    from local_stack import airflow_services, webhooks
 
     chosen = world.choose(env, args.scenario)
     stack.start_warehouse(env, fresh=chosen.new)
@@ -66,6 +66,7 @@ def cmd_up(env: dict[str, str], args: argparse.Namespace) -> int:
     stack.ensure_airflow_db(env)
     user, password, new = airflow_services.admin_password(env)
     airflow_services.start(env)
+    hooks = webhooks.subscribe(env)
     where = env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
     print(f"Airflow UI: {api_url(env)} (logs: {run_dir(env)}); `make stop` stops everything")
     if new:
@@ -73,6 +74,7 @@ def cmd_up(env: dict[str, str], args: argparse.Namespace) -> int:
     else:
         print(f"  log in as {user}; the password is in {where}")
     print(f"  mails (exception emails, failure alerts) are saved in {mail} as .eml files")
+    print(f"  the simulators send their webhooks to {hooks['reveni']} and {hooks['cin7']} (returns_recon_events)")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 from pathlib import Path
 
@@ -24,14 +25,51 @@ def main() -> None:
         default=int(env("SIM_CIN7_RATE_LIMIT", "60")),
         help="Cin7 Core calls per minute per application key (0 = unlimited)",
     )
+    parser.add_argument(
+        "--behaviour",
+        default=env("SIM_BEHAVIOUR", ""),
+        help='settings every scenario load resets to, JSON {"reveni": {...}, "webhooks": {...}} (behaviour.py)',
+    )
+    parser.add_argument(
+        "--reveni-list-endpoint",
+        choices=("on", "off"),
+        default=env("SIM_REVENI_LIST_ENDPOINT", "on"),
+        help="off: GET returns (the paged list) answers 404, as an account without it would",
+    )
+    parser.add_argument(
+        "--webhook-time-scale",
+        type=float,
+        default=float(env("SIM_WEBHOOK_TIME_SCALE", "1")),
+        help="multiplies every webhook delivery delay (first attempt and retries)",
+    )
+    parser.add_argument(
+        "--webhook-first-delay",
+        type=float,
+        default=float(first_delay) if (first_delay := env("SIM_WEBHOOK_FIRST_DELAY")) else None,
+        help="seconds from a change to its first webhook delivery, both services (default: Cin7 Core's 60)",
+    )
     args = parser.parse_args()
+    behaviour = behaviour_defaults(args)
     ports = Ports(args.reveni_port, args.cin7_port, args.sitoo_port)
     print(
         f"simulators on {args.bind}: Reveni :{ports.reveni}, Cin7 Core :{ports.cin7}, Sitoo :{ports.sitoo}"
         f" (scenario: {args.scenario or 'empty'})",
         flush=True,
     )
-    asyncio.run(serve(args.scenario, args.bind, ports, args.cin7_rate_limit or None))
+    asyncio.run(serve(args.scenario, args.bind, ports, args.cin7_rate_limit or None, behaviour))
+
+
+def behaviour_defaults(args: argparse.Namespace) -> dict[str, dict]:
+    """The ``--behaviour`` JSON, then the specific flags over it."""
+    behaviour: dict[str, dict] = json.loads(args.behaviour) if args.behaviour else {}
+    if args.reveni_list_endpoint == "off":
+        behaviour.setdefault("reveni", {})["list_endpoint"] = False
+    webhooks = behaviour.setdefault("webhooks", {})
+    if args.webhook_time_scale != 1:
+        webhooks["time_scale"] = args.webhook_time_scale
+    if args.webhook_first_delay is not None:
+        webhooks["cin7_first_delay_seconds"] = webhooks["reveni_first_delay_seconds"] = args.webhook_first_delay
+    return behaviour
 
 
 if __name__ == "__main__":

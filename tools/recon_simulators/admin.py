@@ -1,6 +1,6 @@
 """The control surface, mounted under ``/_sim`` on each simulator (all share one world):
 load a scenario, read/set/advance the clock, switch faults per service, read call counters,
-and change the world as the merchant would (``upsert``)."""
+and change the world as the merchant would (``upsert``); webhooks (``/_sim/webhooks…``, ``webhooks.py``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from recon_simulators.faults import FaultConfig, FaultState
 from recon_simulators.http import read_json
 from recon_simulators.journal import JOURNAL
 from recon_simulators.timefmt import parse_ts, require_ts
+from recon_simulators.webhooks import webhook_admin_routes
 from recon_simulators.world import World
 
 
@@ -101,4 +102,5 @@ def admin_routes(world: World, faults: dict[str, FaultState]) -> list[Route]:
         Route("/_sim/upsert", upsert, methods=["POST"]),
         Route("/_sim/behaviour/{service}", behaviour, methods=["GET", "POST"]),
         Route("/_sim/journal", journal, methods=["GET", "POST"]),
+        *webhook_admin_routes(world),
     ]

@@ -11,7 +11,8 @@ GUID creates; only the POST model's fields are read, L24578; the answer is ``{Sa
 the restock state served only on ``saleCreditNoteList`` rows (L20649, not on the notes of
 ``GET /sale``), ``stockTransferList`` ``Search`` over its documented fields only (L26299), stock
 that moves when restocks and transfers are authorised, and the 60 calls/minute limit in any of its
-three throttle forms.
+three throttle forms. Webhooks (``/webhooks``, L27912-L28888): subscriptions here, the events of every change
+(our own writes included) built here and delivered by ``webhooks.py``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import uuid
 from collections import OrderedDict
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -31,6 +33,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from recon_simulators.http import HTML_PAGE, ServiceApp, read_json
 from recon_simulators.timefmt import cin7_ts, parse_ts, require_ts
+from recon_simulators.webhooks import CIN7_MAX_PER_TYPE, cin7_webhook_fields
+
+if TYPE_CHECKING:
+    from recon_simulators.webhooks import WebhookHub
 
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 # apib L24578-L24591 (Sale Credit Note POST Model), L30576 (line model), L30638 (restock lines)
@@ -93,7 +99,9 @@ def _order_key(key: str) -> str:
 
 
 class Cin7State:
-    def __init__(self) -> None:
+    def __init__(self, hub: WebhookHub | None = None, tenant_id: str | None = None) -> None:
+        self.hub = hub
+        self.tenant_id = tenant_id  # the account id (api-auth-accountid): the TenantID of webhook payloads
         self.products: dict[str, dict] = {}
         self.locations: dict[str, dict] = {}
         self.sales: dict[str, dict] = {}
@@ -123,8 +131,11 @@ class Cin7State:
     def location_id(self, name: str) -> str | None:
         return next((k for k, v in self.locations.items() if v["Name"] == name), None)
 
-    def set_stock(self, product_id: str, location: str, on_hand: float) -> None:
+    def set_stock(self, product_id: str, location: str, on_hand: float, *, announce: bool = False) -> None:
+        changed = self.stock.get((product_id, location)) != on_hand
         self.stock[(product_id, location)] = on_hand
+        if announce and changed:
+            self._announce_stock({(product_id, location)})
 
     def move_stock(self, product_id: str, location: str, delta: float) -> None:
         self.stock[(product_id, location)] = self.stock.get((product_id, location), 0.0) + delta
@@ -143,13 +154,95 @@ class Cin7State:
         self._sale_updated[sale["ID"]] = updated
         bisect.insort(self._sales_by_updated, (updated, sale["ID"]))
         self.version += 1
+        if touched_at is not None:  # a change, not a scenario's initial state
+            self._announce_sale(old, sale)
         if apply_stock:
-            self._apply_new_restocks(old, sale)
+            self._announce_stock(self._apply_new_restocks(old, sale))
         for note in sale.get("CreditNotes", []):
             self._cn_seq = max(self._cn_seq, _seq(note.get("CreditNoteNumber")))
 
-    def _apply_new_restocks(self, old: dict | None, new: dict) -> None:
-        """Stock moves by the difference between the authorised restock lines before and after."""
+    # --- webhook events (apib L27989-L28509) -------------------------------------------------------------
+    def _announce_sale(self, old: dict | None, new: dict) -> None:
+        """``Sale/CreditNoteAuthorised`` for every credit note that became AUTHORISED, ``Sale/InvoiceAuthorised``
+        for every invoice that became AUTHORISED (or PAID, which it passes through) with this change."""
+        hub = self.hub
+        if hub is None or not hub.subscriptions:  # nothing is built unless someone subscribed
+            return
+        customer = {
+            "CustomerName": new.get("Customer"),
+            "CustomerContactName": new.get("Contact"),
+            "CustomerContactEmail": new.get("Email"),
+        }
+        order_number = (new.get("Order") or {}).get("SaleOrderNumber")
+
+        def key(document: dict) -> str:
+            return str(document.get("TaskID") or document.get("CreditNoteNumber") or document.get("InvoiceNumber"))
+
+        before = {key(n): n.get("Status") for n in (old or {}).get("CreditNotes") or []}
+        for note in new.get("CreditNotes") or []:
+            if note.get("Status") == "AUTHORISED" and before.get(key(note)) != "AUTHORISED":
+                # apib L28094-L28105
+                payload: dict[str, Any] = {
+                    "SaleID": new["ID"],
+                    "SaleOrderNumber": order_number,
+                    "CreditNoteNumber": note.get("CreditNoteNumber"),
+                    "TaskID": note.get("TaskID"),
+                    **customer,
+                    "EventType": "Sale/CreditNoteAuthorised",
+                }
+                hub.cin7_event("Sale/CreditNoteAuthorised", payload.copy)
+        authorised = {"AUTHORISED", "PAID"}
+        before = {key(i): i.get("Status") for i in (old or {}).get("Invoices") or []}
+        for invoice in new.get("Invoices") or []:
+            if invoice.get("Status") in authorised and before.get(key(invoice)) not in authorised:
+                # apib L28056-L28067: this type names the sale SaleTaskID and carries TenantID
+                payload = {
+                    "SaleTaskID": new["ID"],
+                    "TenantID": self.tenant_id,
+                    "OrderNumber": order_number,
+                    "InvoiceNumber": invoice.get("InvoiceNumber"),
+                    **customer,
+                    "EventType": "Sale/InvoiceAuthorised",
+                }
+                hub.cin7_event("Sale/InvoiceAuthorised", payload.copy)
+
+    def _announce_stock(self, keys: set[tuple[str, str]]) -> None:
+        """``Stock/AvailableStockLevelChanged``: a bare array of availability rows (apib L28454-L28508), one row
+        per product and location this change moved (vendor silent on which rows and how they are grouped)."""
+        if not keys or self.hub is None or not self.hub.subscriptions:
+            return
+
+        def rows() -> list[dict]:
+            out = []
+            for product_id, location in sorted(keys):
+                product = self.products.get(product_id, {})
+                on_hand = self.stock.get((product_id, location), 0.0)
+                out.append(
+                    {
+                        "ID": product_id,
+                        "SKU": product.get("SKU"),
+                        "Name": product.get("Name"),
+                        "Barcode": product.get("Barcode"),
+                        "Location": location,
+                        "Bin": None,
+                        "Batch": None,
+                        "ExpiryDate": None,
+                        "Category": product.get("Category"),
+                        "OnHand": on_hand,
+                        "Allocated": 0.0,
+                        "Available": on_hand,
+                        "OnOrder": 0.0,
+                        "StockOnHand": money(on_hand * float(product.get("AverageCost", 0))),
+                        "MaxRows": len(keys),
+                    }
+                )
+            return out
+
+        self.hub.cin7_event("Stock/AvailableStockLevelChanged", rows)
+
+    def _apply_new_restocks(self, old: dict | None, new: dict) -> set[tuple[str, str]]:
+        """Stock moves by the difference between the authorised restock lines before and after; returns the
+        (product, location) pairs that moved."""
 
         def authorised(sale: dict | None) -> dict[tuple[str, str], float]:
             units: dict[tuple[str, str], float] = {}
@@ -162,18 +255,24 @@ class Cin7State:
             return units
 
         before, after = authorised(old), authorised(new)
+        moved = set()
         for key in set(before) | set(after):
             delta = after.get(key, 0.0) - before.get(key, 0.0)
             if delta:
                 self.move_stock(key[0], key[1], delta)
+                moved.add(key)
+        return moved
 
     def add_transfer(self, transfer: dict, *, apply_stock: bool = True) -> None:
         self.transfers[transfer["TaskID"]] = transfer
         self._tr_seq = max(self._tr_seq, _seq(transfer.get("Number")))
         if apply_stock and transfer.get("Status") == "COMPLETED":
+            moved = set()
             for line in transfer["Lines"]:
                 self.move_stock(line["ProductID"], transfer["FromLocation"], -float(line["TransferQuantity"]))
                 self.move_stock(line["ProductID"], transfer["ToLocation"], float(line["TransferQuantity"]))
+                moved |= {(line["ProductID"], transfer["FromLocation"]), (line["ProductID"], transfer["ToLocation"])}
+            self._announce_stock(moved)
         self.version += 1
 
     def next_credit_note_number(self) -> str:
@@ -268,6 +367,7 @@ class Cin7App(ServiceApp):
         self.route(f"{base}/ref/productavailability", "ref/productavailability", self.availability, ["GET"])
         self.route(f"{base}/stocktransfer", "stockTransfer", self.stock_transfer, ["GET", "POST"])
         self.route(f"{base}/stocktransferlist", "stockTransferList", self.transfer_list, ["GET"])
+        self.route(f"{base}/webhooks", "webhooks", self.webhooks, ["GET", "POST", "PUT", "DELETE"])
 
     def app(self, admin_routes: list[Route]) -> ASGIApp:
         inner = self.starlette(admin_routes)
@@ -281,6 +381,9 @@ class Cin7App(ServiceApp):
 
         inner.add_exception_handler(404, lambda request, exc: HTMLResponse(HTML_PAGE, status_code=200))
         return case_insensitive
+
+    async def webhooks(self, request: Request) -> Response:
+        return await _webhooks(self, request)
 
     # --- protocol --------------------------------------------------------------------------
     def authenticate(self, request: Request) -> Response | None:
@@ -723,3 +826,38 @@ def _searchable(sale: dict) -> str:
         *(n.get("CreditNoteNumber") for n in sale.get("CreditNotes", [])),
     ]
     return " ".join(str(p) for p in parts if p).lower()
+
+
+def _webhooks_answer(subscriptions: list) -> Response:
+    return JSONResponse({"Webhooks": [s.cin7_view() for s in subscriptions]})  # apib L28716, L28774, L28837
+
+
+async def _webhooks(app: Cin7App, request: Request) -> Response:
+    """apib L27935-L28888: GET lists every webhook, POST creates (at most 5 of one type, L27916), PUT (``ID``
+    required, L27940) changes one (the other fields kept when omitted: vendor silent), DELETE ``?ID=`` removes
+    one and answers ``{"Webhooks": []}`` (L28880-L28884). Validation messages are vendor silent."""
+    hub = app.world.webhooks
+    if request.method == "GET":
+        return _webhooks_answer(hub.listing("cin7"))
+    if request.method == "DELETE":
+        if not hub.delete("cin7", app.params(request).get("id", "")):
+            return app.error(400, "Webhook not found")
+        return JSONResponse({"Webhooks": []})
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        return app.error(400, "Request body must be a JSON object")
+    existing = None
+    if request.method == "PUT":
+        existing = next((s for s in hub.listing("cin7") if s.id == body.get("ID")), None)
+        if existing is None:
+            return app.error(400, "Missing ID" if not body.get("ID") else "Webhook not found")
+    fields = cin7_webhook_fields(body, existing)
+    if isinstance(fields, str):
+        return app.error(400, fields)
+    webhook_type = fields["types"][0]
+    if hub.count_of_type(webhook_type, but=existing.id if existing else None) >= CIN7_MAX_PER_TYPE:
+        return app.error(400, f"There is a limit of {CIN7_MAX_PER_TYPE} webhooks of the same type ({webhook_type})")
+    if existing is not None:
+        updated = hub.update(existing.id, **fields)
+        return _webhooks_answer([updated] if updated else [])
+    return _webhooks_answer([hub.subscribe("cin7", **fields)])

@@ -3,7 +3,8 @@
 Only authentication and ``GET returns/{id}`` are publicly documented; listing, paging and the
 error body follow the recommended model in ``reveni_api.md`` and are assumptions (docs/simulators.md):
 ``GET returns?updated_since=&page=&page_size=`` answers ``{count, next, previous, results}``
-ordered by ``updated_at`` then ``id``; errors are ``{"detail": ...}``.
+ordered by ``updated_at`` then ``id``; errors are ``{"detail": ...}``. Webhook subscriptions
+(``POST/DELETE webhooks``, [R-U]) and the signed deliveries of every change: ``webhooks.py``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import bisect
 import copy
 from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -18,15 +20,20 @@ from starlette.responses import JSONResponse, Response
 
 from recon_simulators.http import ServiceApp, read_json
 from recon_simulators.timefmt import iso_z, parse_ts
+from recon_simulators.webhooks import reveni_webhook_fields
+
+if TYPE_CHECKING:
+    from recon_simulators.webhooks import WebhookHub
 
 MAX_PAGE_SIZE = 500
 
 
 class ReveniState:
-    def __init__(self, store_id: str) -> None:
+    def __init__(self, store_id: str, hub: WebhookHub | None = None) -> None:
         self.store_id = store_id
         self.returns: dict[str, dict] = {}
         self._by_updated: list[tuple[str, str]] = []
+        self.hub = hub
 
     def upsert(self, record: dict, *, touched_at: datetime | None = None) -> dict:
         record = copy.deepcopy(record)
@@ -42,6 +49,9 @@ class ReveniState:
                 del self._by_updated[index]
         self.returns[record_id] = record
         bisect.insort(self._by_updated, (record["updated_at"], record_id))
+        if touched_at is not None and self.hub is not None:  # a change, not a scenario's initial state
+            # reveni_api.md L121: return.created for a new return, return.updated for any later change
+            self.hub.reveni_return_changed(record, created=old is None, at=touched_at)
         return record
 
     def updated_since(self, since: datetime | None) -> tuple[int, int]:
@@ -69,6 +79,9 @@ class ReveniApp(ServiceApp):
         self.route(f"{base}/returns", "returns", self.list_returns, ["GET"])
         self.route(f"{base}/returns/{{return_id}}", "return", self.get_return, ["GET"])
         self.route(f"{base}/returns/{{return_id}}/partial_validate", "partial_validate", self.validate, ["POST"])
+        # reveni_api.md L64-L65 [R-U] R5: webhooks are created "using the API" ([R-C] R3)
+        self.route(f"{base}/webhooks", "webhooks", self.create_webhook, ["POST"])
+        self.route(f"{base}/webhooks/{{webhook_id}}", "webhook", self.delete_webhook, ["DELETE"])
 
     def authenticate(self, request: Request) -> Response | None:
         header = request.headers.get("authorization", "")
@@ -155,3 +168,17 @@ class ReveniApp(ServiceApp):
             item["restock"] = entry.get("restock", entry["status"] == "accepted")
             item["validated_at"] = iso_z(self.world.clock.now())
         return JSONResponse(self.state.upsert(updated, touched_at=self.world.clock.now()))
+
+    async def create_webhook(self, request: Request) -> Response:
+        """``{"event_types": [...], "url"}`` → ``{id, url, event_types}`` (reveni_api.md L64 [R-U]); 201, one of
+        the two success codes R5 accepts (L67); the refusal of a bad body is vendor silent (400 ``detail``)."""
+        fields = reveni_webhook_fields(await read_json(request))
+        if isinstance(fields, str):
+            return self.error(400, fields)
+        return JSONResponse(self.world.webhooks.subscribe("reveni", **fields).reveni_view(), status_code=201)
+
+    def delete_webhook(self, request: Request) -> Response:
+        """reveni_api.md L65 [R-U]; the answer is vendor silent: 200 with no body (R5 accepts 200, L67)."""
+        if not self.world.webhooks.delete("reveni", request.path_params["webhook_id"]):
+            return self.error(404, "Not found.")
+        return Response(b"", status_code=200, media_type="application/json")

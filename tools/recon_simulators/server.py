@@ -49,9 +49,15 @@ def build(world: World, cin7_rate_limit: int | None = 60) -> tuple[dict, dict[st
 
 
 async def serve(
-    scenario: Path | None, host: str = "127.0.0.1", ports: Ports = Ports(), cin7_rate_limit: int | None = 60
+    scenario: Path | None,
+    host: str = "127.0.0.1",
+    ports: Ports = Ports(),
+    cin7_rate_limit: int | None = 60,
+    behaviour: dict[str, dict] | None = None,
 ) -> None:
     world = World()
+    if behaviour:  # what every load resets the settings to (the command line)
+        world.behaviour.set_defaults(behaviour)
     if scenario:
         world.load(scenario)
     apps, _ = build(world, cin7_rate_limit)

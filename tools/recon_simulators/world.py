@@ -15,6 +15,7 @@ from recon_simulators.reveni import ReveniState
 from recon_simulators.scenario import read_header_and_records
 from recon_simulators.sitoo import SitooState
 from recon_simulators.timefmt import require_ts
+from recon_simulators.webhooks import WebhookHub
 
 
 @dataclass(frozen=True)
@@ -42,13 +43,14 @@ class World:
         self.credentials = credentials or Credentials()
         self.clock = SimClock()
         self.behaviour = Behaviour()  # what the vendors leave undocumented (reset by every load)
+        self.webhooks = WebhookHub(self)  # subscriptions outlive a load; pending deliveries do not
         self.reset()
 
     def reset(self) -> None:
         self.generation = getattr(self, "generation", 0) + 1  # caches keyed by it never outlive a load
         creds = self.credentials
-        self.reveni = ReveniState(creds.reveni_store_id)
-        self.cin7 = Cin7State()
+        self.reveni = ReveniState(creds.reveni_store_id, hub=self.webhooks)
+        self.cin7 = Cin7State(hub=self.webhooks, tenant_id=creds.cin7_account_id)
         self.sitoo = SitooState(creds.sitoo_account_id, creds.sitoo_site_id)
         self.location_map: list[dict] = []
         self.expected_exceptions: list[dict] = []
@@ -59,6 +61,7 @@ class World:
         """Replace the world with a scenario file; returns counts per collection."""
         self.reset()
         self.behaviour.reset()
+        self.webhooks.drop_pending()
         header, records = read_header_and_records(path)
         self.header = header
         if header.get("reveni_store_id"):
@@ -91,7 +94,7 @@ class World:
         elif kind == "cin7.stock_transfers":
             self.cin7.add_transfer(copy.deepcopy(record), apply_stock=not initial)
         elif kind == "cin7.availability":
-            self.cin7.set_stock(record["ID"], record["Location"], float(record["OnHand"]))
+            self.cin7.set_stock(record["ID"], record["Location"], float(record["OnHand"]), announce=not initial)
         elif kind == "sitoo.products":
             self.sitoo.products[record["productid"]] = record
         elif kind == "sitoo.warehouses":

@@ -265,6 +265,112 @@ def extract_reveni_returns(
     return _run(conn, client, summary, run_id, body)
 
 
+# --- Reveni without a list endpoint (connection extra list_endpoint=false) ----------------------------------------
+
+# A return nothing about which changes any more (operating-model.md §2's lifecycle, read conservatively): rejected or
+# cancelled, or accepted / partly accepted with at least one refund, and in each case no refund other than paid and
+# (but cancelled, which may stop before inspection) no item still to validate or of an unknown validation. Anything
+# else may still change: a refund Reveni has yet to pay, an exchange-only return (no refund ever), a status outside
+# the documented set or none. Over the columns of staging.stg_reveni__returns AS r.
+FINAL_RETURN = """(
+    r.status IN ('accepted', 'partly_accepted', 'rejected', 'cancelled')
+    AND NOT EXISTS (SELECT 1 FROM staging.stg_reveni__refunds AS f
+                    WHERE f.return_id = r.return_id AND f.status IS DISTINCT FROM 'paid')
+    AND (r.status IN ('rejected', 'cancelled')
+         OR EXISTS (SELECT 1 FROM staging.stg_reveni__refunds AS f WHERE f.return_id = r.return_id))
+    AND (r.status = 'cancelled'
+         OR NOT EXISTS (SELECT 1 FROM staging.stg_reveni__return_items AS i
+                        WHERE i.return_id = r.return_id
+                          AND i.validation_status IS DISTINCT FROM 'accepted'
+                          AND i.validation_status IS DISTINCT FROM 'rejected'))
+)"""
+# What the batch runs read by id without a list endpoint, in this order: the returns webhook events named in the
+# window that the warehouse does not hold (the only way such a return is found); then every return not final that is
+# dated in the window (as models/int_returns.sql dates it) or named by an event in it, in turn: after the one the
+# last run read last (``BY_ID_CURSOR``), wrapping round, so a run bounded by RECON_REVENI_READS_BY_ID_PER_RUN leaves
+# the rest to the next runs and every one is read in turn.
+BY_ID_CANDIDATES = f"""
+WITH named AS (
+    SELECT DISTINCT e.return_id
+    FROM raw.webhook_inbox AS i CROSS JOIN LATERAL unnest(i.resource_ids) AS e (return_id)
+    WHERE i.source = 'reveni' AND i.received_at >= %(since)s AND e.return_id <> ''
+)
+SELECT c.return_id, c.new FROM (
+    SELECT n.return_id, true AS new
+    FROM named AS n
+    WHERE NOT EXISTS (SELECT 1 FROM staging.stg_reveni__returns AS r WHERE r.return_id = n.return_id)
+    UNION ALL
+    SELECT r.return_id, false
+    FROM staging.stg_reveni__returns AS r
+    WHERE NOT {FINAL_RETURN}
+      AND (coalesce(r.created_at, r.updated_at, r.first_seen_at) >= %(since)s
+           OR r.return_id IN (SELECT n.return_id FROM named AS n))
+) AS c
+ORDER BY c.new DESC, (NOT c.new AND c.return_id <= coalesce(%(cursor)s, '')), c.return_id
+"""
+BY_ID_CURSOR = "returns_by_id_cursor"  # raw.extract_watermarks (reveni): the return the last run read last, in turn
+
+
+@dataclass
+class ByIdPlan:
+    """What one by-id read takes, in order, and what it leaves to the next runs."""
+
+    new: list[str]  # named by events in the window, not yet in the warehouse
+    in_turn: list[str]  # not final, in turn after the cursor
+    left: list[str]
+    since: datetime
+
+    @property
+    def ids(self) -> list[str]:
+        return self.new + self.in_turn
+
+
+def reveni_returns_to_read(conn: psycopg.Connection, settings: ReconSettings) -> ByIdPlan:
+    """The returns the next by-id read takes (``BY_ID_CANDIDATES``, at most RECON_REVENI_READS_BY_ID_PER_RUN) and
+    those it leaves."""
+    since = datetime.now(UTC) - timedelta(days=settings.trailing_days)
+    cursor = get_watermark(conn, "reveni", BY_ID_CURSOR)
+    rows = conn.execute(BY_ID_CANDIDATES, {"since": since, "cursor": cursor}).fetchall()
+    budget = settings.reveni_reads_by_id_per_run
+    chosen = rows[:budget]
+    return ByIdPlan(
+        [r[0] for r in chosen if r[1]], [r[0] for r in chosen if not r[1]], [r[0] for r in rows[budget:]], since
+    )
+
+
+def extract_reveni_returns_by_id(
+    conn: psycopg.Connection, client: ApiClient, run_id: str, settings: ReconSettings
+) -> ExtractSummary:
+    """The batch runs' Reveni extraction for an account without the paged list (docs/extraction.md): each return
+    that may have changed, with ``GET returns/{id}`` (reveni_api.md §3), loaded as a listed one is (the events
+    DAG's reader, ``events.reread_returns``). No watermark of the list moves: should the account gain a list
+    endpoint, its first read starts where the list last left off (or reads everything)."""
+    from returns_recon.events import reread_returns
+
+    plan = reveni_returns_to_read(conn, settings)
+    log.info(
+        "reveni returns by id (no list endpoint): %d to read, %d named by events and not yet held, %d not final "
+        "(window from %s); %d left for the next run",
+        len(plan.ids),
+        len(plan.new),
+        len(plan.in_turn),
+        plan.since.isoformat(),
+        len(plan.left),
+    )
+    if plan.left:
+        log.warning(
+            "reveni returns by id: RECON_REVENI_READS_BY_ID_PER_RUN (%d) reached; %d returns left for the next run, "
+            "e.g. %s",
+            settings.reveni_reads_by_id_per_run,
+            len(plan.left),
+            ", ".join(plan.left[:5]),
+        )
+    summary = reread_returns(conn, client, run_id, plan.ids)
+    if plan.in_turn:
+        set_watermark(conn, "reveni", BY_ID_CURSOR, plan.in_turn[-1], run_id)
+    return summary
+
+
 def _advance(conn: psycopg.Connection, source: str, entity: str, value: str, run_id: str) -> None:
     current = get_watermark(conn, source, entity)
     if current is None or value > current:

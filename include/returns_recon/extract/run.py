@@ -20,11 +20,17 @@ class Clients:
     cin7: ApiClient
     sitoo: ApiClient
     sitoo_site_id: int
+    # whether the Reveni account has the paged GET returns (connection extra list_endpoint, default true)
+    reveni_list_endpoint: bool = True
 
 
 def extract_reveni(
     conn: psycopg.Connection, clients: Clients, run_id: str, mode: Mode, settings: ReconSettings
 ) -> list[ExtractSummary]:
+    """The returns changed in the window through the paged list; without one (``reveni_list_endpoint`` false),
+    the returns not yet final and those the webhooks named, each by ``GET returns/{id}``."""
+    if not clients.reveni_list_endpoint:
+        return [entities.extract_reveni_returns_by_id(conn, clients.reveni, run_id, settings)]
     return [entities.extract_reveni_returns(conn, clients.reveni, run_id, mode, settings)]
 
 

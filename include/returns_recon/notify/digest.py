@@ -142,6 +142,19 @@ SELECT currency, return_id, exception_key FROM recon.money_at_risk_by_return WHE
 ORDER BY currency, abs(gap) DESC, return_id
 """
 
+# The data team's: Reveni values outside the documented sets, kept in staging (read leniently, models/reveni.py), as
+# the data-quality warnings of the latest check sampled them (recon.dq_results; quality/sql/reveni_*statuses.sql)
+UNKNOWN_VALUES = """
+SELECT d.expectation, d.unexpected_count, d.unexpected_sample
+FROM recon.dq_results d
+WHERE d.run_id = (SELECT r.run_id FROM recon.dq_results r WHERE r.suite = 'reveni_structure'
+                  ORDER BY r.checked_at DESC LIMIT 1)
+  AND d.suite = 'reveni_structure' AND d.severity = 'warning' AND NOT d.success
+  AND d.expectation LIKE %s
+ORDER BY d.expectation
+"""
+UNKNOWN_FIELDS = {"status": "return status", "validation_status": "item validation status"}
+
 # The documents our postings created (done, or adopted: created by an earlier attempt) since the owner's last sent
 # mail (all of them before the first), by the time the posting log recorded it, with amount and currency.
 FIXED = """
@@ -267,6 +280,7 @@ class Digest:
     fixed: list[dict[str, Any]] = field(default_factory=list)  # documents the pipeline created since the last mail
     at_risk: list[dict[str, Any]] = field(default_factory=list)  # recon.money_at_risk's rows of the owner
     returns_at_risk: list[dict[str, Any]] = field(default_factory=list)  # recon.money_at_risk_by_return's
+    unknown_values: list[dict[str, Any]] = field(default_factory=list)  # the data team's: unknown Reveni values
 
     @property
     def money(self) -> list[dict[str, Any]]:
@@ -306,7 +320,31 @@ def build(conn: psycopg.Connection, owner: str, mail_date: date, all_clear_weekd
         return None
     digest = Digest(owner, mail_date, rows, new, fixed=fixed, at_risk=at_risk, returns_at_risk=returns_at_risk)
     digest.chart_png, digest.currency_charts = charts(conn, rows, digest.money)
+    if owner == "data":
+        digest.unknown_values = unknown_values(conn)
     return digest
+
+
+def unknown_values(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    """The Reveni statuses outside the documented sets the latest data-quality check found, as it sampled them: one
+    row per return (or item) with the field and the value."""
+    rows = conn.execute(UNKNOWN_VALUES, ("%on reveni_%statuses",)).fetchall()
+    found = []
+    for _expectation, _count, sample in rows:
+        for entry in sample or []:
+            if not isinstance(entry, dict):
+                continue
+            name = next((n for n in UNKNOWN_FIELDS if n in entry), None)
+            if name is not None:
+                found.append(
+                    {
+                        "field": UNKNOWN_FIELDS[name],
+                        "value": entry[name],
+                        "return_id": entry.get("return_id"),
+                        "item_id": entry.get("item_id"),
+                    }
+                )
+    return found
 
 
 def age_bucket(age_days: int | None) -> str:
@@ -437,6 +475,7 @@ def render(digest: Digest, from_email: str, now: datetime | None = None) -> Emai
         "currency_charts": sorted(digest.currency_charts),
         "by_type": sorted(by_type.values(), key=lambda e: -e["n"]),
         "all_clear": digest.all_clear,
+        "unknown_values": digest.unknown_values,
     }
     message = EmailMessage()
     message["Subject"] = digest.subject

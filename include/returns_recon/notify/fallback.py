@@ -52,9 +52,9 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 
 
 def _known_secrets(fallback_conn_id: str) -> list[str]:
-    from returns_recon.connections import ALL_CONNECTIONS
+    from returns_recon.connections import ALL_CONNECTIONS, OPTIONAL_CONNECTIONS
 
-    return connection_secrets([c.conn_id for c in ALL_CONNECTIONS] + [fallback_conn_id])
+    return connection_secrets([c.conn_id for c in (*ALL_CONNECTIONS, *OPTIONAL_CONNECTIONS)] + [fallback_conn_id])
 
 
 def _why(exc: BaseException) -> str:

@@ -3,7 +3,9 @@ DAG can be scheduled on another's output."""
 
 from __future__ import annotations
 
-from airflow.sdk import Asset
+from airflow.sdk import Asset, AssetWatcher
+
+from returns_recon.orchestration.triggers import InboxPendingTrigger
 
 
 def table_asset(schema: str, table: str) -> Asset:
@@ -46,3 +48,14 @@ RECON_PUBLISHED = [
     table_asset("recon", t)
     for t in ("exceptions", "fct_returns", "fct_return_reconciliation", "daily_summary", "refund_journal")
 ]
+EXCEPTIONS = RECON_PUBLISHED[0]
+
+# The webhook inbox (migration 0021): the receiver stores each verified event there; the watcher's trigger runs in
+# the triggerer, LISTENs for new rows and polls as a fallback, and each signal is an asset event that schedules
+# returns_recon_events (which reads the pending rows themselves, not the event's payload).
+WEBHOOK_INBOX = Asset(
+    name="raw.webhook_inbox",
+    uri="recon-warehouse://raw/webhook_inbox",
+    group="raw",
+    watchers=[AssetWatcher(name="returns_recon_inbox_pending", trigger=InboxPendingTrigger())],
+)

@@ -106,11 +106,13 @@ def api_clients(budget_dsn: str | None = None):
 
     require_connections(API_CONNECTIONS)
     site_id = int(BaseHook.get_connection("sitoo_default").extra_dejson["site_id"])  # defined: checked just above
+    reveni = ReveniHook(budget_dsn=budget_dsn)
     return Clients(
-        ReveniHook(budget_dsn=budget_dsn).client(),
+        reveni.client(),
         Cin7CoreHook(budget_dsn=budget_dsn).client(),
         SitooHook(budget_dsn=budget_dsn).client(),
         site_id,
+        reveni_list_endpoint=reveni.list_endpoint(),
     )
 
 

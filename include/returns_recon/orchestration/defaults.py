@@ -41,6 +41,10 @@ POOLS = {REVENI_POOL: 2, CIN7_POOL: 1, SITOO_POOL: 2}
 # sends the one failure alert (Airflow 3.3's DeadlineAlert would serve, but breaks `airflow dags test`).
 HOURLY_RUN_TIMEOUT = timedelta(minutes=int(os.environ.get("RECON_HOURLY_TIMEOUT_MINUTES", "50")))
 
+# An events run still going after this long is stopped (it fails, with the one alert): the events waiting behind it
+# (one run at a time) are then taken by the next run.
+EVENTS_RUN_TIMEOUT = timedelta(minutes=int(os.environ.get("RECON_EVENTS_TIMEOUT_MINUTES", "30")))
+
 TAGS_COMMON = ["returns-recon", "reveni", "cin7-core", "sitoo"]
 
 # The trigger form's fields (Airflow Params): left empty, a run uses the deployment's RECON_ settings.

@@ -105,3 +105,31 @@ system explicitly, despite a failed check (the merchant's decision; the report s
 - `preflight.*`: as in the hourly DAG (missing connection, migration).
 
 """
+
+EVENTS = """### Returns reconciliation — events (webhooks)
+
+Runs whenever the webhook inbox (`raw.webhook_inbox`) has events to process: the receiver stores each verified
+Reveni or Cin7 Core event there, and the inbox's watcher (run by the triggerer) signals this DAG within seconds.
+It reads again only what the events name (each Reveni return with `GET returns/{id}`, each return-related Cin7 Core
+sale and its credit-note list rows), checks, reconciles only the returns concerned (same rules and exception keys
+as the hourly run; the exception queue is updated at once, the published tables are left to the hourly run),
+posts their corrections under the same safety valves, and marks the events processed. The hourly and daily runs
+stay the source of truth: whatever an event missed, they catch.
+
+**Stages** (task groups): `read` (the events' returns and sales) → `check` (Great Expectations) → `reconcile`
+(those returns; the events marked processed in the same transaction) → `post` (their corrective postings).
+
+**Failures and what to do**
+- `read.read_events`: an API is down or refused the credentials (the log names the connection). The events
+  stay pending and the watcher signals again within two minutes; a return or sale the API no longer has (404) is
+  logged and skipped.
+- `check.data_quality`, `post.post_corrections`: as in the hourly DAG. When the hourly or daily run is posting
+  (the postings lock), this run posts nothing and succeeds: the planned postings wait in the outbox for the
+  next run.
+- `reconcile.reconcile_events`: nothing of the run is kept and its events stay pending (the next run does it
+  all again, without duplicates).
+
+To see or replay the inbox, see `docs/operations.md` ("Webhook events"). Only one run at a time
+(`max_active_runs=1`); signals that arrive meanwhile fold into the next run. A failed run mails the data team once
+(after retries).
+"""

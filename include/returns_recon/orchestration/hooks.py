@@ -15,9 +15,9 @@ from airflow.providers.http.hooks.http import HttpHook
 
 from returns_recon.apis.client import ApiClient, RetrySettings
 from returns_recon.apis.ratelimit import shared_budget
-from returns_recon.connections import require_well_formed
+from returns_recon.connections import require_well_formed, reveni_list_endpoint
 
-OWN_EXTRAS = ("store_id", "account_id", "site_id", "calls_per_minute", "page_size", "base_path")
+OWN_EXTRAS = ("store_id", "account_id", "site_id", "calls_per_minute", "page_size", "base_path", "list_endpoint")
 # "60 calls per minute API limit" (APIB L124) and "60 calls per 60 seconds API limit" (observed live)
 CIN7_LIMIT_MESSAGE = re.compile(r"calls per (?:.* )?(minute|seconds) API limit", re.IGNORECASE)
 
@@ -95,6 +95,11 @@ class ReveniHook(_ServiceHook):
 
     def budget_key(self, login, password, extra) -> str:
         return f"reveni:{extra.get('store_id')}"
+
+    def list_endpoint(self) -> bool:
+        """Whether the account has the paged ``GET returns`` (extra ``list_endpoint``, default true)."""
+        require_well_formed(self.http_conn_id)
+        return reveni_list_endpoint(self.get_connection(self.http_conn_id).extra_dejson)
 
 
 class Cin7CoreHook(_ServiceHook):

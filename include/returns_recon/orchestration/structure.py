@@ -1,4 +1,4 @@
-"""The task-group structure both DAGs share (the DAG files declare schedule and docs)."""
+"""The task-group structure both batch DAGs share, and the events DAG's (the DAG files declare schedule and docs)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,11 @@ from returns_recon.orchestration.tasks import (
     load_location_map,
     migrate_warehouse,
     post_corrections,
+    post_event_corrections,
     probe_apis,
+    read_events,
     reconcile_and_publish,
+    reconcile_events,
     send_exception_emails,
 )
 
@@ -80,6 +83,36 @@ def build(mode: Mode) -> None:
         # the mail runs whatever happened upstream, so it must not decide the run's state: a failure upstream
         # fails the run (and its one alert) through this last task
         [stages, mails] >> run_failed_if_any_task_failed()
+
+
+def build_events() -> None:
+    """The events DAG: the stages of the batch runs, over what the pending webhook events name."""
+
+    @task_group
+    def read():
+        """The Reveni returns and the Cin7 Core sales the pending events name, read again and loaded."""
+        return read_events()
+
+    @task_group
+    def check() -> None:
+        """Data quality (Great Expectations), as in the batch runs: nothing posts unless it passed."""
+        data_quality()
+
+    @task_group
+    def reconcile(events):
+        """Only the returns the events concern: the exception queue at once; the events marked processed."""
+        return reconcile_events(events)
+
+    @task_group
+    def post(reconciled) -> None:
+        """Their corrective postings, under the same safety valves; another run posting leaves them to the next."""
+        post_event_corrections.override(task_id="post_corrections")(reconciled)
+
+    events = read()
+    checked = check()
+    reconciled = reconcile(events)
+    events >> checked >> reconciled
+    post(reconciled)
 
 
 WATCHER = "run_failed_if_any_task_failed"

@@ -141,6 +141,42 @@ def post_corrections() -> dict:
         return steps.post_corrections(conn, clients, _run_id(), settings).as_dict()
 
 
+@task(outlets=[*assets.REVENI_STAGING, *assets.CIN7_STAGING], pool=REVENI_POOL)
+def read_events() -> dict:
+    """Read again what the pending webhook events name (Reveni returns by id, the Cin7 Core sales of returns)
+    and load it; at most RECON_EVENTS_PER_RUN events (the rest go to the next run). Cin7 Core's calls are paced
+    by its shared budget."""
+    from returns_recon import steps
+    from returns_recon.orchestration.connections import api_clients, warehouse_connection, warehouse_dsn
+
+    settings, clients = _settings(), api_clients(warehouse_dsn())
+    with warehouse_connection() as conn:
+        return steps.read_events(conn, clients, _run_id(), settings)
+
+
+@task(outlets=[assets.EXCEPTIONS])
+def reconcile_events(events: dict) -> dict:
+    """Reconcile only the returns those events concern, update the exception queue at once and mark the events
+    processed (one transaction); the published tables are the batch runs'."""
+    from returns_recon import steps
+    from returns_recon.orchestration.connections import warehouse_connection
+
+    with warehouse_connection() as conn:
+        return steps.reconcile_events(conn, _run_id(), _settings(), events["inbox_ids"])
+
+
+@task(pool=CIN7_POOL)
+def post_event_corrections(reconciled: dict) -> dict:
+    """The corrective postings of the returns just reconciled, as post_corrections sends them (quality gate, every
+    safety valve); while another run is posting they wait in the outbox for the next run, and this task succeeds."""
+    from returns_recon import steps
+    from returns_recon.orchestration.connections import api_clients, warehouse_connection, warehouse_dsn
+
+    settings, clients = _settings(), api_clients(warehouse_dsn())
+    with warehouse_connection() as conn:
+        return steps.post_event_corrections(conn, clients, _run_id(), settings, reconciled["returns"])
+
+
 @task(pool=CIN7_POOL)
 def golive_check() -> dict:
     """The read-only go-live check (docs/golive.md): one question per undocumented assumption, stored in

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -144,8 +144,9 @@ def quality_gate(conn: psycopg.Connection, run_id: str) -> None:
 
 OUTBOX = """SELECT posting_key, action, system, exception_key, return_id, reference, payload, amount, status
 FROM recon.postings
-WHERE (%(keys)s::text[] IS NULL AND status IN ('planned', 'ambiguous', 'sending', 'held'))
-   OR posting_key = ANY(%(keys)s::text[])
+WHERE ((%(keys)s::text[] IS NULL AND status IN ('planned', 'ambiguous', 'sending', 'held'))
+       OR posting_key = ANY(%(keys)s::text[]))
+  AND (%(returns)s::text[] IS NULL OR return_id = ANY(%(returns)s::text[]))
 ORDER BY planned_at, posting_key"""
 
 
@@ -198,8 +199,10 @@ def execute(
     settings: ReconSettings,
     keys: list[str] | None = None,
     after_send: AfterSend | None = None,
+    returns: Sequence[str] | None = None,
 ) -> ExecutionReport:
-    """Send what is planned (or, for a replay, the given keys), under a run-level lock.
+    """Send what is planned (or, for a replay, the given keys), under a run-level lock; only the postings of
+    ``returns``, when given (the events DAG's).
 
     Raises ``CredentialsRefused`` at the end when a system refused our credentials: the postings to
     it stay pending (sent by the next run once the connection is fixed), the others went out."""
@@ -213,7 +216,8 @@ def execute(
         for system, why in held.items():
             log.warning("postings to %s are held: %s", system, why)
         with conn.cursor(row_factory=class_row(Posting)) as cur:
-            postings = cur.execute(OUTBOX, {"keys": keys}).fetchall()
+            outbox = {"keys": keys, "returns": None if returns is None else list(returns)}
+            postings = cur.execute(OUTBOX, outbox).fetchall()
         run = Context(conn, clients, SaleView(conn, clients.cin7))  # this run's reads, shared by its postings
         sent = 0
         for p in postings:

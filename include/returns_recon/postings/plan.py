@@ -4,6 +4,7 @@ deterministic idempotency key, before anything is sent. Each posting is built by
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 
@@ -41,6 +42,8 @@ LEFT JOIN LATERAL (
     ORDER BY sale_id LIMIT 1
 ) s ON true
 WHERE recon.is_open(e.state) AND e.exception_type = ANY(%(types)s)
+  -- the events DAG plans for the returns it reconciled; the batch runs for every return (NULL)
+  AND (%(scope)s::text[] IS NULL OR e.return_id = ANY(%(scope)s::text[]))
   AND NOT EXISTS (SELECT 1 FROM recon.exceptions b
                   WHERE b.return_id = e.return_id AND recon.is_open(b.state)
                     AND b.exception_type = ANY(%(blocking)s))
@@ -82,11 +85,15 @@ LOG_SET_ASIDE = """INSERT INTO recon.posting_log (posting_key, run_id, step, out
 VALUES (%(posting_key)s, %(run_id)s, 'outcome', 'skipped', %(response)s)"""
 
 
-def plan(conn: psycopg.Connection, run_id: str, settings: ReconSettings) -> list[Planned]:
-    """Write the postings that open auto-fixable exceptions call for; return the new or re-planned ones."""
+def plan(
+    conn: psycopg.Connection, run_id: str, settings: ReconSettings, scope: Sequence[str] | None = None
+) -> list[Planned]:
+    """Write the postings that open auto-fixable exceptions call for (of the returns of ``scope`` only, when
+    given); return the new or re-planned ones."""
     query = sql.SQL(CANDIDATES).format(match_field=sql.Literal(settings.sale_match_field))
+    params = {"types": list(ACTIONS), "blocking": list(BLOCKING), "scope": None if scope is None else list(scope)}
     with conn.cursor(row_factory=class_row(Candidate)) as cur:
-        candidates = cur.execute(query, {"types": list(ACTIONS), "blocking": list(BLOCKING)}).fetchall()
+        candidates = cur.execute(query, params).fetchall()
     planned = []
     for candidate in candidates:
         posting = FIXED_BY[candidate.exception_type].plan(conn, candidate, settings, datetime.now(UTC))

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from psycopg import sql
 
 from returns_recon import sqlfiles
+from returns_recon.models.reveni import STATUSES, VALIDATION_STATUSES
 
 Severity = Literal["critical", "warning"]
 SQL = Path(__file__).with_name("sql")  # the assets' own queries, one .sql file each
@@ -113,6 +114,9 @@ def structural_checks(currencies: tuple[str, ...], freshness_hours: float) -> li
     orders = table("stg_sitoo__orders", "order_id")
     txns = table("stg_sitoo__warehouse_transactions", "transaction_id")
     freshness = _query("reveni_freshness", freshness_seconds=int(freshness_hours * 3600))
+    # read leniently (models/reveni.py): a status outside the documented set is kept and raised here, not quarantined
+    statuses = _query("reveni_return_statuses", "return_id")
+    validations = _query("reveni_item_validation_statuses", "item_id", "return_id")
     checks: list[tuple[str, Asset, str, dict, Severity]] = [
         ("reveni_structure", returns, "ExpectColumnValuesToBeUnique", {"column": "return_id"}, c),
         ("reveni_structure", returns, "ExpectColumnValuesToNotBeNull", {"column": "return_id"}, c),
@@ -138,6 +142,20 @@ def structural_checks(currencies: tuple[str, ...], freshness_hours: float) -> li
             c,
         ),
         ("reveni_structure", freshness, "ExpectColumnValuesToBeInSet", {"column": "fresh", "value_set": [True]}, w),
+        (
+            "reveni_structure",
+            statuses,
+            "ExpectColumnValuesToBeInSet",
+            {"column": "status", "value_set": [*STATUSES]},
+            w,
+        ),
+        (
+            "reveni_structure",
+            validations,
+            "ExpectColumnValuesToBeInSet",
+            {"column": "validation_status", "value_set": [*VALIDATION_STATUSES]},
+            w,
+        ),
         ("cin7_structure", sales, "ExpectColumnValuesToBeUnique", {"column": "sale_id"}, c),
         ("cin7_structure", sales, "ExpectColumnValuesToBeInSet", {"column": "customer_currency", **currency}, w),
         (

@@ -1,5 +1,9 @@
 """Run one reconciliation: models, detection, queue merge, publication (write, audit, publish).
 
+A targeted run (``scope``: return ids, the events DAG's) runs the same models and detection over those returns
+only (and the other returns of their orders, ``engine/scope.sql``), merges its findings into the queue at once and
+resolves only exceptions of those returns; it does not rebuild the published tables, which the batch runs publish.
+
 Everything happens in one transaction: the published tables and views are built (with their comments) in a
 shadow schema in that same transaction and swapped in as its last statement, so readers see either the previous
 tables or the new ones, never a half-built state. The swap needs ACCESS EXCLUSIVE locks that wait behind any reader's
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -71,7 +76,7 @@ def _run(conn: psycopg.Connection, steps: list[tuple[sql.Composed, Statement | N
         log.debug("%.2f s  %s", time.perf_counter() - started, " ".join(statement.as_string(conn).split())[:90])
 
 
-def _params(settings: ReconSettings, run_id: str, mode: str) -> dict:
+def _params(settings: ReconSettings, run_id: str, mode: str, scope: list[str] | None = None) -> dict:
     return {
         "run_id": run_id,
         "window_days": int(settings.recon_window_days),
@@ -79,17 +84,26 @@ def _params(settings: ReconSettings, run_id: str, mode: str) -> dict:
         "release_sla": timedelta(hours=settings.release_sla_hours),
         "restock_sla": timedelta(hours=settings.restock_sla_hours),
         "match_field": settings.sale_match_field,
+        # None: every return (the batch runs); the models' scope conditions fold away
+        "scope": scope,
     }
 
 
 def reconcile(
-    conn: psycopg.Connection, run_id: str, settings: ReconSettings, mode: Literal["hourly", "daily"] = "daily"
+    conn: psycopg.Connection,
+    run_id: str,
+    settings: ReconSettings,
+    mode: Literal["hourly", "daily", "events"] = "daily",
+    scope: Sequence[str] | None = None,
 ) -> ReconResult:
+    """Reconcile every return of the window (``scope`` None), or only the returns ``scope`` names (with the other
+    returns of their orders): then the queue is merged and those returns' exceptions resolved, nothing else, and
+    the published tables are left to the batch runs. Run inside a caller's transaction, it is a savepoint of it."""
     started = datetime.now(UTC)
-    params = _params(settings, run_id, mode)
     with conn.transaction():
-        # the hourly and daily DAGs may overlap: one reconciliation at a time
+        # the hourly, daily and events DAGs may overlap: one reconciliation at a time
         conn.execute("SELECT pg_advisory_xact_lock(%(lock)s)", {"lock": RECONCILE_LOCK})
+        params = _params(settings, run_id, mode, None if scope is None else widen_scope(conn, scope))
         conn.execute("SET LOCAL work_mem = '256MB'")
         conn.execute("SET LOCAL maintenance_work_mem = '512MB'")  # the published tables' keys
         # the models are big joins and aggregates: let PostgreSQL hand them to parallel workers
@@ -103,9 +117,10 @@ def reconcile(
             _run(conn, model.statements(), params)
         started_merge = time.perf_counter()
         merged = conn.execute(queue.MERGE, {"run_id": run_id}).fetchall()
-        resolved = conn.execute(queue.AUTO_RESOLVE, {"run_id": run_id}).rowcount
+        resolved = conn.execute(queue.AUTO_RESOLVE, {"run_id": run_id, "scope": params["scope"]}).rowcount
         log.debug("%.2f s  exception queue merged", time.perf_counter() - started_merge)
-        _build(conn)
+        if scope is None:
+            _build(conn)
         in_scope = one_row(conn.execute("SELECT count(*) FROM int_returns"))[0]
         found = one_row(conn.execute("SELECT count(*) FROM found"))[0]
         opened = sum(1 for inserted, _ in merged if inserted)
@@ -114,12 +129,18 @@ def reconcile(
         conn.execute("DROP SCHEMA recon_work CASCADE")
         conn.execute("SELECT set_config('search_path', %(search_path)s, true)", {"search_path": search_path})
         # last, so the published tables are locked only from the swap to the commit
-        _swap(conn, settings)
+        if scope is None:
+            _swap(conn, settings)
     by_owner: dict[str, int] = dict(conn.execute(load("engine/open_by_owner").text).fetchall())
     by_type: dict[str, int] = dict(conn.execute(load("engine/open_by_type").text).fetchall())
     result = ReconResult(run_id, mode, in_scope, found, opened, resolved, by_owner, by_type)
     log.info("reconciliation %s", result.as_dict())
     return result
+
+
+def widen_scope(conn: psycopg.Connection, scope: Sequence[str]) -> list[str]:
+    """The returns asked for and the other returns of their orders (``engine/scope.sql``), sorted."""
+    return list(one_row(conn.execute(load("engine/scope").text, {"scope": list(scope)}))[0])
 
 
 def _build(conn: psycopg.Connection) -> None:

@@ -174,7 +174,8 @@ def _upsert(conn: psycopg.Connection, spec: TableSpec, rows: list[tuple]) -> Non
     table = _table_name(spec)
     temp = f"tmp_{table}"
     conn.execute(
-        sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE staging.{}) ON COMMIT DELETE ROWS").format(
+        # with the defaults: a column the loader does not write (e.g. first_seen_at) gets its default, not NULL
+        sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE staging.{} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS").format(
             sql.Identifier(temp), sql.Identifier(table)
         )
     )
@@ -207,10 +208,14 @@ def _text(value: str | None, limit: int) -> str | None:
     return None if value is None else value.replace("\x00", "\\u0000")[:limit]
 
 
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
 def storable_json(payload: Any) -> str:
     """The payload as JSON Postgres accepts: a NUL character (which jsonb and text refuse) is kept
     visible as the text ``\\u0000`` instead of being lost or failing the insert."""
-    return canonical_json(payload).replace("\\u0000", "\\\\u0000")
+    # only a real escape: \u0000 after an even number of backslashes (the text "\\u0000" is already storable)
+    return _NUL_ESCAPE.sub(r"\1\\\\u0000", canonical_json(payload))
 
 
 def quarantine(conn: psycopg.Connection, source: str, entity: str, bad: list[Invalid], run_id: str) -> int:

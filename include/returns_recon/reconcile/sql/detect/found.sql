@@ -9,7 +9,9 @@
 -- unmapped_location blocks its stock checks and (not knowing whether it is a store) the Sitoo return record check;
 -- unknown_sku_cin7 / unknown_sku_sitoo block the item's Cin7 Core / Sitoo checks. Time-based checks use now()
 -- against the configured SLAs (int_items' due times).
--- parameters: tolerance, match_field
+-- A targeted run (scope: its return ids) raises invalid_record only for the quarantined returns of its scope: the
+-- other quarantined payloads are no return's, or another return's, and stay the batch runs' (NULL scope).
+-- parameters: tolerance, match_field, scope
 WITH failing_returns AS MATERIALIZED (
     SELECT *
     FROM (
@@ -212,7 +214,11 @@ checks (exception_type, return_id, item_id, sku, evidence) AS (
     SELECT
         'unmapped_location', return_id, NULL, NULL,
         jsonb_strip_nulls(jsonb_build_object(
-            'hint', coalesce(map_problem, staging.return_point_hint(return_point_name)),
+            'hint', coalesce(
+                map_problem, staging.return_point_hint(return_point_name),
+                -- a return point is not public in Reveni's API (models/reveni.py): a return may come without one
+                CASE WHEN return_point_id IS NULL THEN 'Reveni shows no return point for this return' END
+            ),
             'return_point_id', return_point_id
         ))
     FROM failing_returns
@@ -335,7 +341,12 @@ checks (exception_type, return_id, item_id, sku, evidence) AS (
     FROM (
         SELECT DISTINCT ON (source, entity, coalesce(natural_key, payload_hash)) *
         FROM raw.quarantine
-        WHERE superseded_at IS NULL
+        WHERE
+            superseded_at IS NULL
+            AND (
+                %(scope)s::text[] IS NULL
+                OR (source = 'reveni' AND entity = 'returns' AND natural_key = any(%(scope)s::text[]))
+            )
         ORDER BY source ASC, entity ASC, coalesce(natural_key, payload_hash), last_seen_at DESC
     ) AS q
 )

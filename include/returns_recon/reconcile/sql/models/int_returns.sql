@@ -1,9 +1,15 @@
 -- Every Reveni return created in the window, with its return point's mapping, its Cin7 Core sale (matched on the
--- configured sale field, our exchange orders left out), its paid refunds and its exchange order, if any.
--- parameters: window_days, match_field
+-- configured sale field, our exchange orders left out), its paid refunds and its exchange order, if any. A targeted
+-- run (the events DAG) takes only the returns of its scope; the batch runs pass no scope (NULL), a condition the
+-- planner folds away, so their plans are the ones without it.
+-- A return whose creation time Reveni does not show (read leniently, models/reveni.py) is dated by its last update,
+-- else by when the pipeline first staged it (first_seen_at): created_at below, which the window, the ages and the days
+-- read.
+-- parameters: window_days, match_field, scope
 SELECT
     r.return_id, r.order_external_id, r.return_type, r.is_instant, r.status, r.amount, r.currency,
-    r.return_point_id, r.return_point_name, r.received_at, r.created_at, r.updated_at,
+    r.return_point_id, r.return_point_name, r.received_at,
+    coalesce(r.created_at, r.updated_at, r.first_seen_at) AS created_at, r.updated_at,
     m.kind, m.problem AS map_problem, (m.return_point_id IS NOT NULL AND m.problem IS NULL) AS map_ok,
     m.cin7_holding_location AS holding, m.cin7_sellable_location AS sellable, m.sitoo_warehouse_id,
     s.sale_id, s.sales_matched,
@@ -40,4 +46,14 @@ LEFT JOIN (
     WHERE x.return_id IS NOT NULL
     ORDER BY x.return_id, x.sale_id
 ) AS e USING (return_id)
-WHERE r.created_at >= now() - make_interval(days => %(window_days)s)
+-- the window on created_at as it stands where Reveni shows it (the planner's estimate of the batch plans), else on
+-- the date the return is given above
+WHERE
+    (
+        r.created_at >= now() - make_interval(days => %(window_days)s)
+        OR (
+            r.created_at IS NULL
+            AND coalesce(r.updated_at, r.first_seen_at) >= now() - make_interval(days => %(window_days)s)
+        )
+    )
+    AND (%(scope)s::text[] IS NULL OR r.return_id = any(%(scope)s::text[]))

@@ -2,8 +2,9 @@
 -- looked at). Fixed by one of our postings, the row keeps which one, when and with which document (one incident, one
 -- row: no restock_latency_breach is raised for that late release, operating-model.md §3): the posting with the
 -- exception's key, or for a missing_restock the credit note of ours that carried the item's restock line in the same
--- POST (one coherent change per document). Index lookups by key and by return.
--- parameters: run_id
+-- POST (one coherent change per document). Index lookups by key and by return. A targeted run (scope: its return
+-- ids) resolves only exceptions of those returns, never one without a return (the batch runs pass a NULL scope).
+-- parameters: run_id, scope
 WITH gone AS (
     SELECT e.exception_key, fix.posting_key, fix.evidence
     FROM recon.exceptions AS e
@@ -42,6 +43,7 @@ WITH gone AS (
                 WHERE s.return_id = e.return_id
             )
         )
+        AND (%(scope)s::text[] IS NULL OR e.return_id = any(%(scope)s::text[]))
 )
 
 UPDATE recon.exceptions AS e
