@@ -11,13 +11,14 @@ RETURNS ?= 1000
 SEED ?= 1
 OUT ?= .local/scenarios/scenario-$(RETURNS)-$(SEED).json
 
-.PHONY: help venv demo test chaos lint up stop warehouse warehouse-url reader-url simulate scenario bench clean
+.PHONY: help venv demo test chaos lint up stop warehouse warehouse-url reader-url simulate scenario bench bench-events clean
 
 help:
 	@echo "make demo           run the main job end to end on embedded defaults"
 	@echo "make test           lint (ruff, mypy, sqlfluff), the whole test suite (unit and integration), then the fault suite"
 	@echo "make chaos          the fault suite alone, with its tally (part of make test)"
 	@echo "make bench          benchmarks at scale (about 20 minutes), bench/results/latest.json"
+	@echo "make bench-events   300 webhook events through a local Airflow of its own (under 10 minutes), bench/results/events.json"
 	@echo "make up             Airflow UI with our DAGs on http://127.0.0.1:8080 (AIRFLOW__API__PORT), login admin"
 	@echo "make stop           stop everything this project started"
 	@echo "make warehouse-url  print a libpq connection string of the warehouse"
@@ -62,6 +63,10 @@ simulate: venv
 
 bench: venv
 	$(PY) -m bench.run
+
+# its own local stack (free ports, .local/bench-events), stopped at the end; not part of make test
+bench-events: venv
+	$(PY) -m bench.events
 
 scenario: venv
 	$(PY) -m recon_simulators.generate --returns $(RETURNS) --seed $(SEED) --out $(OUT)
