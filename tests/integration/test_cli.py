@@ -145,7 +145,8 @@ def test_the_pipeline_records_its_own_changes(queue_db) -> None:
     with queue_db.connect() as conn:
         conn.execute(FOUND)
         conn.execute("CREATE TEMP TABLE int_returns AS SELECT 'R-1'::text AS return_id")
-        conn.execute(queue.AUTO_RESOLVE, {"run_id": "run-2"})  # R-1's exception is gone: auto-resolved
+        # a batch run (no scope): R-1's exception is gone: auto-resolved
+        conn.execute(queue.AUTO_RESOLVE, {"run_id": "run-2", "scope": None})
         conn.execute("INSERT INTO found VALUES (%s, 'refund_without_credit_note', 'R-1', NULL, NULL, '{}')", (key,))
         conn.execute(queue.MERGE, {"run_id": "run-3"})  # back: re-opened
         conn.execute(queue.MERGE, {"run_id": "run-4"})  # still there: no change, no event

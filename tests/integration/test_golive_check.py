@@ -14,9 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import requests
 
-from recon_simulators.behaviour import Behaviour
 from returns_recon.golive import CHECKS, accounts_of, held_systems, run_golive_check
 from returns_recon.postings.execute import execute, quality_gate
 from returns_recon.postings.plan import plan
@@ -34,20 +32,6 @@ UNVERIFIABLE_ON_SIMULATORS = {"rate_limit"}
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A scenario with every exception type planted, its location map beside it."""
     return scenario(tmp_path_factory.mktemp("golive"), 1515, returns=300)
-
-
-@pytest.fixture
-def behaviour(simulators):
-    """Switch a simulator's undocumented behaviour; every service is set back to its defaults afterwards."""
-
-    def switch(service: str, **values) -> dict:
-        response = requests.post(f"{simulators.admin}/behaviour/{service}", json=values, timeout=10)
-        response.raise_for_status()
-        return response.json()
-
-    yield switch
-    for service, model in Behaviour.MODELS.items():
-        switch(service, **model().model_dump(mode="json"))
 
 
 def verdicts(report) -> dict[str, str]:

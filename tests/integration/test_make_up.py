@@ -31,7 +31,7 @@ from recon_simulators.generator import GeneratorConfig, generate
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-EXPECTED_DAGS = {"returns_recon_hourly", "returns_recon_daily", "returns_recon_golive_check"}
+EXPECTED_DAGS = {"returns_recon_hourly", "returns_recon_daily", "returns_recon_golive_check", "returns_recon_events"}
 GOLIVE = "returns_recon_golive_check"
 # every port of the local stack, by the variable that moves it (.env.example)
 PORT_VARIABLES = (
@@ -185,8 +185,16 @@ def test_up_with_every_port_moved_runs_tasks_logs_alerts_and_keeps_the_login(mov
     assert run["state"] == "success", run
     assert "connections are present and well formed" in _task_log(api, base, run, "preflight.check_connections")
 
-    # a failed run's alert reaches the SMTP sink on the moved port: Reveni refuses every call
+    # the webhook receiver is served by the moved API server (an unsigned delivery is refused), and the simulators
+    # deliver to it: their subscriptions name its URLs
     sims_admin = f"http://127.0.0.1:{env['SIM_REVENI_PORT']}/_sim"
+    receiver = f"{base_url}/returns-recon/webhooks"
+    assert requests.post(f"{receiver}/reveni", data=b"{}", timeout=30).status_code == 401
+    subscribed = json.dumps(requests.get(f"{sims_admin}/webhooks", timeout=10).json())
+    assert f"{receiver}/reveni" in subscribed
+    assert f"{receiver}/cin7" in subscribed
+
+    # a failed run's alert reaches the SMTP sink on the moved port: Reveni refuses every call
     requests.post(f"{sims_admin}/faults/reveni", json={"auth_refuse_writes_after": 0}, timeout=10).raise_for_status()
     failed = _run(api, base, GOLIVE)
     assert failed["state"] == "failed", failed

@@ -16,9 +16,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import requests
 
-from recon_simulators.behaviour import Behaviour
 from returns_recon import steps
 from returns_recon.apis.client import RetrySettings
 from returns_recon.extract.entities import BY_ID_CURSOR, FINAL_RETURN, get_watermark, reveni_returns_to_read
@@ -39,20 +37,6 @@ LIST_CHECK = [c for c in CHECKS if c.id == "list_endpoint"]
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return scenario(tmp_path_factory.mktemp("no-list"), 2020, returns=120)
-
-
-@pytest.fixture
-def behaviour(simulators):
-    """Switch a simulator's undocumented behaviour; every service is set back to its defaults afterwards."""
-
-    def switch(service: str, **values) -> dict:
-        response = requests.post(f"{simulators.admin}/behaviour/{service}", json=values, timeout=10)
-        response.raise_for_status()
-        return response.json()
-
-    yield switch
-    for service, model in Behaviour.MODELS.items():
-        switch(service, **model().model_dump(mode="json"))
 
 
 def clients_with_extra(simulators, monkeypatch, **reveni_extra) -> Clients:
