@@ -11,11 +11,12 @@ RETURNS ?= 1000
 SEED ?= 1
 OUT ?= .local/scenarios/scenario-$(RETURNS)-$(SEED).json
 
-.PHONY: help venv demo test chaos lint up stop warehouse warehouse-url reader-url simulate scenario bench bench-events clean
+.PHONY: help venv browser demo test chaos lint up stop warehouse warehouse-url reader-url simulate scenario bench bench-events clean
 
 help:
 	@echo "make demo           run the main job end to end on embedded defaults"
 	@echo "make test           lint (ruff, mypy, sqlfluff), the whole test suite (unit and integration), then the fault suite"
+	@echo "make browser        Debian's Chromium for the browser tests, if /usr/bin/chromium is missing (part of make test)"
 	@echo "make chaos          the fault suite alone, with its tally (part of make test)"
 	@echo "make bench          benchmarks at scale (about 20 minutes), bench/results/latest.json"
 	@echo "make bench-events   300 webhook events through a local Airflow of its own (under 10 minutes), bench/results/events.json"
@@ -36,10 +37,27 @@ $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml tools/pyproj
 
 venv: $(VENV)/.installed
 
+# Debian's Chromium, which the browser tests (marked browser) drive through Playwright: Playwright's own
+# browser download is never used. Installed only when missing: as root, or through sudo.
+CHROMIUM := /usr/bin/chromium
+browser:
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=; \
+	elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+	else echo "$(CHROMIUM) is missing and this is not root (no sudo): as root, run" \
+	  "'apt-get install -y --no-install-recommends chromium' (Debian's chromium package), then make test again" >&2; \
+	  exit 1; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "$(CHROMIUM) is missing and there is no apt-get: install Chromium at $(CHROMIUM)" >&2; exit 1; fi; \
+	echo "installing Debian's chromium for the browser tests"; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium && \
+	test -x $(CHROMIUM) || { echo "could not install Debian's chromium ($(CHROMIUM)); see above" >&2; exit 1; }
+
 demo: venv
 	$(STACK) demo --scenario "$(SCENARIO)"
 
-test: venv lint
+test: venv lint browser
 	$(PY) -m pytest -n 2 -m "not faults" $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory chaos
 

@@ -2,8 +2,9 @@
 
 Like Airflow itself, the tests take configuration from the environment: an isolated
 AIRFLOW_HOME under .local/test, our dags/ folder, and the demo connections of .env.example
-(variables already set win). Every test must be marked `unit` or `integration`: collection
-fails otherwise, as in the Great Expectations provider's suite.
+(variables already set win). Every test must be marked `unit`, `integration` or `browser` (a
+browser test is also `integration`: it drives a real Airflow): collection fails otherwise, as in
+the Great Expectations provider's suite.
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ pytest_plugins = [
     "tests.fixtures.airflow",
     "tests.fixtures.simulators",
     "tests.fixtures.smtp",
+    "tests.fixtures.browser",
+    "tests.fixtures.workbench",
 ]
 
-MARKERS = {"unit", "integration"}
+MARKERS = {"unit", "integration", "browser"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     unmarked = [item.nodeid for item in items if not MARKERS & {m.name for m in item.iter_markers()}]
     if unmarked:
-        raise pytest.UsageError("tests without a `unit` or `integration` marker:\n" + "\n".join(unmarked))
+        raise pytest.UsageError("tests without a `unit`, `integration` or `browser` marker:\n" + "\n".join(unmarked))

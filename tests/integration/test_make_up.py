@@ -162,9 +162,11 @@ def test_up_with_every_port_moved_runs_tasks_logs_alerts_and_keeps_the_login(mov
     # the login: the REST API refuses anonymous calls; the admin password was printed once, is in its file
     # (mode 600) and in no log of the stack
     assert requests.get(f"{base}/dags", timeout=10).status_code == 401
-    password = re.search(r"log in as admin with the password (\S+)", up.stdout).group(1)
+    password = re.search(r"log in as admin \(admin\) with the password (\S+)", up.stdout).group(1)
     password_file = local / "airflow-passwords.json"
-    assert json.loads(password_file.read_text()) == {"admin": password}
+    stored = json.loads(password_file.read_text())
+    assert stored["admin"] == password
+    assert set(stored) == {"admin", "finance", "auditor"}  # the workbench's users: finance acts, the auditor reads
     assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
     token = requests.post(f"{base_url}/auth/token", json={"username": "admin", "password": password}, timeout=30)
     assert token.status_code == 201, token.text
@@ -193,6 +195,14 @@ def test_up_with_every_port_moved_runs_tasks_logs_alerts_and_keeps_the_login(mov
     subscribed = json.dumps(requests.get(f"{sims_admin}/webhooks", timeout=10).json())
     assert f"{receiver}/reveni" in subscribed
     assert f"{receiver}/cin7" in subscribed
+
+    # the exception workbench: in the UI's navigation, its pages behind Airflow's login
+    plugins = api.get(f"{base}/plugins", timeout=30).json()["plugins"]
+    views = [v for p in plugins for v in p.get("external_views", [])]
+    assert {"name": "Returns reconciliation", "url_route": "returns-recon"}.items() <= views[0].items(), views
+    workbench = f"{base_url}/returns-recon-workbench/"
+    assert requests.get(workbench, timeout=30, allow_redirects=False).status_code == 303  # to the login
+    assert "Exceptions" in api.get(workbench, timeout=30).text
 
     # a failed run's alert reaches the SMTP sink on the moved port: Reveni refuses every call
     requests.post(f"{sims_admin}/faults/reveni", json={"auth_refuse_writes_after": 0}, timeout=10).raise_for_status()

@@ -25,7 +25,6 @@ import pytest
 import requests
 
 from local_stack.warehouse import EmbeddedWarehouse
-from returns_recon.warehouse.migrate import apply_migrations
 from tests.fixtures import warehouse as fixtures
 
 pytestmark = pytest.mark.integration
@@ -130,15 +129,8 @@ class Receiver:
 @pytest.fixture(scope="module")
 def module_db(embedded_server: EmbeddedWarehouse) -> Iterator[fixtures.TestDatabase]:
     """One migrated database for the module's server (each test starts from empty tables: ``receiver``)."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    password = uuid.uuid4().hex
-    embedded_server.ensure_database(name, password, name)
-    db = fixtures.TestDatabase(embedded_server.host, embedded_server.port, name, password, name)
-    with db.connect() as conn:
-        apply_migrations(conn)
-    yield db
-    with psycopg.connect(embedded_server.superuser_dsn(), autocommit=True) as conn:
-        conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
+    with fixtures.new_database(embedded_server, migrated=True) as db:
+        yield db
 
 
 def receiver_env(db: fixtures.TestDatabase, home: Path) -> dict[str, str]:

@@ -229,6 +229,7 @@ def test_a_transfer_made_by_hand_since_the_plan_is_found() -> None:
 def test_every_exception_type_has_one_stateless_action() -> None:
     assert set(FIXED_BY) == {
         "refund_without_credit_note",
+        "credit_note_awaiting_approval",
         "inspected_not_released",
         "premature_restock",
         "rejected_item_in_sellable_stock",

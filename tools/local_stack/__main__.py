@@ -64,15 +64,25 @@ def cmd_up(env: dict[str, str], args: argparse.Namespace) -> int:
     print(chosen.describe(env))
     mail = stack.start_smtp_sink(env, clear=False)
     stack.ensure_airflow_db(env)
-    user, password, new = airflow_services.admin_password(env)
+    logins = airflow_services.user_passwords(env)
+    if chosen.new:  # a new world: its first runs, as `make demo` does, so the workbench shows its exceptions
+        for dag_id in DAGS[:2]:
+            log_path = run_dir(env) / f"first-run-{dag_id}.log"
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            print(f"first run of {dag_id} (airflow dags test; output in {log_path}) ...", flush=True)
+            with log_path.open("w") as log:
+                done = stack.run([sys.executable, "-m", "local_stack.dag_test", dag_id], env, stdout=log, stderr=log)
+            print(f"  {dag_id}: {'success' if done.returncode == 0 else 'FAILED, see ' + str(log_path)}", flush=True)
     airflow_services.start(env)
     hooks = webhooks.subscribe(env)
     where = env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
     print(f"Airflow UI: {api_url(env)} (logs: {run_dir(env)}); `make stop` stops everything")
-    if new:
-        print(f"  log in as {user} with the password {password} (shown this once; kept in {where}, mode 600)")
-    else:
-        print(f"  log in as {user}; the password is in {where}")
+    for user, role, password, new in logins:
+        if new:
+            print(f"  log in as {user} ({role}) with the password {password} (shown this once; kept in {where})")
+        else:
+            print(f"  log in as {user} ({role}); the password is in {where} (mode 600)")
+    print(f"  the exception workbench: {api_url(env)}/plugin/returns-recon (finance acts, auditor reads)")
     print(f"  mails (exception emails, failure alerts) are saved in {mail} as .eml files")
     print(f"  the simulators send their webhooks to {hooks['reveni']} and {hooks['cin7']} (returns_recon_events)")
     return 0

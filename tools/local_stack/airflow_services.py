@@ -60,22 +60,34 @@ def commands(env: dict[str, str]) -> dict[str, list[str]]:
     }
 
 
-def admin_password(env: dict[str, str]) -> tuple[str, str, bool]:
-    """(user, password, new): the simple auth manager's admin, its password generated on first use into
-    ``AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE`` (mode 600). Airflow reads the file and, as the
-    user is in it, never prints or logs the password itself."""
-    user = env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin").split(",")[0].split(":")[0]
+def users(env: dict[str, str]) -> list[tuple[str, str]]:
+    """(user, role) of ``AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS``, in its order."""
+    spec = env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
+    return [(u.strip(), r.strip()) for u, _, r in (item.partition(":") for item in spec.split(",")) if u.strip()]
+
+
+def user_passwords(env: dict[str, str]) -> list[tuple[str, str, str, bool]]:
+    """(user, role, password, new) of every simple-auth-manager user, the passwords generated on first use
+    into ``AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE`` (mode 600). Airflow reads the file and, as the
+    users are in it, never prints or logs a password itself."""
     path = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
     passwords = json.loads(path.read_text() or "{}") if path.exists() else {}
-    new = user not in passwords
+    listed = users(env)
+    new = {user for user, _ in listed if user not in passwords}
     if new:
-        passwords[user] = secrets.token_urlsafe(12)
+        passwords.update({user: secrets.token_urlsafe(12) for user in sorted(new)})
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(json.dumps(passwords) + "\n")
     os.chmod(path, 0o600)
-    return user, passwords[user], new
+    return [(user, role, passwords[user], user in new) for user, role in listed]
+
+
+def admin_password(env: dict[str, str]) -> tuple[str, str, bool]:
+    """(user, password, new) of the first user (the admin); every user's password is made on the way."""
+    user, _, password, new = user_passwords(env)[0]
+    return user, password, new
 
 
 def port_taken(number: int) -> bool:

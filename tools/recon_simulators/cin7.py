@@ -564,7 +564,7 @@ class Cin7App(ServiceApp):
                 "AdditionalCharges": [],
             }
             notes.append(note)
-        else:
+        else:  # apib L24691: any other TaskID names the note this POST changes (a DRAFT authorised: L24703-L24707)
             found = next((n for n in notes if n["TaskID"] == body["TaskID"]), None)
             if found is None:
                 return self.error(400, f"Credit note task {body['TaskID']} not found")

@@ -47,14 +47,16 @@ WHERE recon.is_open(e.state) AND e.exception_type = ANY(%(types)s)
   AND NOT EXISTS (SELECT 1 FROM recon.exceptions b
                   WHERE b.return_id = e.return_id AND recon.is_open(b.state)
                     AND b.exception_type = ANY(%(blocking)s))
-  -- no credit note for the returns of a sale (by the shop's order number) with an open unattributed note
-  AND (e.exception_type <> 'refund_without_credit_note'
+  -- no credit note for the returns of a sale (by the shop's order number) with an open unattributed note: neither
+  -- created nor (an approved DRAFT of ours) authorised
+  AND (e.exception_type NOT IN ('refund_without_credit_note', 'credit_note_awaiting_approval')
        OR coalesce(r.order_external_id, '') NOT IN (SELECT order_ref FROM unattributed_sales))
 ORDER BY e.first_seen_at, e.exception_key
 """
 
-# Credit notes of ours still waiting in the outbox (planned, or held for the go-live check) for a return
-# whose sale is now blocked: set aside as skipped, re-planned by a later run once nothing blocks them.
+# Credit notes of ours (or the authorisation of our DRAFT) still waiting in the outbox (planned, or held for the
+# go-live check) for a return whose sale is now blocked: set aside as skipped, re-planned by a later run once nothing
+# blocks them.
 # An ambiguous or sending one is left to the executor, whose next attempt reads back first.
 SET_ASIDE = f"""
 WITH {UNATTRIBUTED_SALES}
@@ -64,7 +66,8 @@ SET status = 'skipped', last_run_id = %(run_id)s, updated_at = now(),
                                       WHERE b.order_ref = coalesce(r.order_external_id, ''))
                  || ' on the sale; a credit note now could credit the customer twice'
 FROM staging.stg_reveni__returns r
-WHERE r.return_id = p.return_id AND p.action = 'create_credit_note' AND p.status IN ('planned', 'held')
+WHERE r.return_id = p.return_id AND p.action IN ('create_credit_note', 'authorise_credit_note')
+  AND p.status IN ('planned', 'held')
   AND coalesce(r.order_external_id, '') IN (SELECT order_ref FROM unattributed_sales)
 RETURNING p.posting_key, p.last_error
 """

@@ -264,6 +264,10 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
 
 
+# the action a person's change is recorded as (recon.exception_events.action, as the workbench records it)
+PERSON_ACTIONS = {"acknowledged": "acknowledge", "resolved": "resolve", "open": "reopen"}
+
+
 def set_state(conn: psycopg.Connection, key: str, state: str, by: str, note: str | None = None) -> bool:
     """A person acknowledges, resolves or re-opens an exception; later runs keep that decision. Every call is
     kept in recon.exception_events (append-only), written in the same transaction by the queue's trigger,
@@ -275,8 +279,9 @@ def set_state(conn: psycopg.Connection, key: str, state: str, by: str, note: str
         raise ValueError("say who decided: a name or email, not empty")
     with conn.transaction():
         conn.execute(
-            "SELECT set_config('recon.changed_by', %(by)s, true), set_config('recon.change_note', %(note)s, true)",
-            {"by": by, "note": note or ""},
+            "SELECT set_config('recon.changed_by', %(by)s, true), set_config('recon.change_note', %(note)s, true),"
+            " set_config('recon.change_action', %(action)s, true)",
+            {"by": by, "note": note or "", "action": PERSON_ACTIONS[state]},
         )
         row = conn.execute(queue.SET_STATE, {"state": state, "by": by, "note": note, "key": key}).fetchone()
     return row is not None

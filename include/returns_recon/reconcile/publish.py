@@ -187,8 +187,9 @@ COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
             "posted_at": "when it was recorded as done or adopted",
             "posted_on": "posted_at's day (UTC)",
             "system": "cin7 or sitoo",
-            "action": "create_credit_note, transfer_to_sellable, transfer_to_holding, sitoo_store_stock or "
-            "sitoo_return_record",
+            "action": "create_credit_note, authorise_credit_note (our DRAFT credit note authorised after a person's "
+            "approval: the same document again, its amount NULL as the DRAFT's row counts it), transfer_to_sellable, "
+            "transfer_to_holding, sitoo_store_stock or sitoo_return_record",
             "status": "done or adopted",
             "document": "the document's number (credit note CR-..., transfer TR-...) or, without one, its id",
             "target_ref": "the document's id in the target system",

@@ -21,7 +21,6 @@ the token is the authentication, and nothing is accepted in the URL.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -33,12 +32,11 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from returns_recon.connections import CIN7_WEBHOOK, REVENI, ConnectionLike
+from returns_recon.warehouse.pool import LazyPool
 from returns_recon.webhooks import inbox
 from returns_recon.webhooks.verify import SIGNATURE_HEADER, Cin7Credentials, Unverified, verify_cin7, verify_reveni
 
 if TYPE_CHECKING:
-    from psycopg_pool import ConnectionPool
-
     from returns_recon.settings import ReconSettings
 
 log = logging.getLogger(__name__)
@@ -86,10 +84,8 @@ class Receiver:
     ) -> None:
         self._settings = settings
         self._lookup = lookup
-        self._warehouse_dsn = warehouse_dsn
         self.clock = clock
-        self._pool: ConnectionPool | None = None
-        self._lock = threading.Lock()
+        self._pool = LazyPool("returns-recon-webhooks", warehouse_dsn, POOL_MAX_SIZE, POOL_WAIT_SECONDS)
         self.counters: Counter[str] = Counter()
 
     # --- inputs, read when first needed -----------------------------------------------------------------
@@ -123,44 +119,17 @@ class Receiver:
             return None
         return Cin7Credentials(conn.login or "", conn.password)
 
-    def pool(self) -> ConnectionPool:
-        with self._lock:
-            if self._pool is None:
-                from psycopg_pool import ConnectionPool
-
-                dsn_of = self._warehouse_dsn
-                if dsn_of is None:
-                    from returns_recon.orchestration.connections import warehouse_dsn
-
-                    dsn_of = warehouse_dsn
-                pool = ConnectionPool(
-                    dsn_of(),
-                    min_size=1,
-                    max_size=POOL_MAX_SIZE,
-                    kwargs={"autocommit": True},
-                    check=ConnectionPool.check_connection,
-                    timeout=POOL_WAIT_SECONDS,
-                    name="returns-recon-webhooks",
-                    open=False,
-                )
-                pool.open(wait=False)  # connects in the background; a delivery waits at most POOL_WAIT_SECONDS
-                self._pool = pool
-            return self._pool
-
     def close(self) -> None:
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close()
+        self._pool.close()
 
     # --- warehouse work (run in a worker thread) ---------------------------------------------------------
     def store(self, event: inbox.InboxEvent) -> inbox.Stored:
-        with self.pool().connection() as conn:
+        with self._pool.connection() as conn:
             return inbox.store(conn, event)
 
     def count_rejection(self, source: str, reason: str) -> None:
         try:
-            with self.pool().connection() as conn:
+            with self._pool.connection() as conn:
                 inbox.count_rejection(conn, source, reason)
         except Exception as err:  # counting must not change the answer
             log.warning("webhook receiver: could not count a %s rejection (%s)", source, _why(err))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from returns_recon.postings.actions.authorise import AuthoriseCreditNote
 from returns_recon.postings.actions.base import PostingAction
 from returns_recon.postings.actions.credit_note import CreateCreditNote
 from returns_recon.postings.actions.sitoo import SitooReturnRecord, SitooStoreStock
@@ -13,6 +14,7 @@ REGISTRY: dict[str, PostingAction] = {
     action.name: action
     for action in (
         CreateCreditNote(),
+        AuthoriseCreditNote(),
         TransferToSellable(),
         TransferToHolding(),
         SitooStoreStock(),

@@ -244,13 +244,7 @@ class CreateCreditNote(PostingAction):
 
     def prepare(self, ctx: Context, posting: Posting, found: ReadBack) -> dict[str, Any]:
         sale_id = posting.payload["SaleID"]
-        known = {task_id for (task_id,) in ctx.conn.execute(KNOWN_NOTES, {"sale_id": sale_id})}
-        by_hand = self.note_by_hand(ctx.view.credit_notes(sale_id, live=ctx.live), known)
-        if by_hand is not None:
-            raise Superseded(
-                f"credit note {by_hand.get('CreditNoteNumber') or by_hand.get('TaskID')} "
-                f"({by_hand.get('Status')}) was added to the sale by hand since the plan"
-            )
+        self.check_no_note_by_hand(ctx, sale_id)
         if found.unfinished is None:
             sale = ctx.view.sale(sale_id, live=ctx.live)
             if sale.get("Type") == "Simple Sale" and (
@@ -259,6 +253,16 @@ class CreateCreditNote(PostingAction):
                 raise Refused("the sale is a Simple Sale that already has a credit note; Cin7 Core allows one")
             return posting.payload
         return self.completing(posting.payload, found.unfinished)
+
+    def check_no_note_by_hand(self, ctx: Context, sale_id: str) -> None:
+        """Raises ``Superseded`` when a note by hand appeared on the sale since the plan (``note_by_hand``)."""
+        known = {task_id for (task_id,) in ctx.conn.execute(KNOWN_NOTES, {"sale_id": sale_id})}
+        by_hand = self.note_by_hand(ctx.view.credit_notes(sale_id, live=ctx.live), known)
+        if by_hand is not None:
+            raise Superseded(
+                f"credit note {by_hand.get('CreditNoteNumber') or by_hand.get('TaskID')} "
+                f"({by_hand.get('Status')}) was added to the sale by hand since the plan"
+            )
 
     @staticmethod
     def note_by_hand(notes: list[dict[str, Any]], known: set[str]) -> dict[str, Any] | None:

@@ -5,9 +5,11 @@
 SELECT
     p.posting_key, l.posted_at, (l.posted_at AT TIME ZONE 'UTC')::date AS posted_on, p.system, p.action,
     p.status, coalesce(p.target_number, p.target_ref) AS document, p.target_ref, p.return_id, p.item_id,
-    p.exception_key, p.amount,
+    p.exception_key,
+    -- authorising our DRAFT credits nothing new: its money is counted once, on the create_credit_note row
+    CASE WHEN p.action <> 'authorise_credit_note' THEN p.amount END AS amount,
     CASE
-        WHEN p.amount IS NULL THEN NULL
+        WHEN p.amount IS NULL OR p.action = 'authorise_credit_note' THEN NULL
         WHEN p.system = 'sitoo' THEN p.payload ->> 'currencycode'
         ELSE f.sale_currency
     END AS currency
