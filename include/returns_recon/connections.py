@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
@@ -105,6 +105,36 @@ API_CONNECTIONS: tuple[ConnectionSpec, ...] = (REVENI, CIN7_CORE, SITOO)
 # Only the webhook receiver reads these; without them the batch runs work as before (the receiver refuses Cin7
 # Core's deliveries).
 OPTIONAL_CONNECTIONS: tuple[ConnectionSpec, ...] = (CIN7_WEBHOOK,)
+
+
+@dataclass(frozen=True)
+class ConnectionIds:
+    """Which Airflow connections one merchant's runs use (the defaults: the single merchant of the environment;
+    a merchants file names its own, ``returns_recon.merchants``). No Sitoo: a merchant without stores."""
+
+    warehouse: str = WAREHOUSE.conn_id
+    reveni: str = REVENI.conn_id
+    cin7: str = CIN7_CORE.conn_id
+    sitoo: str | None = SITOO.conn_id
+    smtp: str = SMTP.conn_id
+    cin7_webhook: str = CIN7_WEBHOOK.conn_id
+
+    def api_specs(self) -> tuple[ConnectionSpec, ...]:
+        """The API connections' specs under these ids (Sitoo's only when the merchant has it)."""
+        specs = [replace(REVENI, conn_id=self.reveni), replace(CIN7_CORE, conn_id=self.cin7)]
+        if self.sitoo:
+            specs.append(replace(SITOO, conn_id=self.sitoo))
+        return tuple(specs)
+
+    def warehouse_spec(self) -> ConnectionSpec:
+        return replace(WAREHOUSE, conn_id=self.warehouse)
+
+    def required_specs(self) -> tuple[ConnectionSpec, ...]:
+        """What a batch run's preflight checks (ALL_CONNECTIONS under these ids)."""
+        return (self.warehouse_spec(), *self.api_specs(), replace(SMTP, conn_id=self.smtp))
+
+
+DEFAULT_IDS = ConnectionIds()
 
 
 def env_var_name(conn_id: str) -> str:

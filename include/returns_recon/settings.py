@@ -7,16 +7,36 @@ import os
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, ValidatorFunctionWrapHandler, WrapValidator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from returns_recon.workbench.links import checked_base, redacted
 
 # include/location_map.csv beside the package (a checkout, Astro, MWAA, Composer: include/ on the path);
 # an installed wheel has none there: set RECON_LOCATION_MAP_PATH (the load fails naming it otherwise)
 DEFAULT_LOCATION_MAP = Path(__file__).resolve().parents[1] / "location_map.csv"
 # the longest pause between two attempts of the publish swap (docs/reconciliation.md, "Readers and locks")
 PUBLISH_RETRY_MAX_PAUSE_SECONDS = 5.0
+
+
+def _errors_show_it_redacted(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """An error names the value it refused: a URL refused is shown without its login, password or query."""
+    if isinstance(value, str):
+        try:
+            checked_base(value)
+        except ValueError:
+            hidden = redacted(value)
+            try:
+                checked_base(hidden)
+            except ValueError:
+                return handler(hidden)
+    return handler(value)
+
+
+# an http(s) URL without login, password, query or fragment, trailing slashes stripped; '' = none
+WorkbenchUrl = Annotated[str, AfterValidator(checked_base), WrapValidator(_errors_show_it_redacted)]
 
 
 class ReconSettings(BaseSettings):
@@ -60,6 +80,11 @@ class ReconSettings(BaseSettings):
     alert_fallback_conn_id: str = Field(
         "",
         description="Airflow connection (http) of the second alert channel, used when SMTP fails; empty = none",
+    )
+    workbench_url: WorkbenchUrl = Field(
+        "",
+        description="where the mails' exception lines link to (the workbench as people reach it, http(s), no login "
+        "or query); empty = Airflow's [api] base_url + /returns-recon-workbench; neither set = mails without links",
     )
     # data quality
     freshness_hours: float = Field(48, description="newest Reveni update older than this is a warning")

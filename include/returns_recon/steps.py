@@ -10,7 +10,7 @@ imported inside the functions, so a task imports only what it runs."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import psycopg
 
-    from returns_recon.connections import ConnectionLike
+    from returns_recon.connections import ConnectionLike, ConnectionSpec
     from returns_recon.extract.entities import ExtractSummary, Mode
     from returns_recon.extract.run import Clients
     from returns_recon.notify.digest import Sender
@@ -28,21 +28,30 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def check_connections(lookup: Callable[[str], ConnectionLike | None]) -> None:
-    """Fail fast, naming each missing or malformed connection and the variable to set."""
+def check_connections(
+    lookup: Callable[[str], ConnectionLike | None], specs: Sequence[ConnectionSpec] | None = None
+) -> None:
+    """Fail fast, naming each missing or malformed connection and the variable to set (``specs``: the merchant's
+    connections; default every connection of the single merchant, ``ALL_CONNECTIONS``)."""
     from returns_recon.connections import ALL_CONNECTIONS
     from returns_recon.connections import check_connections as check
 
-    check(ALL_CONNECTIONS, lookup)
-    log.info("all %d connections are present and well formed", len(ALL_CONNECTIONS))
+    specs = ALL_CONNECTIONS if specs is None else specs
+    check(specs, lookup)
+    log.info("all %d connections are present and well formed", len(specs))
 
 
-def migrate_warehouse(conn: psycopg.Connection) -> list[str]:
-    """Apply pending warehouse migrations (idempotent, serialised by an advisory lock)."""
+def migrate_warehouse(conn: psycopg.Connection, reader_role: str | None = None) -> list[str]:
+    """Apply pending warehouse migrations (idempotent, serialised by an advisory lock); with ``reader_role`` (a
+    merchants file's merchant), make it the database's only reader (``warehouse.roles``)."""
     from returns_recon.warehouse.migrate import apply_migrations
 
     applied = apply_migrations(conn)
     log.info("migrations applied now: %s", applied or "none, already up to date")
+    if reader_role is not None:
+        from returns_recon.warehouse.roles import isolate_reader
+
+        isolate_reader(conn, reader_role)
     return applied
 
 
@@ -218,11 +227,23 @@ def golive_check(
 def send_exception_emails(
     conn: psycopg.Connection, send: Sender, from_email: str, mail_date: date, run_id: str, settings: ReconSettings
 ) -> dict[str, str]:
-    """One email per owner with new and still-open exceptions; nothing twice for the same day."""
+    """One email per owner with new and still-open exceptions; nothing twice for the same day. Each exception line
+    links to its page in the workbench: ``RECON_WORKBENCH_URL``, else Airflow's ``[api] base_url`` as configured
+    when the task runs (``workbench/links.py``), else no links."""
     from returns_recon.notify.digest import send_digests
+    from returns_recon.workbench.links import workbench_base
 
+    base = workbench_base(settings.workbench_url)
+    log.info("exception mails link to %s", f"the workbench at {base}" if base else "nothing (no workbench URL)")
     outcome = send_digests(
-        conn, send, mail_date, settings.email_recipients, from_email, run_id, settings.finance_all_clear_weekday
+        conn,
+        send,
+        mail_date,
+        settings.email_recipients,
+        from_email,
+        run_id,
+        settings.finance_all_clear_weekday,
+        workbench_url=base,
     )
     for owner, what in outcome.items():
         log.info("%s: %s", owner, what)

@@ -17,11 +17,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from email import policy
+from html import unescape
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
 
 import psycopg
 import pytest
 from aiosmtpd.controller import Controller
+from markupsafe import escape
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -36,6 +40,9 @@ RECIPIENTS = {
     "customer service": ["care@example.com"],
     "data": ["data@example.com"],
 }
+# the workbench the mails of the tests below link to (RECON_WORKBENCH_URL, or Airflow's [api] base_url + the path)
+WORKBENCH = "https://airflow.example.test/recon/returns-recon-workbench"
+AIRFLOW_BASE_URL = "http://airflow.example.test:8080/"
 
 
 def parts(message):
@@ -74,6 +81,9 @@ def test_daily_run_sends_one_mail_per_owner_once_and_leaks_no_secret(
         "RECON_EMAIL_RECIPIENTS": json.dumps(RECIPIENTS),
         "RECON_FINANCE_ALL_CLEAR_WEEKDAY": "7",
         "RECON_DATA_DOCS_DIR": str(docs),
+        # no RECON_WORKBENCH_URL: the mails link to Airflow's own base URL, as the task reads it
+        "RECON_WORKBENCH_URL": "",
+        "AIRFLOW__API__BASE_URL": AIRFLOW_BASE_URL,
     }
     result = run_dag("returns_recon_daily", **env)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
@@ -97,11 +107,15 @@ def test_daily_run_sends_one_mail_per_owner_once_and_leaks_no_secret(
         attachment = next(p for p in parts(message) if p.get_content_type() == "text/csv")
         rows = list(csv.DictReader(io.StringIO(attachment.get_payload(decode=True).decode())))
         assert {r["exception_key"] for r in rows} == open_keys[owner]
+        for row in rows:
+            page = f"{AIRFLOW_BASE_URL}returns-recon-workbench/exceptions/{quote(row['exception_key'], safe='')}"
+            assert row["workbench_url"] == page
         raw = message.as_string()
         for secret in secrets:
             assert secret not in raw
         html = next(p for p in parts(message) if p.get_content_type() == "text/html").get_payload(decode=True)
         assert b"cid:chart" in html
+        assert f'href="{AIRFLOW_BASE_URL}returns-recon-workbench/exceptions/'.encode() in html
     again = run_dag("returns_recon_daily", **env)
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
     assert len(sink.messages) == len(RECIPIENTS)
@@ -353,6 +367,9 @@ class Mails:
     # exceptions' own gaps (owner, currency, return, key, gap) in recon.exception_details
     at_risk: list[tuple] = field(default_factory=list)
     gaps: list[tuple] = field(default_factory=list)
+    # every exception of the warehouse after the last mail: key -> (owner, type, return); and the warehouse itself
+    exceptions: dict[str, tuple[str, str, str | None]] = field(default_factory=dict)
+    db: Any = None
 
 
 def _created_documents(simulators, world: Scenario, done: list) -> dict[tuple[str, str, str | None], dict]:
@@ -456,8 +473,24 @@ def mails(embedded_server, simulators, tmp_path_factory) -> Iterator[Mails]:
             second = delivered_by_owner(sink, start=len(first))
             send_mails(conn, today + timedelta(days=2), "mail-3")
             third = delivered_by_owner(sink, start=len(first) + len(second))
+            exceptions = {
+                key: (owner, kind, rid)
+                for key, owner, kind, rid in conn.execute(
+                    "SELECT exception_key, owner, exception_type, return_id FROM recon.exceptions"
+                )
+            }
         yield Mails(
-            world, first, second, third, journal, done, _created_documents(simulators, world, done), at_risk, gaps
+            world,
+            first,
+            second,
+            third,
+            journal,
+            done,
+            _created_documents(simulators, world, done),
+            at_risk,
+            gaps,
+            exceptions=exceptions,
+            db=db,
         )
 
 
@@ -480,7 +513,9 @@ def read_as_finance(embedded_server, dbname: str) -> tuple[list[tuple], list[tup
 
 def send_mails(conn: psycopg.Connection, mail_date: date, run_id: str) -> dict[str, str]:
     send, from_email = smtp_sender()
-    return send_digests(conn, send, mail_date, RECIPIENTS, from_email, run_id, all_clear_weekday=None)
+    return send_digests(
+        conn, send, mail_date, RECIPIENTS, from_email, run_id, all_clear_weekday=None, workbench_url=WORKBENCH
+    )
 
 
 def first_mail_rows(mails: Mails) -> Iterator[tuple[str, str, dict]]:
@@ -635,7 +670,9 @@ def test_one_chart_per_currency_never_summing_currencies(mails) -> None:
 
 def test_the_next_mail_lists_what_the_pipeline_fixed_since_the_last_one(mails) -> None:
     world = mails.world
-    assert {action for _, action, *_ in mails.done} == {action for action, _ in ACTIONS.values()}
+    # every action but the authorisation of an approved DRAFT credit note, which needs a person's approval
+    unattended = {action for action, _ in ACTIONS.values()} - {"authorise_credit_note"}
+    assert {action for _, action, *_ in mails.done} == unattended
     for message in mails.first.values():
         assert FIXED_SECTION not in plain_text(message)  # nothing was posted before the first mail
     for owner, action, rid, iid in mails.done:
@@ -747,3 +784,139 @@ def test_a_return_with_two_money_exceptions_counts_once_in_the_mail_and_for_fina
     for currency in twice:  # fewer returns than exceptions: each return once
         assert in_mail[currency][0] == sum(1 for c, _ in per_return if c == currency)
         assert in_mail[currency][0] < sum(n for (c, _), n in per_return.items() if c == currency)
+
+
+# --- the exception workbench: every exception line of the mails links straight to its page ---------------------------
+# (the HTML tables that list exceptions: the largest gaps, new since the last mail, fixed by the pipeline)
+LARGEST_GAPS, NEW, FIXED = (
+    ("Exception", "Order", "Return"),
+    ("Exception", "Order", "Return / item"),
+    ("Document created",),
+)
+TEXT_SECTIONS = ("Money at risk", "New since the last mail", "Fixed by the pipeline since the last mail")
+
+
+def every_mail(mails: Mails) -> Iterator[tuple[str, str, email.message.EmailMessage]]:
+    for when, delivered in (("first", mails.first), ("second", mails.second), ("third", mails.third)):
+        for owner, message in delivered.items():
+            yield when, owner, message
+
+
+def linked_key(mails: Mails, url: str) -> str:
+    """The key of the exception ``url`` links to, which the warehouse holds; the URL is its quoted form."""
+    assert url.startswith(f"{WORKBENCH}/exceptions/"), url
+    key = unquote(url.removeprefix(f"{WORKBENCH}/exceptions/"))
+    assert url == f"{WORKBENCH}/exceptions/{quote(key, safe='')}"
+    assert key in mails.exceptions, f"{url} links to no exception"
+    return key
+
+
+def test_every_exception_row_of_the_html_mails_links_to_its_page(mails) -> None:
+    from tests.unit.test_workbench_links import Rows
+
+    tables: Counter = Counter()
+    for when, owner, message in every_mail(mails):
+        parsed = Rows()
+        parsed.feed(next(p for p in message.walk() if p.get_content_type() == "text/html").get_content())
+        new_keys = set()
+        for header, text, row_links in parsed.rows:
+            table = next((t for t in (LARGEST_GAPS, NEW, FIXED) if tuple(header[: len(t)]) == t), None)
+            if table is None:  # the totals per currency, by type, the unknown values: no exception, no link
+                assert not row_links, (header, text)
+                continue
+            ((url, label),) = row_links
+            key = linked_key(mails, url)
+            exception_owner, kind, return_id = mails.exceptions[key]
+            assert (exception_owner, label) == (owner, kind), (url, text)  # the type links to its own exception
+            assert return_id in text
+            tables[table] += 1
+            if table == NEW:
+                new_keys.add(key)
+        if when == "first":  # every open exception is new in the first mail: each listed, each linked
+            assert new_keys == {r["exception_key"] for r in attached_csv(message, "open-exceptions-")}
+        if attached_csv(message, "open-exceptions-"):  # the footer: the owner's queue
+            assert f"{WORKBENCH}/?owner={quote(owner).replace('%20', '+')}" in parsed.links
+    assert all(tables[t] for t in (LARGEST_GAPS, NEW, FIXED)), tables
+
+
+def test_every_exception_line_of_the_text_mails_ends_with_its_url(mails) -> None:
+    sections: Counter = Counter()
+    for when, owner, message in every_mail(mails):
+        text, section, new_keys = plain_text(message), None, set()
+        for line in text.splitlines():
+            if not line.strip():
+                section = None
+            elif line.startswith(TEXT_SECTIONS):
+                section = next(s for s in TEXT_SECTIONS if line.startswith(s))
+            elif section and not MONEY_LINE.match(line):  # an exception's line (not a currency's totals)
+                url = line.rsplit("  ", 1)[-1]
+                key = linked_key(mails, url)
+                exception_owner, _, return_id = mails.exceptions[key]
+                assert exception_owner == owner
+                assert f"return {return_id}" in line, line
+                sections[section] += 1
+                if section == "New since the last mail":
+                    new_keys.add(key)
+        if when == "first":
+            assert new_keys == {r["exception_key"] for r in attached_csv(message, "open-exceptions-")}
+        if attached_csv(message, "open-exceptions-"):
+            assert f"exception workbench: {WORKBENCH}/?owner=" in text
+    assert set(sections) == set(TEXT_SECTIONS), sections
+
+
+def test_the_open_exceptions_csv_ends_with_each_ones_workbench_url(mails) -> None:
+    for _, _, message in every_mail(mails):
+        part = next((p for p in message.walk() if (p.get_filename() or "").startswith("open-exceptions-")), None)
+        if part is None:
+            continue
+        header, *rows = list(csv.reader(io.StringIO(part.get_content())))
+        assert header[-1] == "workbench_url"
+        assert rows
+        for row in rows:
+            assert linked_key(mails, row[-1]) == row[0]
+
+
+class Reader:
+    """Airflow's auth manager as the workbench asks it, for a person who may read (a stand-in)."""
+
+    async def person(self, request):
+        from returns_recon.workbench.security import Person
+
+        return Person(name="auditor", may_act=False, by_bearer=False)
+
+    def login_url(self, next_url: str) -> str:
+        return "/login"
+
+    def csrf_key(self) -> bytes:
+        return b"k" * 32
+
+
+def test_the_links_open_their_exceptions_page_and_the_owners_queue_in_the_workbench(mails) -> None:
+    from fastapi.testclient import TestClient
+
+    from returns_recon.workbench.app import URL_PREFIX, create_app
+    from tests.unit.test_workbench_links import Rows
+
+    urls: set[str] = set()
+    for _, _, message in every_mail(mails):
+        parsed = Rows()
+        parsed.feed(next(p for p in message.walk() if p.get_content_type() == "text/html").get_content())
+        urls |= set(parsed.links)
+    assert WORKBENCH.endswith(URL_PREFIX)
+    app = create_app(gatekeeper=Reader(), warehouse_dsn=lambda: mails.db.url)
+    opened = Counter()
+    with TestClient(app, base_url=f"http://testserver{URL_PREFIX}", root_path=URL_PREFIX) as http:
+        for url in sorted(urls):
+            page = http.get(url.removeprefix(WORKBENCH))
+            assert page.status_code == 200, (url, page.status_code)
+            if "/exceptions/" in url:
+                assert f"<code>{escape(linked_key(mails, url))}</code>" in page.text, url
+                opened["exception"] += 1
+            else:  # the queue, the owner's exceptions only
+                owner = url.split("?owner=", 1)[1].replace("+", " ")
+                listed = [unescape(k) for k in re.findall(r'<tr id="row-([^"]+)"', page.text)]
+                assert listed, url
+                assert {mails.exceptions[k][0] for k in listed} == {owner}, url
+                opened["queue"] += 1
+    assert opened["exception"] > 50
+    assert opened["queue"] == len(RECIPIENTS)

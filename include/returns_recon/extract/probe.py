@@ -23,5 +23,8 @@ def probe(clients: Clients) -> dict[str, str]:
             if err.status != 404:
                 raise
     clients.cin7.get("ref/location", {"Page": 1, "Limit": 1}, label="probe")
-    clients.sitoo.get(f"sites/{clients.sitoo_site_id}/stores.json", {"num": 1}, label="probe")
+    if clients.sitoo is None:
+        return {"reveni": "ok", "cin7": "ok", "sitoo": "none (no stores)"}
+    sitoo, site = clients.sitoo_api()
+    sitoo.get(f"sites/{site}/stores.json", {"num": 1}, label="probe")
     return {"reveni": "ok", "cin7": "ok", "sitoo": "ok"}

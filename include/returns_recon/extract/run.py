@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import psycopg
 
 from returns_recon.apis.client import ApiClient
+from returns_recon.errors import NoSitoo
 from returns_recon.extract import entities
 from returns_recon.extract.entities import ExtractSummary, Mode
 from returns_recon.settings import ReconSettings
@@ -18,10 +19,16 @@ from returns_recon.settings import ReconSettings
 class Clients:
     reveni: ApiClient
     cin7: ApiClient
-    sitoo: ApiClient
-    sitoo_site_id: int
+    sitoo: ApiClient | None  # None: a merchant without stores (no Sitoo connection)
+    sitoo_site_id: int | None
     # whether the Reveni account has the paged GET returns (connection extra list_endpoint, default true)
     reveni_list_endpoint: bool = True
+
+    def sitoo_api(self) -> tuple[ApiClient, int]:
+        """Sitoo's client and site id; ``NoSitoo`` for a merchant without stores."""
+        if self.sitoo is None or self.sitoo_site_id is None:
+            raise NoSitoo("this merchant has no Sitoo connection (no stores): nothing is read from or sent to Sitoo")
+        return self.sitoo, self.sitoo_site_id
 
 
 def extract_reveni(
@@ -47,10 +54,12 @@ def extract_cin7(
 def extract_sitoo(
     conn: psycopg.Connection, clients: Clients, run_id: str, mode: Mode, settings: ReconSettings, reference: bool
 ) -> list[ExtractSummary]:
-    site = clients.sitoo_site_id
-    summaries = entities.extract_sitoo_reference(conn, clients.sitoo, run_id, site) if reference else []
-    summaries.append(entities.extract_sitoo_orders(conn, clients.sitoo, run_id, mode, settings))
-    summaries.append(entities.extract_sitoo_transactions(conn, clients.sitoo, run_id, mode, settings, site))
+    if clients.sitoo is None:  # a merchant without stores: its returns have no Sitoo leg
+        return []
+    sitoo, site = clients.sitoo_api()
+    summaries = entities.extract_sitoo_reference(conn, sitoo, run_id, site) if reference else []
+    summaries.append(entities.extract_sitoo_orders(conn, sitoo, run_id, mode, settings))
+    summaries.append(entities.extract_sitoo_transactions(conn, sitoo, run_id, mode, settings, site))
     return summaries
 
 

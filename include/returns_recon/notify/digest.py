@@ -4,7 +4,9 @@ the owner's open exceptions (and one of the fixes).
 
 Each exception comes with what a person needs to act on it without a lookup (``recon.exception_details``,
 migration 0016): the order number, the credit note, transfer and Sitoo ids, the gap (credited − refunded)
-always with its currency, its age from the return's own event, and where misplaced Sitoo stock went.
+always with its currency, its age from the return's own event, and where misplaced Sitoo stock went; and a link to
+its page in the exception workbench (``workbench/links.py``: ``RECON_WORKBENCH_URL``, else Airflow's ``[api]
+base_url``; with neither, the mails carry no links).
 Money is never summed across currencies: totals and charts are per currency. The money at risk is the owner's rows
 of ``recon.money_at_risk`` and ``recon.money_at_risk_by_return`` (migration 0018: each return once, with its
 largest gap), the very rows finance reads: a mail's totals are finance's.
@@ -47,6 +49,7 @@ from psycopg.rows import dict_row
 
 from returns_recon.notify.fallback import one_line, redact
 from returns_recon.warehouse.rows import one_row
+from returns_recon.workbench.links import exception_url, queue_url
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).with_name("templates")
@@ -85,6 +88,8 @@ CSV_COLUMNS = (
     "occurrences",
     "detail",
 )
+# the open exceptions' CSV has one more: the exception's page in the workbench (empty when the mails have no links)
+OPEN_CSV_COLUMNS = (*CSV_COLUMNS, "workbench_url")
 # the fixes' CSV: one row per document the pipeline created since the last mail
 FIXED_COLUMNS = (
     "fixed_at",
@@ -118,6 +123,7 @@ DOCUMENTS = (
 )
 ACTIONS = {
     "create_credit_note": "credit note",
+    "authorise_credit_note": "authorised credit note",
     "transfer_to_sellable": "transfer to sellable",
     "transfer_to_holding": "transfer to holding",
     "sitoo_store_stock": "Sitoo warehouse transaction",
@@ -456,7 +462,10 @@ def _csv(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> bytes:
     return buffer.getvalue().encode()
 
 
-def render(digest: Digest, from_email: str, now: datetime | None = None) -> EmailMessage:
+def render(digest: Digest, from_email: str, now: datetime | None = None, *, workbench_url: str = "") -> EmailMessage:
+    """The mail: text and HTML parts, the charts inline, the CSVs attached. With ``workbench_url`` (the workbench's
+    base, ``workbench/links.py``), every exception line links to its page and the footer to the owner's queue;
+    without, the mail has no links."""
     env = environment()
     by_type: dict[str, dict[str, Any]] = {}
     for row in digest.open:
@@ -476,6 +485,8 @@ def render(digest: Digest, from_email: str, now: datetime | None = None) -> Emai
         "by_type": sorted(by_type.values(), key=lambda e: -e["n"]),
         "all_clear": digest.all_clear,
         "unknown_values": digest.unknown_values,
+        "link": lambda key: exception_url(workbench_url, key),
+        "queue": queue_url(workbench_url, digest.owner),
     }
     message = EmailMessage()
     message["Subject"] = digest.subject
@@ -494,7 +505,13 @@ def render(digest: Digest, from_email: str, now: datetime | None = None) -> Emai
     name = f"{digest.owner.replace(' ', '-')}-{digest.mail_date}.csv"
     if digest.open:
         message.add_attachment(
-            _csv(CSV_COLUMNS, digest.open), maintype="text", subtype="csv", filename=f"open-exceptions-{name}"
+            _csv(
+                OPEN_CSV_COLUMNS,
+                [{**row, "workbench_url": exception_url(workbench_url, row["exception_key"])} for row in digest.open],
+            ),
+            maintype="text",
+            subtype="csv",
+            filename=f"open-exceptions-{name}",
         )
     if digest.fixed:
         message.add_attachment(
@@ -511,10 +528,13 @@ def send_digests(
     from_email: str,
     run_id: str,
     all_clear_weekday: int | None = 0,
+    *,
+    workbench_url: str,
 ) -> dict[str, str]:
     """Send each owner's mail once per day; returns what happened per owner. A mail SMTP did not take is
     left to the next run (its ``email_log`` row stays ``sending``); once every owner has been tried (or
-    the server is unreachable), ``DigestNotSent`` fails the task, naming the server and the error."""
+    the server is unreachable), ``DigestNotSent`` fails the task, naming the server and the error.
+    ``workbench_url``: the workbench the exception lines link to (``workbench/links.py``), ``''`` for no links."""
     outcome: dict[str, str] = {}
     not_sent: dict[str, str] = {}
     unreachable: MailDeliveryError | None = None
@@ -531,7 +551,7 @@ def send_digests(
             outcome[owner] = "nothing to send" if digest is None else "no recipients configured"
             continue
         digest.recipients = to
-        message = render(digest, from_email)
+        message = render(digest, from_email, workbench_url=workbench_url)
         conn.execute(
             """INSERT INTO recon.email_log (owner, mail_date, status, recipients, open_count, new_count, fixed_count,
                                            subject, run_id) VALUES (%s, %s, 'sending', %s, %s, %s, %s, %s, %s)

@@ -3,6 +3,8 @@ DAG can be scheduled on another's output."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from airflow.sdk import Asset, AssetWatcher
 
 from returns_recon.orchestration.triggers import InboxPendingTrigger
@@ -59,3 +61,62 @@ WEBHOOK_INBOX = Asset(
     group="raw",
     watchers=[AssetWatcher(name="returns_recon_inbox_pending", trigger=InboxPendingTrigger())],
 )
+
+
+@dataclass(frozen=True)
+class MerchantAssets:
+    """One merchant's warehouse tables as Assets (a merchants file gives each merchant its own warehouse): the same
+    tables as above, named ``<merchant>.<schema>.<table>``, so lineage and scheduling never mix two merchants."""
+
+    reveni_staging: list[Asset]
+    cin7_staging: list[Asset]
+    cin7_reference: list[Asset]
+    sitoo_staging: list[Asset]
+    sitoo_reference: list[Asset]
+    location_map: Asset
+    recon_published: list[Asset]
+
+    @property
+    def exceptions(self) -> Asset:
+        return self.recon_published[0]
+
+
+def _of(merchant_id: str, assets: list[Asset]) -> list[Asset]:
+    return [
+        Asset(name=f"{merchant_id}.{a.name}", uri=a.uri.replace("://", f"://{merchant_id}/", 1), group=a.group)
+        for a in assets
+    ]
+
+
+def merchant_assets(merchant_id: str | None) -> MerchantAssets:
+    """The Assets of a merchant's DAGs (``None``: the single merchant's, the module's constants)."""
+
+    def of(assets: list[Asset]) -> list[Asset]:
+        return assets if merchant_id is None else _of(merchant_id, assets)
+
+    return MerchantAssets(
+        reveni_staging=of(REVENI_STAGING),
+        cin7_staging=of(CIN7_STAGING),
+        cin7_reference=of(CIN7_REFERENCE),
+        sitoo_staging=of(SITOO_STAGING),
+        sitoo_reference=of(SITOO_REFERENCE),
+        location_map=of([LOCATION_MAP])[0],
+        recon_published=of(RECON_PUBLISHED),
+    )
+
+
+def webhook_inbox(merchant_id: str | None, warehouse_conn_id: str = "recon_warehouse") -> Asset:
+    """The inbox Asset a merchant's events DAG is scheduled on, watched in that merchant's warehouse."""
+    if merchant_id is None:
+        return WEBHOOK_INBOX
+    return Asset(
+        name=f"{merchant_id}.raw.webhook_inbox",
+        uri=f"recon-warehouse://{merchant_id}/raw/webhook_inbox",
+        group="raw",
+        watchers=[
+            AssetWatcher(
+                name=f"returns_recon_{merchant_id}_inbox_pending",
+                trigger=InboxPendingTrigger(conn_id=warehouse_conn_id),
+            )
+        ],
+    )

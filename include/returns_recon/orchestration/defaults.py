@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from typing import Literal
 
 from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule
+
+from returns_recon.merchants import POOL_SLOTS
+
+System = Literal["reveni", "cin7", "sitoo"]  # an API whose account a pool stands for
 
 OWNER = "data-team"
 
@@ -35,7 +40,9 @@ DEFAULT_ARGS: dict = {
 # Pools cap concurrent tasks per API account (created by `make demo`/`make up`, docker-compose and
 # the README's deployment steps); the shared rate-limit budget paces the calls themselves.
 REVENI_POOL, CIN7_POOL, SITOO_POOL = "reveni_api", "cin7_api", "sitoo_api"
-POOLS = {REVENI_POOL: 2, CIN7_POOL: 1, SITOO_POOL: 2}
+SINGLE_MERCHANT_POOLS: dict[System, str] = {"reveni": REVENI_POOL, "cin7": CIN7_POOL, "sitoo": SITOO_POOL}
+# slots per API account (a merchants file's pools have the same, returns_recon.merchants)
+POOLS = {pool: POOL_SLOTS[system] for system, pool in SINGLE_MERCHANT_POOLS.items()}
 
 # An hourly run not done this long after it started is late: Airflow stops it, which fails the run and
 # sends the one failure alert (Airflow 3.3's DeadlineAlert would serve, but breaks `airflow dags test`).

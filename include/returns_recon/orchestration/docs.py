@@ -133,3 +133,16 @@ To see or replay the inbox, see `docs/operations.md` ("Webhook events"). Only on
 (`max_active_runs=1`); signals that arrive meanwhile fold into the next run. A failed run mails the data team once
 (after retries).
 """
+
+
+def for_merchant(doc: str, merchant) -> str:  # merchant: returns_recon.merchants.Merchant | None
+    """A DAG's documentation, headed by its merchant's name, id and connections when it is one merchant's."""
+    if merchant is None:
+        return doc
+    c = merchant.connections
+    names = ", ".join(f"{k} `{v}`" for k, v in c.model_dump().items() if v)
+    return (
+        f"**Merchant: {merchant.name} (`{merchant.id}`)**: its own warehouse, reader role "
+        f"`{merchant.reader_role}`, pools and mails; connections: {names}"
+        f"{'' if c.sitoo else '; no Sitoo (no stores)'}.\n\n{doc}"
+    )

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from airflow.sdk import task, task_group
 from airflow.sdk.exceptions import AirflowFailException
 
+from returns_recon.orchestration.assets import merchant_assets
+from returns_recon.orchestration.defaults import SINGLE_MERCHANT_POOLS, System
 from returns_recon.orchestration.tasks import (
     check_connections,
     data_quality,
@@ -26,14 +28,28 @@ from returns_recon.orchestration.tasks import (
 
 if TYPE_CHECKING:  # not imported at DAG-parse time
     from returns_recon.extract.entities import Mode
+    from returns_recon.merchants import Merchant
 
 
-def build(mode: Mode) -> None:
+def pools(merchant: Merchant | None) -> dict[System, str]:
+    """system -> the pool of its API account: the single merchant's, or the merchant's (per connection, so two
+    merchants on one Cin7 Core account share its pool: the limit is the account's)."""
+    if merchant is None:
+        return dict(SINGLE_MERCHANT_POOLS)
+    return {system: merchant.pool(system) for system in SINGLE_MERCHANT_POOLS if getattr(merchant.connections, system)}
+
+
+def build(mode: Mode, merchant: Merchant | None = None) -> None:
+    """The batch DAG's tasks; ``merchant``: one merchant's of a merchants file (its pools and Assets; its
+    connections and settings follow from the DAG id at run time, ``orchestration.merchant``)."""
+    pool, asset = pools(merchant), merchant_assets(merchant.id if merchant else None)
+    has_sitoo = merchant is None or merchant.connections.sitoo is not None
+
     @task_group
     def preflight() -> None:
         """Connections well formed, warehouse schema current, APIs reachable, location map loaded."""
         migrated = check_connections() >> migrate_warehouse()
-        migrated >> [probe_apis(), load_location_map()]
+        migrated >> [probe_apis(), load_location_map.override(outlets=[asset.location_map])()]
 
     @task_group
     def extract() -> None:
@@ -41,18 +57,21 @@ def build(mode: Mode) -> None:
 
         @task_group
         def reveni() -> None:
-            extract_reveni.override(task_id="returns")(mode)
+            extract_reveni.override(task_id="returns", pool=pool["reveni"], outlets=asset.reveni_staging)(mode)
 
         @task_group
         def cin7() -> None:
-            extract_cin7.override(task_id="sales_transfers_reference")(mode)
+            outlets = [*asset.cin7_staging, *asset.cin7_reference]
+            extract_cin7.override(task_id="sales_transfers_reference", pool=pool["cin7"], outlets=outlets)(mode)
 
         @task_group
         def sitoo() -> None:
-            extract_sitoo.override(task_id="orders_transactions_reference")(mode)
+            outlets = [*asset.sitoo_staging, *asset.sitoo_reference]
+            extract_sitoo.override(task_id="orders_transactions_reference", pool=pool["sitoo"], outlets=outlets)(mode)
 
         reveni() >> cin7()
-        sitoo()
+        if has_sitoo:  # a merchant without stores has no Sitoo to read
+            sitoo()
 
     @task_group
     def check() -> None:
@@ -62,12 +81,12 @@ def build(mode: Mode) -> None:
     @task_group
     def reconcile() -> None:
         """Every return item's legs against what Reveni says; exception queue; published finance tables."""
-        reconcile_and_publish.override(task_id="reconcile_and_publish")(mode)
+        reconcile_and_publish.override(task_id="reconcile_and_publish", outlets=asset.recon_published)(mode)
 
     @task_group
     def post() -> None:
         """Corrective postings to Cin7 Core and Sitoo, only after this run's data-quality checks passed."""
-        post_corrections()
+        post_corrections.override(pool=pool["cin7"])()
 
     stages = preflight() >> extract() >> check() >> reconcile() >> post()
     if mode == "daily":
@@ -85,13 +104,14 @@ def build(mode: Mode) -> None:
         [stages, mails] >> run_failed_if_any_task_failed()
 
 
-def build_events() -> None:
+def build_events(merchant: Merchant | None = None) -> None:
     """The events DAG: the stages of the batch runs, over what the pending webhook events name."""
+    pool, asset = pools(merchant), merchant_assets(merchant.id if merchant else None)
 
     @task_group
     def read():
         """The Reveni returns and the Cin7 Core sales the pending events name, read again and loaded."""
-        return read_events()
+        return read_events.override(pool=pool["reveni"], outlets=[*asset.reveni_staging, *asset.cin7_staging])()
 
     @task_group
     def check() -> None:
@@ -101,12 +121,12 @@ def build_events() -> None:
     @task_group
     def reconcile(events):
         """Only the returns the events concern: the exception queue at once; the events marked processed."""
-        return reconcile_events(events)
+        return reconcile_events.override(outlets=[asset.exceptions])(events)
 
     @task_group
     def post(reconciled) -> None:
         """Their corrective postings, under the same safety valves; another run posting leaves them to the next."""
-        post_event_corrections.override(task_id="post_corrections")(reconciled)
+        post_event_corrections.override(task_id="post_corrections", pool=pool["cin7"])(reconciled)
 
     events = read()
     checked = check()

@@ -22,10 +22,12 @@ def _run_id() -> str:
 
 
 def _settings():  # -> ReconSettings (imported at run time, not at parse time)
-    """The deployment's settings with this run's Params (the trigger form: dry run, trailing days) applied."""
+    """The deployment's settings (with the merchant's overrides, from a merchants file) and this run's Params (the
+    trigger form: dry run, trailing days) applied."""
+    from returns_recon.orchestration.merchant import merchant_settings
     from returns_recon.settings import load_settings, with_run_params
 
-    return with_run_params(load_settings(), get_current_context().get("params"))
+    return with_run_params(merchant_settings(load_settings()), get_current_context().get("params"))
 
 
 def _mail_date() -> date:
@@ -40,8 +42,9 @@ def check_connections() -> None:
     """Fail fast, naming each missing or malformed connection and the variable to set."""
     from returns_recon import steps
     from returns_recon.orchestration.connections import lookup_connection
+    from returns_recon.orchestration.merchant import required_specs
 
-    steps.check_connections(lookup_connection)
+    steps.check_connections(lookup_connection, required_specs())
 
 
 @task
@@ -49,9 +52,10 @@ def migrate_warehouse() -> list[str]:
     """Apply pending warehouse migrations (idempotent, serialised by an advisory lock)."""
     from returns_recon import steps
     from returns_recon.orchestration.connections import warehouse_connection
+    from returns_recon.orchestration.merchant import reader_role
 
     with warehouse_connection() as conn:
-        return steps.migrate_warehouse(conn)
+        return steps.migrate_warehouse(conn, reader_role())
 
 
 @task
@@ -188,11 +192,11 @@ def golive_check() -> dict:
         warehouse_connection,
         warehouse_dsn,
     )
-    from returns_recon.settings import load_settings
+    from returns_recon.orchestration.merchant import current_ids
 
-    cin7_extra = connection_extra("cin7_core_default")
+    cin7_extra = connection_extra(current_ids().cin7)
     with warehouse_connection() as conn:
-        return steps.golive_check(conn, api_clients(warehouse_dsn()), load_settings(), _run_id(), cin7_extra)
+        return steps.golive_check(conn, api_clients(warehouse_dsn()), _settings(), _run_id(), cin7_extra)
 
 
 def _digest_failed(context: dict) -> None:
@@ -210,8 +214,9 @@ def send_exception_emails() -> dict:
     from returns_recon import steps
     from returns_recon.notify.digest import smtp_sender
     from returns_recon.orchestration.connections import warehouse_connection
+    from returns_recon.orchestration.merchant import current_ids
 
     settings, mail_date = _settings(), _mail_date()
-    send, from_email = smtp_sender()
+    send, from_email = smtp_sender(current_ids().smtp)
     with warehouse_connection() as conn:
         return steps.send_exception_emails(conn, send, from_email, mail_date, _run_id(), settings)

@@ -213,6 +213,8 @@ def execute(
     refused_credentials: dict[str, str] = {}  # system -> the error naming its connection
     try:
         held = held_systems(conn, settings, accounts_of(clients))  # system -> why: its go-live check has not passed
+        if clients.sitoo is None:
+            held["sitoo"] = "this merchant has no Sitoo connection (no stores)"
         for system, why in held.items():
             log.warning("postings to %s are held: %s", system, why)
         with conn.cursor(row_factory=class_row(Posting)) as cur:

@@ -95,9 +95,9 @@ class SitooStoreStock(PostingAction):
         )
 
     def read_back(self, ctx: Context, posting: Posting) -> ReadBack:
-        clients = ctx.clients
+        sitoo, site = ctx.clients.sitoo_api()
         since = datetime.fromisoformat(posting.payload["not_before"]) - timedelta(days=1)
-        path = f"sites/{clients.sitoo_site_id}/warehousetransactions.json"
+        path = f"sites/{site}/warehousetransactions.json"
         start = 0
         while True:
             params = {
@@ -107,7 +107,7 @@ class SitooStoreStock(PostingAction):
                 "start": start,
                 "num": PAGE,
             }
-            body = clients.sitoo.get(path, params, label="warehousetransactions")
+            body = sitoo.get(path, params, label="warehousetransactions")
             for txn in body.get("items") or []:
                 if txn.get("externalid") == posting.reference:
                     return ReadBack(target_ref=str(txn["warehousetransactionid"]))
@@ -124,8 +124,9 @@ class SitooStoreStock(PostingAction):
         return {k: v for k, v in payload.items() if k != "not_before"}
 
     def send(self, ctx: Context, posting: Posting, body: Any) -> Any:
-        path = f"sites/{ctx.clients.sitoo_site_id}/warehousetransactions.json"
-        return bulk_element(ctx.clients.sitoo.send("POST", path, json_body=body, label="warehousetransactions"))
+        sitoo, site = ctx.clients.sitoo_api()
+        path = f"sites/{site}/warehousetransactions.json"
+        return bulk_element(sitoo.send("POST", path, json_body=body, label="warehousetransactions"))
 
     def sent(self, response: Any) -> Sent:
         return created_id(response)
@@ -181,7 +182,8 @@ class SitooReturnRecord(PostingAction):
         )
 
     def read_back(self, ctx: Context, posting: Posting) -> ReadBack:
-        body = ctx.clients.sitoo.get("orders.json", {"externalid": posting.reference, "num": 10}, label="orders")
+        sitoo, _ = ctx.clients.sitoo_api()
+        body = sitoo.get("orders.json", {"externalid": posting.reference, "num": 10}, label="orders")
         items = body.get("items") or []
         return ReadBack(target_ref=str(items[0]["orderid"])) if items else NOT_FOUND
 
@@ -189,8 +191,9 @@ class SitooReturnRecord(PostingAction):
         return posting.payload
 
     def send(self, ctx: Context, posting: Posting, body: Any) -> Any:
-        path = f"sites/{ctx.clients.sitoo_site_id}/orders.json"
-        return ctx.clients.sitoo.send("POST", path, json_body=body, label="orders")
+        sitoo, site = ctx.clients.sitoo_api()
+        path = f"sites/{site}/orders.json"
+        return sitoo.send("POST", path, json_body=body, label="orders")
 
     def sent(self, response: Any) -> Sent:
         return created_id(response)
