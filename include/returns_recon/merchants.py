@@ -49,7 +49,11 @@ DAG_KINDS: tuple[str, ...] = ("hourly", "daily", "golive_check", "events")
 System = Literal["reveni", "cin7", "sitoo"]
 POOL_SLOTS: dict[str, int] = {"reveni": 2, "cin7": 1, "sitoo": 2}
 # Set by the merchant's own field, not in its settings
-NOT_IN_SETTINGS = {"location_map_path": "set the merchant's location map with location_map (beside settings)"}
+NOT_IN_SETTINGS = {
+    "location_map_path": "set the merchant's location map with location_map (beside settings)",
+    "merchant_id": "the merchant's id is its id",
+    "merchant_name": "set the merchant's name with name (beside settings)",
+}
 
 
 class MerchantsFileError(ValueError):
@@ -261,6 +265,8 @@ class Merchant(_Strict):
             "data_docs_dir": base.data_docs_dir / self.id,
             **overrides,
             "location_map_path": self.location_map,
+            "merchant_id": self.id,
+            "merchant_name": self.name,
         }
         try:
             checked = _GivenSettings.model_validate(merged)
@@ -275,6 +281,7 @@ class Merchant(_Strict):
             ) from None
         # every field is given, so model_validate marks all of them set: keep those the environment or the file set
         fields_set = base.model_fields_set | set(overrides) | {"location_map_path", "data_docs_dir"}
+        fields_set |= {"merchant_id", "merchant_name"}
         return ReconSettings.model_construct(_fields_set=fields_set, **dict(checked))
 
 

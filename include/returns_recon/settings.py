@@ -74,6 +74,9 @@ class ReconSettings(BaseSettings):
         (),
         description="post to these systems (cin7, sitoo) although their go-live check has not passed (docs/golive.md)",
     )
+    # which merchant (a merchants file sets both, returns_recon.merchants; empty: the one merchant of the environment)
+    merchant_id: str = Field("", description="the merchant's id in the merchants file; empty with one merchant")
+    merchant_name: str = Field("", description="the merchant's name, in its mails' subjects; empty with one merchant")
     # exception emails
     email_recipients: dict[str, list[str]] = Field(default_factory=dict, description="owner -> addresses")
     finance_all_clear_weekday: int | None = Field(0, description="weekday (0 = Monday) of finance's all-clear mail")

@@ -244,6 +244,7 @@ def send_exception_emails(
         run_id,
         settings.finance_all_clear_weekday,
         workbench_url=base,
+        merchant=(settings.merchant_id, settings.merchant_name),
     )
     for owner, what in outcome.items():
         log.info("%s: %s", owner, what)

@@ -153,9 +153,11 @@ def test_a_workbench_url_that_is_not_a_plain_http_url_is_refused_without_showing
 
 def test_the_step_passes_the_base_of_the_moment_to_the_mails(monkeypatch, airflow_base_url) -> None:
     seen: list[str] = []
+    merchants: list[tuple[str, str]] = []
 
-    def send_digests(*args, workbench_url: str) -> dict[str, str]:
+    def send_digests(*args, workbench_url: str, merchant: tuple[str, str]) -> dict[str, str]:
         seen.append(workbench_url)
+        merchants.append(merchant)
         return {}
 
     monkeypatch.setattr(digest, "send_digests", send_digests)
@@ -170,6 +172,8 @@ def test_the_step_passes_the_base_of_the_moment_to_the_mails(monkeypatch, airflo
     airflow_base_url("")
     run(unset)
     assert seen == ["http://airflow.internal:8080/returns-recon-workbench", BASE, ""]
+    run(ReconSettings(merchant_id="acme", merchant_name="Acme Outdoor"))
+    assert merchants == [("", "")] * 3 + [("acme", "Acme Outdoor")]  # a merchants file's merchant is named
 
 
 # --- the mail -------------------------------------------------------------------------------------------------------

@@ -287,6 +287,8 @@ class Digest:
     at_risk: list[dict[str, Any]] = field(default_factory=list)  # recon.money_at_risk's rows of the owner
     returns_at_risk: list[dict[str, Any]] = field(default_factory=list)  # recon.money_at_risk_by_return's
     unknown_values: list[dict[str, Any]] = field(default_factory=list)  # the data team's: unknown Reveni values
+    merchant: str = ""  # the merchant's name, with a merchants file (in the subject and the heading)
+    merchant_id: str = ""  # its id (in the workbench links)
 
     @property
     def money(self) -> list[dict[str, Any]]:
@@ -295,11 +297,11 @@ class Digest:
     @property
     def subject(self) -> str:
         fixed = f", {len(self.fixed)} fixed by the pipeline" if self.fixed else ""
+        tag = f"[returns recon · {self.merchant}]" if self.merchant else "[returns recon]"
         if self.all_clear:
-            return one_line(f"[returns recon] {self.owner}: all clear{fixed} ({self.mail_date})", 200)
+            return one_line(f"{tag} {self.owner}: all clear{fixed} ({self.mail_date})", 200)
         return one_line(
-            f"[returns recon] {self.owner}: {len(self.open)} open exceptions, {len(self.new)} new{fixed} "
-            f"({self.mail_date})",
+            f"{tag} {self.owner}: {len(self.open)} open exceptions, {len(self.new)} new{fixed} ({self.mail_date})",
             200,
         )
 
@@ -476,6 +478,7 @@ def render(digest: Digest, from_email: str, now: datetime | None = None, *, work
         entry["oldest_days"] = max(entry["oldest_days"], row["age_days"] or 0)
     context = {
         "owner": digest.owner,
+        "merchant": digest.merchant,
         "mail_date": digest.mail_date,
         "open": digest.open,
         "new": digest.new,
@@ -485,15 +488,16 @@ def render(digest: Digest, from_email: str, now: datetime | None = None, *, work
         "by_type": sorted(by_type.values(), key=lambda e: -e["n"]),
         "all_clear": digest.all_clear,
         "unknown_values": digest.unknown_values,
-        "link": lambda key: exception_url(workbench_url, key),
-        "queue": queue_url(workbench_url, digest.owner),
+        "link": lambda key: exception_url(workbench_url, key, digest.merchant_id),
+        "queue": queue_url(workbench_url, digest.owner, digest.merchant_id),
     }
     message = EmailMessage()
     message["Subject"] = digest.subject
     message["From"] = one_line(from_email)
     message["To"] = one_line(", ".join(digest.recipients))
     message["Date"] = format_datetime(now or datetime.now().astimezone())
-    message["Message-ID"] = make_msgid(idstring=f"recon-{digest.owner.replace(' ', '-')}-{digest.mail_date}")
+    sender = f"recon-{digest.merchant_id + '-' if digest.merchant_id else ''}{digest.owner.replace(' ', '-')}"
+    message["Message-ID"] = make_msgid(idstring=f"{sender}-{digest.mail_date}")
     message.set_content(env.get_template("digest.txt.j2").render(context))
     message.add_alternative(env.get_template("digest.html.j2").render(context), subtype="html")
     html = message.get_body(preferencelist=("html",))  # the HTML alternative, where the charts go inline
@@ -507,7 +511,10 @@ def render(digest: Digest, from_email: str, now: datetime | None = None, *, work
         message.add_attachment(
             _csv(
                 OPEN_CSV_COLUMNS,
-                [{**row, "workbench_url": exception_url(workbench_url, row["exception_key"])} for row in digest.open],
+                [
+                    {**row, "workbench_url": exception_url(workbench_url, row["exception_key"], digest.merchant_id)}
+                    for row in digest.open
+                ],
             ),
             maintype="text",
             subtype="csv",
@@ -530,11 +537,13 @@ def send_digests(
     all_clear_weekday: int | None = 0,
     *,
     workbench_url: str,
+    merchant: tuple[str, str] = ("", ""),
 ) -> dict[str, str]:
     """Send each owner's mail once per day; returns what happened per owner. A mail SMTP did not take is
     left to the next run (its ``email_log`` row stays ``sending``); once every owner has been tried (or
     the server is unreachable), ``DigestNotSent`` fails the task, naming the server and the error.
-    ``workbench_url``: the workbench the exception lines link to (``workbench/links.py``), ``''`` for no links."""
+    ``workbench_url``: the workbench the exception lines link to (``workbench/links.py``), ``''`` for no links;
+    ``merchant``: (id, name) of a merchants file's merchant, named in the subject and the links."""
     outcome: dict[str, str] = {}
     not_sent: dict[str, str] = {}
     unreachable: MailDeliveryError | None = None
@@ -551,6 +560,7 @@ def send_digests(
             outcome[owner] = "nothing to send" if digest is None else "no recipients configured"
             continue
         digest.recipients = to
+        digest.merchant_id, digest.merchant = merchant
         message = render(digest, from_email, workbench_url=workbench_url)
         conn.execute(
             """INSERT INTO recon.email_log (owner, mail_date, status, recipients, open_count, new_count, fixed_count,

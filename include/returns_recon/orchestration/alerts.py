@@ -78,15 +78,25 @@ def alert_message(context: Mapping[str, Any], recipients: list[str], from_email:
 
 
 def _mail_or_fallback(event: str, subject: str, body: str, build, **fields: Any) -> None:
-    """Mail the data team; when that cannot be done, send the same alert through the fallback channel."""
+    """Mail the data team (of the DAG's merchant, with a merchants file); when that cannot be done, send the same
+    alert through the fallback channel."""
+    from returns_recon.orchestration.merchant import connection_ids, merchant_for
     from returns_recon.settings import load_settings
 
-    recipients = load_settings().email_recipients.get("data") or []
+    try:
+        merchant = merchant_for(fields.get("dag_id"))
+    except Exception as exc:  # a merchant gone from the file: the environment's data team still hears of it
+        log.warning("alert %s: %s", event, one_line(exc, 300))
+        merchant = None
+    base = load_settings()
+    # the merchant's own data team, else the deployment's (an agency's data team runs every merchant)
+    own = merchant.settings_for(base).email_recipients.get("data") if merchant else None
+    recipients = own or base.email_recipients.get("data") or []
     if recipients:
         try:
             from returns_recon.notify.digest import smtp_sender
 
-            send, from_email = smtp_sender()
+            send, from_email = smtp_sender(connection_ids(merchant).smtp)
             send(build(recipients, from_email))
             return
         except Exception as exc:  # a callback: the alert must still go out, by the other channel

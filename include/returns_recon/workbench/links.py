@@ -83,11 +83,15 @@ def workbench_base(configured: str = "") -> str:
         return ""
 
 
-def exception_url(base: str, key: str) -> str:
-    """The page of the exception ``key`` (the key URL-quoted whole, ``/`` included); ``''`` without a base."""
-    return f"{base}/exceptions/{quote(key, safe='')}" if base else ""
+def exception_url(base: str, key: str, merchant: str = "") -> str:
+    """The page of the exception ``key`` (the key URL-quoted whole, ``/`` included), of ``merchant`` when a
+    merchants file names it; ``''`` without a base."""
+    if not base:
+        return ""
+    return f"{base}/exceptions/{quote(key, safe='')}" + (f"?{urlencode({'merchant': merchant})}" if merchant else "")
 
 
-def queue_url(base: str, owner: str) -> str:
-    """The queue filtered by ``owner``; ``''`` without a base."""
-    return f"{base}/?{urlencode({'owner': owner})}" if base else ""
+def queue_url(base: str, owner: str, merchant: str = "") -> str:
+    """The queue filtered by ``owner`` (of ``merchant``); ``''`` without a base."""
+    query = {"merchant": merchant, "owner": owner} if merchant else {"owner": owner}
+    return f"{base}/?{urlencode(query)}" if base else ""
