@@ -879,7 +879,7 @@ def test_the_open_exceptions_csv_ends_with_each_ones_workbench_url(mails) -> Non
 class Reader:
     """Airflow's auth manager as the workbench asks it, for a person who may read (a stand-in)."""
 
-    async def person(self, request):
+    async def person(self, request, dag_id):
         from returns_recon.workbench.security import Person
 
         return Person(name="auditor", may_act=False, by_bearer=False)

@@ -27,13 +27,13 @@ CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
 class StandIn:
     """Users by the ``X-Test-User`` header: clerk acts, auditor reads, stranger is refused, nobody logs in."""
 
-    async def person(self, request: Request) -> Person:
+    async def person(self, request: Request, dag_id: str) -> Person:
         name = request.headers.get("x-test-user")
         if name is None:
             raise NotAuthenticated
-        if name == "stranger":
-            raise Forbidden
-        return Person(name=name, may_act=name == "clerk", by_bearer=False)
+        if name == "stranger" or (name.startswith("north") and "_north_" not in dag_id):
+            raise Forbidden  # northclerk: North's DAGs only
+        return Person(name=name, may_act=name in {"clerk", "northclerk"}, by_bearer=False)
 
     def login_url(self, next_url: str) -> str:
         return f"/auth/login?next={quote(next_url)}"
@@ -241,3 +241,60 @@ def test_replaying_a_refused_posting_plans_it_again(client: TestClient, reconcil
         "SELECT count(*) FROM recon.exception_events WHERE exception_key = %s AND action = 'replay'",
         key,
     ) == [(1,)]
+
+
+MERCHANTS = """
+merchants:
+  - id: north
+    name: North Shop
+    connections: {warehouse: wh_north, reveni: r_north, cin7: c_north}
+    location_map: map.csv
+  - id: south
+    name: South Shop
+    connections: {warehouse: wh_south, reveni: r_south, cin7: c_south}
+    location_map: map.csv
+"""
+
+
+@pytest.fixture
+def two_merchants(reconciled: Database, warehouse_db: Database, tmp_path) -> Iterator[TestClient]:
+    """North's warehouse is the reconciled scenario, South's an empty one."""
+    from returns_recon.merchants import parse_merchants
+
+    merchants = parse_merchants(MERCHANTS, base_dir=tmp_path)
+    urls = {"north": reconciled.url, "south": warehouse_db.url}
+    app = create_app(gatekeeper=StandIn(), merchants=lambda: merchants, merchant_dsn=lambda m: lambda: urls[m.id])
+    with TestClient(app, base_url=f"http://testserver{URL_PREFIX}", root_path=URL_PREFIX) as http:
+        yield http
+
+
+def test_with_merchants_each_queue_is_its_merchants_and_permissions_are_per_merchant(
+    two_merchants: TestClient, reconciled: Database, warehouse_db: Database
+) -> None:
+    north = {"x-test-user": "northclerk"}
+    assert two_merchants.get("/", headers=north, follow_redirects=False).headers["location"].endswith("/merchants")
+    chooser = two_merchants.get("/merchants", headers=north)
+    assert "North Shop" in chooser.text
+    assert "South Shop" not in chooser.text  # not readable by this user
+    assert "South Shop" in two_merchants.get("/merchants", headers={"x-test-user": "clerk"}).text
+    assert two_merchants.get("/", params={"merchant": "south"}, headers=north).status_code == 403
+    assert two_merchants.get("/", params={"merchant": "nowhere"}, headers=north).status_code == 404
+
+    page = two_merchants.get("/", params={"merchant": "north"}, headers=north)
+    (open_north,) = rows(reconciled, "SELECT count(*) FROM recon.exceptions WHERE recon.is_open(state)")[0]
+    assert len(keys_on(page.text)) == min(open_north, 100)
+    assert "?merchant=north" in page.text
+    south = two_merchants.get("/", params={"merchant": "south"}, headers={"x-test-user": "clerk"})
+    assert keys_on(south.text) == []  # South's own (empty) warehouse
+
+    key = open_key(reconciled)
+    shown = two_merchants.get(f"/exceptions/{quote(key, safe='')}", params={"merchant": "north"}, headers=north)
+    token = CSRF.findall(shown.text)[0]
+    assert 'name="merchant" value="north"' in shown.text
+    form = {"action": "acknowledge", "key": key, "csrf_token": token}
+    refused = two_merchants.post("/act", data={**form, "merchant": "south"}, headers=north)
+    assert refused.status_code == 403
+    done = two_merchants.post("/act", data={**form, "merchant": "north"}, headers=north, follow_redirects=False)
+    assert done.status_code == 303
+    assert done.headers["location"].endswith("?merchant=north&done=acknowledge")
+    assert rows(reconciled, "SELECT state FROM recon.exceptions WHERE exception_key = %s", key) == [("acknowledged",)]

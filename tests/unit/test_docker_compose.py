@@ -89,3 +89,33 @@ def test_compose_and_readme_create_the_pools_the_dags_use(compose) -> None:
     readme = (ROOT / "README.md").read_text()
     for name, slots in POOLS.items():
         assert re.search(rf"`{name}` \({slots}( slots?)?\)", readme), name
+
+
+def test_celery_profile_adds_the_broker_and_two_workers_on_the_official_image(compose) -> None:
+    """`AIRFLOW_EXECUTOR=CeleryExecutor docker compose --profile celery up` (docs/executors.md); without them,
+    the services and the LocalExecutor of before."""
+    services = compose["services"]
+    celery = {name for name, service in services.items() if service.get("profiles") == ["celery"]}
+    assert celery == {"redis", "airflow-worker-1", "airflow-worker-2"}
+    common = compose["x-airflow-common"]
+    assert common["build"] == "."  # the Dockerfile: FROM the official apache/airflow image
+    environment = common["environment"]
+    assert environment["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW_EXECUTOR:-LocalExecutor}"
+    assert environment["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
+    metadata = environment["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert environment["AIRFLOW__CELERY__RESULT_BACKEND"] == f"db+{metadata}"
+    assert environment.get("AIRFLOW__API__SECRET_KEY"), "the API server's log requests to workers need one key"
+    for name in ("airflow-worker-1", "airflow-worker-2"):
+        worker = services[name]
+        assert worker["image"] == common["image"], name
+        assert worker["command"].startswith("celery worker"), name
+        assert worker["hostname"] == name, name  # where the API server fetches a running task's log
+        assert worker["depends_on"]["redis"]["condition"] == "service_healthy", name
+        assert worker["environment"]["AIRFLOW__CELERY__BROKER_URL"] == environment["AIRFLOW__CELERY__BROKER_URL"]
+        for folder in ("dags", "plugins", "include"):
+            assert f"./{folder}:/opt/airflow/{folder}" in worker["volumes"], (name, folder)
+    assert "ports" not in services["redis"]  # the broker is reached by the containers only
+    # a service outside any profile never waits for one that only a profile starts (compose would refuse it)
+    for name, service in services.items():
+        if "profiles" not in service:
+            assert not set(service.get("depends_on", {})) & celery, name

@@ -2,9 +2,10 @@
 
 Identity is Airflow's: the JWT the Airflow UI keeps in its ``_token`` cookie (or an ``Authorization: Bearer``
 header), checked by Airflow's auth manager; nothing here issues or stores credentials. Permissions are the
-auth manager's on the pipeline's hourly DAG: reading the workbench needs read access to it, acting needs edit
-access (``PUT``). With the simple auth manager that is: viewer reads; user, op and admin act. With the FAB auth
-manager: grant "can read" / "can edit" on ``DAG:returns_recon_hourly`` to the roles of finance and operations.
+auth manager's on the pipeline's hourly DAG (a merchants file's merchant: its own, ``returns_recon_<id>_hourly``):
+reading the workbench needs read access to it, acting needs edit access (``PUT``). With the simple auth manager
+that is: viewer reads; user, op and admin act. With the FAB auth manager: grant "can read" / "can edit" on
+``DAG:returns_recon_hourly`` (or the merchant's) to the roles of finance and operations.
 
 CSRF: a signed double-submit token. The page sets a random cookie (HttpOnly, SameSite=Strict, path of the
 workbench) and puts HMAC(key, cookie | user) in each form; a POST authenticated by the cookie must carry the
@@ -46,8 +47,9 @@ class Forbidden(Exception):
 
 
 class Gatekeeper(Protocol):
-    async def person(self, request: Request) -> Person:
-        """The request's user, or ``NotAuthenticated`` / ``Forbidden``."""
+    async def person(self, request: Request, dag_id: str) -> Person:
+        """The request's user, by their permissions on ``dag_id`` (the merchant's hourly DAG), or
+        ``NotAuthenticated`` / ``Forbidden``."""
         ...
 
     def login_url(self, next_url: str) -> str: ...
@@ -63,11 +65,10 @@ def _bearer(request: Request) -> str | None:
 class AirflowGatekeeper:
     """Airflow's auth manager, as the API server that mounts the workbench has it configured."""
 
-    def __init__(self, dag_id: str) -> None:
-        self.dag_id = dag_id
+    def __init__(self) -> None:
         self._key: bytes | None = None
 
-    async def person(self, request: Request) -> Person:
+    async def person(self, request: Request, dag_id: str) -> Person:
         from airflow.api_fastapi.app import get_auth_manager
         from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
         from fastapi import HTTPException
@@ -83,7 +84,7 @@ class AirflowGatekeeper:
             user = await resolve_user_from_token(token)
         except HTTPException as err:  # expired, malformed or revoked
             raise NotAuthenticated from err
-        details = DagDetails(id=self.dag_id)
+        details = DagDetails(id=dag_id)
         if not manager.is_authorized_dag(method="GET", user=user, details=details):
             raise Forbidden
         may_act = manager.is_authorized_dag(method="PUT", user=user, details=details)
