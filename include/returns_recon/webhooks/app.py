@@ -21,22 +21,26 @@ the token is the authentication, and nothing is accepted in the URL.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from returns_recon.connections import CIN7_WEBHOOK, REVENI, ConnectionLike
+from returns_recon.connections import DEFAULT_IDS, ConnectionIds, ConnectionLike
+from returns_recon.orchestration.merchant import connection_ids
 from returns_recon.warehouse.pool import LazyPool
 from returns_recon.webhooks import inbox
 from returns_recon.webhooks.verify import SIGNATURE_HEADER, Cin7Credentials, Unverified, verify_cin7, verify_reveni
 
 if TYPE_CHECKING:
+    from returns_recon.merchants import Merchant, MerchantsFile
     from returns_recon.settings import ReconSettings
 
 log = logging.getLogger(__name__)
@@ -72,6 +76,23 @@ def _answer(status: int, **body: object) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
 
+@dataclass(frozen=True)
+class Site:
+    """One merchant's receiving end: its connections (the keys that verify) and its warehouse's pool."""
+
+    ids: ConnectionIds
+    pool: LazyPool
+
+
+def _warehouse_of(ids: ConnectionIds) -> Callable[[], str]:
+    def dsn() -> str:
+        from returns_recon.orchestration.connections import warehouse_dsn
+
+        return warehouse_dsn(ids)
+
+    return dsn
+
+
 class Receiver:
     """The app's state: settings, connection lookups and the warehouse pool, each obtained on first use."""
 
@@ -81,12 +102,42 @@ class Receiver:
         lookup: Callable[[str], ConnectionLike | None] | None = None,
         warehouse_dsn: Callable[[], str] | None = None,
         clock: Callable[[], float] = time.time,
+        merchants: Callable[[], MerchantsFile | None] | None = None,
+        merchant_dsn: Callable[[Merchant], Callable[[], str]] | None = None,
     ) -> None:
         self._settings = settings
         self._lookup = lookup
         self.clock = clock
-        self._pool = LazyPool("returns-recon-webhooks", warehouse_dsn, POOL_MAX_SIZE, POOL_WAIT_SECONDS)
+        self._warehouse_dsn = warehouse_dsn
+        self._merchants = merchants
+        self._merchant_dsn = merchant_dsn
+        self._sites: dict[str, Site] = {}
+        self._lock = threading.Lock()
         self.counters: Counter[str] = Counter()
+
+    def site(self, merchant_id: str | None) -> Site | None:
+        """Where a delivery goes: the single merchant's (``merchant_id`` None, no merchants file), or the merchant's
+        whose events are on (``/webhooks/<merchant>/...``); None when the URL names no such receiver."""
+        if self._merchants is None:
+            from returns_recon.merchants import load_merchants
+
+            self._merchants = load_merchants
+        found = self._merchants()
+        if (merchant_id is None) != (found is None):
+            return None
+        with self._lock:
+            key = merchant_id or ""
+            if key not in self._sites:
+                ids, dsn = DEFAULT_IDS, self._warehouse_dsn
+                if found is not None:
+                    merchant = next((m for m in found.merchants if m.id == merchant_id and m.events), None)
+                    if merchant is None:
+                        return None
+                    ids = connection_ids(merchant)
+                    dsn = self._merchant_dsn(merchant) if self._merchant_dsn else _warehouse_of(ids)
+                name = f"returns-recon-webhooks{'-' + key if key else ''}"
+                self._sites[key] = Site(ids, LazyPool(name, dsn, POOL_MAX_SIZE, POOL_WAIT_SECONDS))
+            return self._sites[key]
 
     # --- inputs, read when first needed -----------------------------------------------------------------
     @property
@@ -109,27 +160,30 @@ class Receiver:
             log.error("webhook receiver: connection %r cannot be read (%s)", conn_id, type(err).__name__)
             return None
 
-    def reveni_key(self) -> str | None:
-        conn = self.connection(REVENI.conn_id)
+    def reveni_key(self, site: Site) -> str | None:
+        conn = self.connection(site.ids.reveni)
         return conn.password if conn is not None and conn.password else None
 
-    def cin7_credentials(self) -> Cin7Credentials | None:
-        conn = self.connection(CIN7_WEBHOOK.conn_id)
+    def cin7_credentials(self, site: Site) -> Cin7Credentials | None:
+        conn = self.connection(site.ids.cin7_webhook)
         if conn is None or not conn.password:
             return None
         return Cin7Credentials(conn.login or "", conn.password)
 
     def close(self) -> None:
-        self._pool.close()
+        with self._lock:
+            sites, self._sites = list(self._sites.values()), {}
+        for site in sites:
+            site.pool.close()
 
     # --- warehouse work (run in a worker thread) ---------------------------------------------------------
-    def store(self, event: inbox.InboxEvent) -> inbox.Stored:
-        with self._pool.connection() as conn:
+    def store(self, site: Site, event: inbox.InboxEvent) -> inbox.Stored:
+        with site.pool.connection() as conn:
             return inbox.store(conn, event)
 
-    def count_rejection(self, source: str, reason: str) -> None:
+    def count_rejection(self, site: Site, source: str, reason: str) -> None:
         try:
-            with self._pool.connection() as conn:
+            with site.pool.connection() as conn:
                 inbox.count_rejection(conn, source, reason)
         except Exception as err:  # counting must not change the answer
             log.warning("webhook receiver: could not count a %s rejection (%s)", source, _why(err))
@@ -157,10 +211,14 @@ def create_app(
     lookup: Callable[[str], ConnectionLike | None] | None = None,
     warehouse_dsn: Callable[[], str] | None = None,
     clock: Callable[[], float] = time.time,
+    merchants: Callable[[], MerchantsFile | None] | None = None,
+    merchant_dsn: Callable[[Merchant], Callable[[], str]] | None = None,
 ) -> FastAPI:
     """The receiver's app. Without arguments: the ``RECON_`` settings, the Airflow connections and the
-    ``recon_warehouse`` warehouse, all read at the first request (no I/O here)."""
-    receiver = Receiver(settings, lookup, warehouse_dsn, clock)
+    ``recon_warehouse`` warehouse (with a merchants file, ``RECON_MERCHANTS_PATH``: each merchant's, at
+    ``/webhooks/<merchant>/reveni`` and ``/webhooks/<merchant>/cin7``), all read at the first request (no I/O
+    here)."""
+    receiver = Receiver(settings, lookup, warehouse_dsn, clock, merchants, merchant_dsn)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -173,20 +231,20 @@ def create_app(
     app = FastAPI(title="returns-recon webhooks", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.receiver = receiver
 
-    async def refuse(source: str, request: Request, status: int, reason: str, error: str) -> JSONResponse:
+    async def refuse(site: Site, source: str, request: Request, status: int, reason: str, error: str) -> JSONResponse:
         receiver.counters[f"{source}.refused.{reason}"] += 1
         log.warning("webhook receiver: %s delivery from %s refused (%d %s)", source, _client(request), status, reason)
-        await run_in_threadpool(receiver.count_rejection, source, reason)
+        await run_in_threadpool(receiver.count_rejection, site, source, reason)
         return _answer(status, accepted=False, error=error)
 
-    async def accept(source: str, request: Request, read: Callable[[], inbox.InboxEvent]) -> JSONResponse:
+    async def accept(site: Site, source: str, request: Request, read: Callable[[], inbox.InboxEvent]) -> JSONResponse:
         try:
             event = read()
         except inbox.Unreadable as err:
             log.warning("webhook receiver: %s delivery unreadable: %s", source, err)
-            return await refuse(source, request, 400, "unreadable", "unreadable body")
+            return await refuse(site, source, request, 400, "unreadable", "unreadable body")
         try:
-            stored = await run_in_threadpool(receiver.store, event)
+            stored = await run_in_threadpool(receiver.store, site, event)
         except Exception as err:
             receiver.counters[f"{source}.unavailable"] += 1
             log.error("webhook receiver: %s event %s not stored: %s", source, event.event_id, _why(err))
@@ -204,16 +262,22 @@ def create_app(
         )
         return _answer(200, accepted=True, duplicate=duplicate)
 
-    @app.post(REVENI_PATH)
-    async def reveni(request: Request) -> JSONResponse:
+    def unknown(merchant: str | None) -> JSONResponse:
+        where = "/webhooks/<merchant>/..." if merchant is None else "a merchant with events: true"
+        return _answer(404, accepted=False, error=f"no receiver here: the URL must name {where}")
+
+    async def reveni(request: Request, merchant: str | None) -> JSONResponse:
+        site = await run_in_threadpool(receiver.site, merchant)
+        if site is None:
+            return unknown(merchant)
         try:
             body = await read_body(request, receiver.settings.webhook_max_body_bytes)
         except TooLarge:
-            return await refuse("reveni", request, 413, "too_large", "too large")
-        key = await run_in_threadpool(receiver.reveni_key)
+            return await refuse(site, "reveni", request, 413, "too_large", "too large")
+        key = await run_in_threadpool(receiver.reveni_key, site)
         if key is None:
-            log.error("webhook receiver: %s has no password (the Reveni API key): cannot verify", REVENI.env_var)
-            return await refuse("reveni", request, 503, "not_configured", "unavailable, retry later")
+            log.error("webhook receiver: %s has no password (the Reveni API key): cannot verify", site.ids.reveni)
+            return await refuse(site, "reveni", request, 503, "not_configured", "unavailable, retry later")
         try:
             signature = verify_reveni(
                 request.headers.get(SIGNATURE_HEADER),
@@ -223,23 +287,42 @@ def create_app(
                 tolerance=receiver.settings.webhook_tolerance_seconds,
             )
         except Unverified as err:
-            return await refuse("reveni", request, 401, err.reason, "unverified")
-        return await accept("reveni", request, lambda: inbox.reveni_event(body, signature.signed_at))
+            return await refuse(site, "reveni", request, 401, err.reason, "unverified")
+        return await accept(site, "reveni", request, lambda: inbox.reveni_event(body, signature.signed_at))
 
-    @app.post(CIN7_PATH)
-    async def cin7(request: Request) -> JSONResponse:
-        credentials = await run_in_threadpool(receiver.cin7_credentials)
+    async def cin7(request: Request, merchant: str | None) -> JSONResponse:
+        site = await run_in_threadpool(receiver.site, merchant)
+        if site is None:
+            return unknown(merchant)
+        credentials = await run_in_threadpool(receiver.cin7_credentials, site)
         if credentials is None:
-            log.error("webhook receiver: %s is not set (or has no password): cannot verify", CIN7_WEBHOOK.env_var)
-            return await refuse("cin7", request, 503, "not_configured", "unavailable, retry later")
+            log.error("webhook receiver: %s is not set (or has no password): cannot verify", site.ids.cin7_webhook)
+            return await refuse(site, "cin7", request, 503, "not_configured", "unavailable, retry later")
         try:  # before the body is read: an unauthenticated sender gets nothing read
             verify_cin7(request.headers.get("authorization"), credentials)
         except Unverified as err:
-            return await refuse("cin7", request, 401, err.reason, "unverified")
+            return await refuse(site, "cin7", request, 401, err.reason, "unverified")
         try:
             body = await read_body(request, receiver.settings.webhook_max_body_bytes)
         except TooLarge:
-            return await refuse("cin7", request, 413, "too_large", "too large")
-        return await accept("cin7", request, lambda: inbox.cin7_event(body))
+            return await refuse(site, "cin7", request, 413, "too_large", "too large")
+        return await accept(site, "cin7", request, lambda: inbox.cin7_event(body))
+
+    @app.post(REVENI_PATH)
+    async def reveni_single(request: Request) -> JSONResponse:
+        return await reveni(request, None)
+
+    @app.post(CIN7_PATH)
+    async def cin7_single(request: Request) -> JSONResponse:
+        return await cin7(request, None)
+
+    # with a merchants file: each merchant whose events are on has its own URLs (docs/webhooks.md)
+    @app.post("/webhooks/{merchant}/reveni")
+    async def reveni_of(request: Request, merchant: str) -> JSONResponse:
+        return await reveni(request, merchant)
+
+    @app.post("/webhooks/{merchant}/cin7")
+    async def cin7_of(request: Request, merchant: str) -> JSONResponse:
+        return await cin7(request, merchant)
 
     return app
