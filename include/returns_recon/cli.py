@@ -40,10 +40,48 @@ def load_env_files(directory: Path | None = None) -> None:
             load_dotenv(directory / name, override=False)
 
 
+class _Merchant:
+    """The merchant the command is about: with a merchants file (``RECON_MERCHANTS_PATH``), the one ``--merchant``
+    names; without it, the one merchant of the environment."""
+
+    merchant = None  # returns_recon.merchants.Merchant | None
+
+    @classmethod
+    def choose(cls, merchant_id: str | None) -> None:
+        from returns_recon.errors import NotRetryable
+        from returns_recon.merchants import load_merchants
+
+        cls.merchant = None
+        found = load_merchants()
+        if found is None:
+            if merchant_id:
+                raise NotRetryable("--merchant needs a merchants file: RECON_MERCHANTS_PATH is not set")
+            return
+        ids = ", ".join(m.id for m in found.merchants)
+        if not merchant_id:
+            raise NotRetryable(f"name the merchant: --merchant ID (one of {ids})")
+        cls.merchant = next((m for m in found.merchants if m.id == merchant_id), None)
+        if cls.merchant is None:
+            raise NotRetryable(f"no merchant {merchant_id!r} in the merchants file (one of {ids})")
+
+    @classmethod
+    def ids(cls):  # -> ConnectionIds
+        from returns_recon.orchestration.merchant import connection_ids
+
+        return connection_ids(cls.merchant)
+
+    @classmethod
+    def settings(cls):  # -> ReconSettings
+        from returns_recon.settings import load_settings
+
+        base = load_settings()
+        return base if cls.merchant is None else cls.merchant.settings_for(base)
+
+
 def _connect() -> psycopg.Connection:
     from returns_recon.orchestration.connections import connect_warehouse_dsn
 
-    return connect_warehouse_dsn(autocommit=True)
+    return connect_warehouse_dsn(_Merchant.ids(), autocommit=True)
 
 
 def _person(value: str) -> str:
@@ -67,6 +105,7 @@ def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m returns_recon.cli", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--merchant", help="with a merchants file (RECON_MERCHANTS_PATH): the merchant's id")
     sub = parser.add_subparsers(dest="area", required=True)
     exceptions = sub.add_parser("exceptions").add_subparsers(dest="action", required=True)
     listing = exceptions.add_parser("list")
@@ -88,6 +127,7 @@ def _main(argv: list[str] | None) -> int:
     golive = sub.add_parser("golive-check", help="the read-only go-live check (docs/golive.md)")
     golive.add_argument("--run-id", help="default: golive-<UTC time>")
     args = parser.parse_args(argv)
+    _Merchant.choose(args.merchant)
     if args.area == "postings":
         return _postings(args)
     if args.area == "golive-check":
@@ -168,9 +208,10 @@ def _postings(args: argparse.Namespace) -> int:
             return 0
         from returns_recon.orchestration.connections import api_clients, warehouse_dsn
         from returns_recon.postings.execute import execute
-        from returns_recon.settings import load_settings
 
-        report = execute(conn, api_clients(warehouse_dsn()), f"replay-{args.key or args.run}", load_settings(), keys)
+        ids = _Merchant.ids()
+        clients = api_clients(warehouse_dsn(ids), ids)
+        report = execute(conn, clients, f"replay-{args.key or args.run}", _Merchant.settings(), keys)
         print(report.as_dict())
     return 0
 
@@ -181,17 +222,16 @@ def _golive_check(args: argparse.Namespace) -> int:
 
     from returns_recon.golive import cin7_pace, run_golive_check
     from returns_recon.orchestration.connections import api_clients, lookup_connection, warehouse_dsn
-    from returns_recon.settings import load_settings
     from returns_recon.warehouse.migrate import apply_migrations
 
     run_id = args.run_id or f"golive-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
-    cin7 = lookup_connection("cin7_core_default")
+    ids = _Merchant.ids()
+    cin7 = lookup_connection(ids.cin7)
     with _connect() as conn:
         apply_migrations(conn)
-        clients = api_clients(warehouse_dsn())
-        report = run_golive_check(
-            conn, clients, load_settings(), run_id, cin7_calls_per_minute=cin7_pace(cin7.extra_dejson if cin7 else None)
-        )
+        clients = api_clients(warehouse_dsn(ids), ids)
+        pace = cin7_pace(cin7.extra_dejson if cin7 else None)
+        report = run_golive_check(conn, clients, _Merchant.settings(), run_id, cin7_calls_per_minute=pace)
     print(report.render())
     return 0 if report.ok else 1
 

@@ -189,3 +189,40 @@ def test_a_key_that_does_not_exist_exits_non_zero(queue_db, action: str) -> None
     assert "no exception with key no-such-key" in run.stderr
     with queue_db.connect() as conn:
         assert conn.execute("SELECT count(*) FROM recon.exception_events").fetchone() == (len(KEYS),)
+
+
+def test_with_a_merchants_file_the_cli_works_on_the_merchant_named(
+    queue_db: Database, warehouse_db_2: Database, tmp_path
+) -> None:
+    """Each merchant's queue is in its own warehouse: ``--merchant`` picks it; without it the CLI says which."""
+    merchants = tmp_path / "merchants.yaml"
+    merchants.write_text(
+        "merchants:\n"
+        "  - id: north\n    connections: {warehouse: wh_north, reveni: r_north, cin7: c_north}\n"
+        "    location_map: map.csv\n"
+        "  - id: south\n    connections: {warehouse: wh_south, reveni: r_south, cin7: c_south}\n"
+        "    location_map: map.csv\n"
+    )
+    env = {
+        "RECON_MERCHANTS_PATH": str(merchants),
+        "AIRFLOW_CONN_WH_NORTH": queue_db.airflow_conn_json(),
+        "AIRFLOW_CONN_WH_SOUTH": warehouse_db_2.airflow_conn_json(),
+    }
+    north = cli("--merchant", "north", "exceptions", "list", env=env)
+    assert north.returncode == 0, north.stderr
+    assert {line.split("\t")[0] for line in north.stdout.splitlines()} == set(KEYS)
+    south = cli("--merchant", "south", "exceptions", "list", env=env)
+    assert south.returncode == 0, south.stderr
+    assert south.stdout == ""  # South's warehouse has no exceptions
+    unnamed = cli("exceptions", "list", env=env)
+    assert unnamed.returncode == 1
+    assert "name the merchant: --merchant ID (one of north, south)" in unnamed.stderr
+    assert cli("--merchant", "west", "exceptions", "list", env=env).returncode == 1
+
+
+@pytest.fixture
+def warehouse_db_2(embedded_server):
+    from tests.fixtures.warehouse import new_database
+
+    with new_database(embedded_server, migrated=True) as db:
+        yield db
