@@ -5,13 +5,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m local_stack
 SCENARIO ?=
+# `make up EXECUTOR=celery`: Airflow on the CeleryExecutor (docs/executors.md); empty: the LocalExecutor
+EXECUTOR ?=
 PYTEST_ARGS ?=
 
 RETURNS ?= 1000
 SEED ?= 1
 OUT ?= .local/scenarios/scenario-$(RETURNS)-$(SEED).json
 
-.PHONY: help venv browser demo test chaos lint up stop warehouse warehouse-url reader-url simulate scenario bench bench-events clean
+.PHONY: help venv browser redis demo test chaos lint up stop warehouse warehouse-url reader-url simulate scenario bench bench-events clean
 
 help:
 	@echo "make demo           run the main job end to end on embedded defaults"
@@ -21,6 +23,8 @@ help:
 	@echo "make bench          benchmarks at scale (about 20 minutes), bench/results/latest.json"
 	@echo "make bench-events   300 webhook events through a local Airflow of its own (under 10 minutes), bench/results/events.json"
 	@echo "make up             Airflow UI with our DAGs on http://127.0.0.1:8080 (AIRFLOW__API__PORT), login admin"
+	@echo "make up EXECUTOR=celery   the same on the CeleryExecutor: its own Redis broker, two Celery workers"
+	@echo "make redis          Debian's redis-server, if missing (make up EXECUTOR=celery and make test)"
 	@echo "make stop           stop everything this project started"
 	@echo "make warehouse-url  print a libpq connection string of the warehouse"
 	@echo "make reader-url     print finance's connection string (recon_reader, read-only)"
@@ -54,10 +58,27 @@ browser:
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium && \
 	test -x $(CHROMIUM) || { echo "could not install Debian's chromium ($(CHROMIUM)); see above" >&2; exit 1; }
 
+# Debian's redis-server, the Celery broker of `make up EXECUTOR=celery` and of its test (the stack starts its own
+# redis-server process on 127.0.0.1, never the system service). Installed only when missing: as root, or through sudo.
+redis:
+	@if command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=; \
+	elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+	else echo "redis-server is missing and this is not root (no sudo): as root, run" \
+	  "'apt-get install -y --no-install-recommends redis-server' (Debian's redis-server package), then make again" >&2; \
+	  exit 1; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "redis-server is missing and there is no apt-get: install Redis (redis-server on PATH)" >&2; exit 1; fi; \
+	echo "installing Debian's redis-server (the Celery broker of make up EXECUTOR=celery)"; \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server && \
+	{ command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]; } || \
+	  { echo "could not install Debian's redis-server; see above" >&2; exit 1; }
+
 demo: venv
 	$(STACK) demo --scenario "$(SCENARIO)"
 
-test: venv lint browser
+test: venv lint browser redis
 	$(PY) -m pytest -n 2 -m "not faults" $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory chaos
 
@@ -73,8 +94,8 @@ lint: venv
 	@# the type checker over the pipeline, the local tooling and the DAG files (pyproject.toml [tool.mypy])
 	$(VENV)/bin/mypy
 
-up: venv
-	$(STACK) up --scenario "$(SCENARIO)"
+up: venv $(if $(filter celery,$(EXECUTOR)),redis)
+	$(STACK) up --scenario "$(SCENARIO)" --executor "$(EXECUTOR)"
 
 simulate: venv
 	$(STACK) simulate --scenario "$(SCENARIO)"

@@ -53,10 +53,14 @@ def cmd_demo(env: dict[str, str], args: argparse.Namespace) -> int:
 
 
 def cmd_up(env: dict[str, str], args: argparse.Namespace) -> int:
-    from local_stack import airflow_services, webhooks
+    from local_stack import airflow_services, celery_mode, webhooks
 
+    celery = args.executor == "celery"
+    if celery:
+        celery_mode.redis_server()  # missing: say so before anything starts
     chosen = world.choose(env, args.scenario)
     stack.start_warehouse(env, fresh=chosen.new)
+    metadata = celery_mode.configure(env) if celery else ""  # the metadata database, the broker, the results
     stack.use_location_map_of(env, chosen.scenario)
     if chosen.new:
         stack.start_simulators(env, chosen.scenario)
@@ -73,10 +77,19 @@ def cmd_up(env: dict[str, str], args: argparse.Namespace) -> int:
             with log_path.open("w") as log:
                 done = stack.run([sys.executable, "-m", "local_stack.dag_test", dag_id], env, stdout=log, stderr=log)
             print(f"  {dag_id}: {'success' if done.returncode == 0 else 'FAILED, see ' + str(log_path)}", flush=True)
-    airflow_services.start(env)
+    airflow_services.start(env, celery=celery)
     hooks = webhooks.subscribe(env)
     where = env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
     print(f"Airflow UI: {api_url(env)} (logs: {run_dir(env)}); `make stop` stops everything")
+    if celery:
+        workers = ", ".join(
+            f"{worker} (tasks report hostname {celery_mode.worker_address(i)})"
+            for i, worker in enumerate(celery_mode.WORKERS)
+        )
+        print(
+            f"  CeleryExecutor: broker redis on 127.0.0.1:{celery_mode.redis_port(env)}, Celery workers {workers}; "
+            f"metadata database {metadata} (docs/executors.md)"
+        )
     for user, role, password, new in logins:
         if new:
             print(f"  log in as {user} ({role}) with the password {password} (shown this once; kept in {where})")
@@ -126,6 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(fn=cmd_demo)
     up = sub.add_parser("up", help="Airflow UI with our DAGs on http://127.0.0.1:$AIRFLOW__API__PORT")
     up.add_argument("--scenario", default="", help="scenario file for the simulators")
+    up.add_argument(
+        "--executor",
+        default="",
+        type=lambda name: name.strip().lower().removesuffix("executor"),  # CeleryExecutor too
+        choices=("", "local", "celery"),
+        help="celery: the CeleryExecutor, a Redis broker and two Celery workers (default: the LocalExecutor)",
+    )
     up.set_defaults(fn=cmd_up)
     simulate = sub.add_parser("simulate", help="serve the simulators in the foreground")
     simulate.add_argument("--scenario", default="", help="scenario file (default: a fresh demo scenario)")

@@ -1,7 +1,8 @@
 """`make up`'s Airflow: the API server, scheduler, DAG processor and triggerer, each a background process
 with its own pid and log (what ``airflow standalone`` runs, but on 127.0.0.1 only: standalone's scheduler
 and triggerer serve task logs on every interface), the two log servers on 127.0.0.1, and the admin login
-(Airflow's simple auth manager, its password generated here once into a file of mode 600)."""
+(Airflow's simple auth manager, its password generated here once into a file of mode 600). With
+``celery=True`` (`make up EXECUTOR=celery`), also a Redis broker and two Celery workers (local_stack.celery_mode)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import psutil
 
+from local_stack import celery_mode
 from local_stack.settings import api_url, run_dir
 from local_stack.stack import BIN, log_file, pid_file, start_background, stop_background
 
@@ -114,12 +116,16 @@ def _tail(path: Path, chars: int = 3000) -> str:
 
 
 def stop(env: dict[str, str]) -> list[str]:
-    """Stop every Airflow process of ours (and the single ``airflow standalone`` of earlier versions)."""
-    return [name for name in ("airflow", *reversed(NAMES)) if stop_background(env, name)]
+    """Stop every Airflow process of ours (and the single ``airflow standalone`` of earlier versions): the
+    Celery workers first, the broker last."""
+    broker, *workers = celery_mode.process_names()
+    order = (*reversed(workers), "airflow", *reversed(NAMES), broker)
+    return [name for name in order if stop_background(env, name)]
 
 
-def start(env: dict[str, str], timeout: float = 240) -> None:
-    """Start every component and wait until the API server reports all of them healthy."""
+def start(env: dict[str, str], timeout: float = 240, celery: bool = False) -> None:
+    """Start every component and wait until the API server reports all of them healthy (``celery``: and
+    the Celery workers ready; ``env`` is set up by ``celery_mode.configure`` already)."""
     stop(env)
     for variable in PORT_VARIABLES:
         if port_taken(port(env, variable)):
@@ -127,13 +133,29 @@ def start(env: dict[str, str], timeout: float = 240) -> None:
                 f"port {port(env, variable)} on 127.0.0.1 is taken (by something else): "
                 f"set {variable} to a free port in .env or your shell"
             )
+    log_port = port(env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT")
+    if celery:
+        celery_mode.check_ports(env, log_port)
     run_dir(env).mkdir(parents=True, exist_ok=True)
+    names = list(NAMES)
+    if celery:
+        celery_mode.start_redis(env)
+        names.append(celery_mode.REDIS)
+        celery_mode.wait_for_redis(env)
     for name, cmd in commands(env).items():
         start_background(name, cmd, env)
+    offsets: dict[str, int] = {}
+    if celery:
+        for worker in celery_mode.WORKERS:
+            path = log_file(env, celery_mode.worker_name(worker))
+            offsets[worker] = path.stat().st_size if path.exists() else 0
+        for name, (cmd, own_env) in celery_mode.worker_commands(env, log_port).items():
+            start_background(name, cmd, own_env)
+            names.append(name)
     health = f"{api_url(env)}/api/v2/monitor/health"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        dead = [name for name in NAMES if not _alive(name, env)]
+        dead = [name for name in names if not _alive(name, env)]
         if dead:
             raise SystemExit(
                 f"{dead[0]} stopped; its log ({log_file(env, dead[0])}) ends:\n{_tail(log_file(env, dead[0]))}"
@@ -141,9 +163,17 @@ def start(env: dict[str, str], timeout: float = 240) -> None:
         try:
             with urllib.request.urlopen(health, timeout=5) as response:  # noqa: S310 - our own loopback URL
                 states = json.load(response)
-            if all(part.get("status") == "healthy" for part in states.values()):
+            healthy = all(part.get("status") == "healthy" for part in states.values())
+            if healthy and (not celery or len(celery_mode.workers_ready(env, offsets)) == len(celery_mode.WORKERS)):
                 return
         except (OSError, ValueError):
             pass
         time.sleep(2)
+    if celery and len(ready := celery_mode.workers_ready(env, offsets)) < len(celery_mode.WORKERS):
+        late = next(w for w in celery_mode.WORKERS if w not in ready)
+        path = log_file(env, celery_mode.worker_name(late))
+        raise SystemExit(
+            f"the Celery worker {late} was not ready within {timeout:.0f} s (broker: redis on 127.0.0.1:"
+            f"{celery_mode.redis_port(env)}); its log ({path}) ends:\n{_tail(path)}"
+        )
     raise SystemExit(f"Airflow was not healthy within {timeout:.0f} s; see the logs in {run_dir(env)}")

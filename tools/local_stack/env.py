@@ -25,6 +25,12 @@ def loopback_hostname() -> str:
     return "127.0.0.1"
 
 
+def worker_hostname() -> str:
+    """The ``[core] hostname_callable`` of a Celery worker of `make up EXECUTOR=celery` (local_stack.celery_mode):
+    its own loopback address (``RECON_WORKER_ADDRESS``), where its log server listens."""
+    return os.environ.get("RECON_WORKER_ADDRESS") or loopback_hostname()
+
+
 def _resolve(value: str, env: dict[str, str]) -> str:
     return _REFERENCE.sub(lambda m: env.get(m.group(1)) or (m.group(2) or ""), value)
 

@@ -113,17 +113,20 @@ class EmbeddedWarehouse:
         # Unix socket with trust authentication, open only to this machine's users.
         return f"host={self.pgdata} port={self.port} user=postgres dbname={dbname}"
 
-    def ensure_database(self, login: str, password: str, dbname: str) -> None:
+    def ensure_database(self, login: str, password: str, dbname: str, create_role: bool = True) -> None:
         """Create (or update) the pipeline's login role and the database it owns.
 
-        The role may create roles, so the migrations can create ``recon_reader``.
+        The role may create roles (``create_role``), so the migrations can create ``recon_reader``.
         """
         with psycopg.connect(self.superuser_dsn(), autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (login,)).fetchone()
             verb = sql.SQL("ALTER") if exists else sql.SQL("CREATE")
             conn.execute(
-                sql.SQL("{} ROLE {} WITH LOGIN CREATEROLE PASSWORD {}").format(
-                    verb, sql.Identifier(login), sql.Literal(password)
+                sql.SQL("{} ROLE {} WITH LOGIN {} PASSWORD {}").format(
+                    verb,
+                    sql.Identifier(login),
+                    sql.SQL("CREATEROLE" if create_role else "NOCREATEROLE"),
+                    sql.Literal(password),
                 )
             )
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
