@@ -45,35 +45,12 @@ venv: $(VENV)/.installed
 # browser download is never used. Installed only when missing: as root, or through sudo.
 CHROMIUM := /usr/bin/chromium
 browser:
-	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
-	if [ "$$(id -u)" = 0 ]; then sudo=; \
-	elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
-	else echo "$(CHROMIUM) is missing and this is not root (no sudo): as root, run" \
-	  "'apt-get install -y --no-install-recommends chromium' (Debian's chromium package), then make test again" >&2; \
-	  exit 1; fi; \
-	if ! command -v apt-get >/dev/null 2>&1; then \
-	  echo "$(CHROMIUM) is missing and there is no apt-get: install Chromium at $(CHROMIUM)" >&2; exit 1; fi; \
-	echo "installing Debian's chromium for the browser tests"; \
-	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium && \
-	test -x $(CHROMIUM) || { echo "could not install Debian's chromium ($(CHROMIUM)); see above" >&2; exit 1; }
+	@tools/bin/debian-package chromium $(CHROMIUM) "the browser tests"
 
 # Debian's redis-server, the Celery broker of `make up EXECUTOR=celery` and of its test (the stack starts its own
 # redis-server process on 127.0.0.1, never the system service). Installed only when missing: as root, or through sudo.
 redis:
-	@if command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]; then exit 0; fi; \
-	if [ "$$(id -u)" = 0 ]; then sudo=; \
-	elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
-	else echo "redis-server is missing and this is not root (no sudo): as root, run" \
-	  "'apt-get install -y --no-install-recommends redis-server' (Debian's redis-server package), then make again" >&2; \
-	  exit 1; fi; \
-	if ! command -v apt-get >/dev/null 2>&1; then \
-	  echo "redis-server is missing and there is no apt-get: install Redis (redis-server on PATH)" >&2; exit 1; fi; \
-	echo "installing Debian's redis-server (the Celery broker of make up EXECUTOR=celery)"; \
-	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server && \
-	{ command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]; } || \
-	  { echo "could not install Debian's redis-server; see above" >&2; exit 1; }
+	@tools/bin/debian-package redis-server redis-server "the Celery broker of make up EXECUTOR=celery"
 
 demo: venv
 	$(STACK) demo --scenario "$(SCENARIO)"
