@@ -400,11 +400,8 @@ def _created_documents(simulators, world: Scenario, done: list) -> dict[tuple[st
 def mail_pipeline(embedded_server, simulators, path: Path) -> Iterator[tuple]:
     """A database of its own, the simulators serving the scenario at ``path``, a real SMTP server as
     ``smtp_default``: (database, API clients, the SMTP server's kept mails). The database is dropped after."""
-    from returns_recon.apis.client import RetrySettings
-    from returns_recon.extract.run import Clients
-    from returns_recon.orchestration.hooks import Cin7CoreHook, ReveniHook, SitooHook
     from returns_recon.warehouse.migrate import apply_migrations
-    from tests.fixtures.simulators import CREDS, free_port
+    from tests.fixtures.simulators import free_port, hook_clients
     from tests.fixtures.smtp import _Keep
     from tests.fixtures.warehouse import TestDatabase
 
@@ -424,13 +421,7 @@ def mail_pipeline(embedded_server, simulators, path: Path) -> Iterator[tuple]:
         with pytest.MonkeyPatch.context() as env:
             for key, value in {**simulators.env(), "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(smtp)}.items():
                 env.setenv(key, value)
-            retry = RetrySettings(initial_wait=0.2, max_wait=3, read_timeout=5)
-            clients = Clients(
-                ReveniHook(retry=retry).client(),
-                Cin7CoreHook(retry=retry).client(),
-                SitooHook(retry=retry).client(),
-                CREDS.sitoo_site_id,
-            )
+            clients = hook_clients()
             with db.connect() as conn:
                 apply_migrations(conn)
             simulators.load(path)
