@@ -202,7 +202,9 @@ def test_up_with_every_port_moved_runs_tasks_logs_alerts_and_keeps_the_login(mov
     assert {"name": "Returns reconciliation", "url_route": "returns-recon"}.items() <= views[0].items(), views
     workbench = f"{base_url}/returns-recon-workbench/"
     assert requests.get(workbench, timeout=30, allow_redirects=False).status_code == 303  # to the login
-    assert "Exceptions" in api.get(workbench, timeout=30).text
+    queue = api.get(workbench, timeout=30).text
+    assert "Exceptions" in queue
+    assert '<tr id="row-' in queue  # a new world's first hourly run (before Airflow started) filled the queue
 
     # a failed run's alert reaches the SMTP sink on the moved port: Reveni refuses every call
     requests.post(f"{sims_admin}/faults/reveni", json={"auth_refuse_writes_after": 0}, timeout=10).raise_for_status()
