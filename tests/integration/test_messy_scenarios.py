@@ -22,13 +22,14 @@ from recon_simulators.generator import (
     GeneratorConfig,
     generate,
 )
+from returns_recon import steps
 from returns_recon.extract.run import extract_all
 from returns_recon.location_map import load_location_map
 from returns_recon.postings.plan import ACTIONS, BLOCKING
 from returns_recon.reconcile.engine import reconcile
 from returns_recon.settings import ReconSettings
 from tests.fixtures.pipeline import cycle
-from tests.fixtures.scenarios import answer_key
+from tests.fixtures.scenarios import answer_key, assert_dq_warnings_equal_the_answer_key, expected_dq_warnings
 
 pytestmark = pytest.mark.integration
 
@@ -63,13 +64,18 @@ def test_the_seeds_plant_every_shape_variant_and_type(tmp_path) -> None:
     assert {f"multi_defect:{name}" for name, *_ in MULTI_DEFECTS} <= shapes
     assert {f"multi_return_sale:{n}:{kind}" for n in (2, 3) for kind in ("simple", "advanced")} <= shapes
     assert {"instant_received_later:static", "instant_received_later:event"} <= shapes
+    # Reveni read leniently: every variant, and a lenient return on a sale with several returns
+    assert {f"unknown_status:{v}" for v in ("dashboard", "peer", "missing")} <= shapes
+    assert {"no_created_at:updated_at", "no_created_at:no_updated_at"} <= shapes
     assert types == set(EXCEPTION_TYPES)
 
 
-def run_pipeline(db, clients, path: Path, run_id: str):
+def run_pipeline(db, clients, path: Path, run_id: str, quality: bool = False):
     with psycopg.connect(db.url, autocommit=True) as conn:
         load_location_map(conn, location_map_csv_path(path), run_id)
         extract_all(conn, clients, run_id, "hourly", ReconSettings())
+        if quality:  # the data-quality gate, as the DAG runs it (a critical failure raises)
+            steps.data_quality(conn, db.sqlalchemy_url, run_id, ReconSettings(), None)
         return reconcile(conn, run_id, ReconSettings(), "hourly")
 
 
@@ -78,11 +84,25 @@ def test_open_exceptions_equal_the_answer_key(seed, simulators, clients_for, war
     path, summary = messy_scenario(tmp_path, seed)
     simulators.load(path)
     clients = clients_for()
-    result = run_pipeline(warehouse_db, clients, path, f"messy-{seed}")
+    result = run_pipeline(warehouse_db, clients, path, f"messy-{seed}", quality=True)
     found, expected = open_exceptions(warehouse_db), answer_key(path)
     assert sorted(found - expected) == [], f"raised but not planted {sorted(found - expected)}"
     assert sorted(expected - found) == [], f"planted but not found {sorted(expected - found)}"
     assert result.exceptions_found == len(expected)
+    # Reveni read leniently (operating-model.md §2): an unknown status is kept (reconciled: the key above) and raised
+    # (the data-quality warnings of the answer key); a return without created_at or return_point, a refund without id
+    assert expected_dq_warnings(path)
+    with warehouse_db.connect() as conn:
+        assert_dq_warnings_equal_the_answer_key(conn, f"messy-{seed}", path)
+        lenient = {k: v for k, v in summary["messy_samples"].items() if k in ("no_created_at", "refund_without_id")}
+        staged = conn.execute(
+            """SELECT (SELECT count(*) FROM staging.stg_reveni__returns
+                       WHERE return_id = ANY(%(undated)s) AND created_at IS NULL),
+                      (SELECT count(DISTINCT return_id) FROM staging.stg_reveni__refunds
+                       WHERE return_id = ANY(%(no_id)s) AND refund_id LIKE return_id || '#refund-%%')""",
+            {"undated": lenient["no_created_at"], "no_id": lenient["refund_without_id"]},
+        ).fetchone()
+    assert staged == (len(lenient["no_created_at"]), len(lenient["refund_without_id"])), "staged, not quarantined"
     # the goods of the instant returns credited at once arrive, and the merchant adds their restock lines to the
     # authorised note (world events): still exactly the answer key
     late = summary["messy_samples"]["instant_received_later:event"]

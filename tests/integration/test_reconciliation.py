@@ -12,21 +12,29 @@ import pytest
 
 from recon_simulators.generate import location_map_csv_path
 from recon_simulators.generator import DEFAULT_RATE, EXCEPTION_TYPES
+from returns_recon import steps
 from returns_recon.extract.run import extract_all
 from returns_recon.location_map import load_location_map
 from returns_recon.reconcile.engine import reconcile, set_state
 from returns_recon.settings import ReconSettings
-from tests.fixtures.scenarios import answer_key, scenario
+from tests.fixtures.scenarios import (
+    answer_key,
+    assert_dq_warnings_equal_the_answer_key,
+    expected_dq_warnings,
+    scenario,
+)
 
 pytestmark = pytest.mark.integration
 
 OPEN = "SELECT exception_type, return_id, item_id FROM recon.exceptions WHERE state IN ('open', 'acknowledged')"
 
 
-def run_pipeline(db, clients, path: Path, run_id: str, mode: str = "hourly"):
+def run_pipeline(db, clients, path: Path, run_id: str, mode: str = "hourly", quality: bool = False):
     with psycopg.connect(db.url, autocommit=True) as conn:
         load_location_map(conn, location_map_csv_path(path), run_id)
         extract_all(conn, clients, run_id, mode, ReconSettings())
+        if quality:  # the data-quality gate, as the DAG runs it (a critical failure raises)
+            steps.data_quality(conn, db.sqlalchemy_url, run_id, ReconSettings(), None)
         return reconcile(conn, run_id, ReconSettings(), mode)
 
 
@@ -39,11 +47,16 @@ def open_exceptions(db) -> set[tuple]:
 def test_open_exceptions_equal_the_answer_key(seed, simulators, clients_for, warehouse_db, tmp_path) -> None:
     path = scenario(tmp_path, seed)
     simulators.load(path)
-    result = run_pipeline(warehouse_db, clients_for(), path, f"seed-{seed}")
+    result = run_pipeline(warehouse_db, clients_for(), path, f"seed-{seed}", quality=True)
     found, expected = open_exceptions(warehouse_db), answer_key(path)
     assert found - expected == set(), "raised but not planted"
     assert expected - found == set(), "planted but not found"
     assert result.exceptions_found == len(expected)
+    # the clean scenarios (no messy shapes) plant no unknown Reveni value: no status warning, and every failing
+    # warning mirrors an exception of the key
+    assert expected_dq_warnings(path) == set()
+    with warehouse_db.connect() as conn:
+        assert_dq_warnings_equal_the_answer_key(conn, f"seed-{seed}", path)
     with warehouse_db.connect() as conn:
         published = conn.execute(
             "SELECT count(*), count(DISTINCT item_id) FROM recon.fct_return_reconciliation"

@@ -7,7 +7,9 @@ gets exactly one defect, planted on a profile where that defect is the only thin
 ``MESSY_DEFAULTS``) add what real merchants produce: several defects on one return (``MULTI_DEFECTS``, each
 combination on a profile where exactly those defects are wrong; ``INCOMPATIBLE``: what is never combined),
 several returns on one sale, notes made by hand, void and draft notes, refunds in parts or in another
-currency, goods received after the credit; their answer-key entries follow operating-model.md §1-§3. Time
+currency, goods received after the credit, and what Reveni may leave out or spell otherwise (``LENIENT_SHAPES``:
+an unknown status, no created_at, no return point, refunds without id; the warnings the spec says an unknown status
+raises are ``expected_dq_warnings``); their answer-key entries follow operating-model.md §1-§3. Time
 margins keep every SLA decision at least six hours from its boundary, so the key holds for a run within six
 hours of the scenario clock. Output is streamed, so a million returns never sit in memory. Rules:
 docs/scenarios.md.
@@ -98,6 +100,12 @@ MESSY_SHAPES = (
     "note_by_hand_other_total",  # the return's only note made by hand, another total: unattributed (§1)
     "void_and_draft_notes",  # a VOIDED and a DRAFT note beside the AUTHORISED one: nothing wrong
     "other_currency",  # the refund in another currency than the credit note (the sale's)
+    # Reveni read leniently (operating-model.md §2, last paragraph): fields and status values no public source shows.
+    # Overlays on a return of whatever else it is (its defects, its shape, its sale): LENIENT_SHAPES below.
+    "unknown_status",  # the return's status outside the documented set, or none: kept, and raised (a DQ warning)
+    "no_created_at",  # no created_at (and, in one variant, no updated_at either): nothing else changes
+    "no_return_point",  # no return_point: not in the location map, so unmapped_location (§1)
+    "refund_without_id",  # the refunds carry no id: nothing changes (the key is type + return [+ item], §3)
 )
 # drawn in the return schedule in place of a single planted type: a return has one shape at most
 SCHEDULED_SHAPES = (
@@ -118,7 +126,50 @@ MESSY_DEFAULTS = {
     "note_by_hand_other_total": 0.03,
     "void_and_draft_notes": 0.03,
     "other_currency": 0.03,
+    "unknown_status": 0.03,
+    "no_created_at": 0.03,
+    "no_return_point": 0.02,
+    "refund_without_id": 0.04,
 }
+# Reveni read leniently: operating-model.md §2 (last paragraph): "Fields and status values no public source shows are
+# read leniently: a return is quarantined only when what identifies it or its money is unusable; an unknown status is
+# kept and raised." What public sources show of a return: reveni_api.md §1 "Return object: known fields" (id, status,
+# amount, currency [R-C]; order.external_id and the items [R-U]); everything else, return_point, created_at/updated_at
+# and the refunds (§3 "Recommended simulator model": refunds[] {amount, currency, status, refunded_at}, no id) is
+# [R-I]/[PEER]. Each shape is an overlay on a return that is otherwise what the schedule made it (its planted defects,
+# messy shape and sale, several returns on one sale included), drawn per eligible return at its rate (_lenient):
+#   unknown_status: the answer key keeps the return's exceptions ("kept": reconciled as any other return; no
+#     invalid_record) and lists a data-quality warning in expected_dq_warnings ("raised"). Variants in turn: the
+#     dashboard's spelling of its status ("Partly Accepted": reveni_api.md "Status lifecycle" [R-C], whose API
+#     spellings are unknown [R-I]), a peer's status ("on_hold": REVER ON_HOLD, reveni_api.md §2), no status at all.
+#     Never on a return with an exchange requested: whether an exchange order is due depends on whether the return
+#     was cancelled (§2 "exchange requested"), which a status no one documents does not say; the spec leaves it open.
+#   no_created_at: the answer key is the return's own: no SLA of §2/§3 runs from the return's creation (the release
+#     and restock SLAs run from the item's acceptance: "accepted, still in holding past SLA", "within the restock
+#     SLA"), and the return stays in the window (it is dated by its last update, else when first read). Variants: no
+#     created_at; neither created_at nor updated_at.
+#   no_return_point: "A return point that is not in the map is never defaulted to anything: it is an exception" (§1):
+#     unmapped_location, which blocks the return's stock postings (§3) and, the return's kind being unknown, its stock
+#     and Sitoo return-record checks (INCOMPATIBLE); so it goes only on returns whose defects are the checks it does
+#     not block (NO_POINT_COMPATIBLE), and the key is those defects plus unmapped_location.
+#   refund_without_id: the answer key is the return's own: exceptions are keyed by type + return id [+ item id] (§3),
+#     never by a refund; a refund paid in parts (split_refund) still sums to what was refunded.
+LENIENT_SHAPES = ("unknown_status", "no_created_at", "no_return_point", "refund_without_id")
+LENIENT_VARIANTS = {"unknown_status": 3, "no_created_at": 2}
+UNKNOWN_STATUS_VARIANTS = ("dashboard", "peer", "missing")
+NO_POINT_COMPATIBLE = frozenset(
+    {
+        "refund_without_credit_note",
+        "credit_note_amount_mismatch",
+        "credit_note_tax_mismatch",
+        "credit_note_without_refund",
+        "duplicate_credit_note",
+        "unattributed_credit_note",
+        "double_refund",
+        "exchange_order_missing",
+        "exchange_order_held",
+    }
+)
 # Broken returns with several defects at once: (name, defects, profile). A defect is (type, item index), None for a
 # return-level type, "all" for every item. The profile (kind, instant, status) is the one where exactly these
 # defects, and nothing else, are wrong. "partly" says whether an extra rejected item may make it partly accepted
@@ -318,6 +369,7 @@ class Return:
     refund_parts: int = 1
     refund_currency: str | None = None  # other_currency: the refund's, not the sale's
     hand_memo: str = ""  # the memo of a note made by hand
+    lenient: dict[str, int] = field(default_factory=dict)  # LENIENT_SHAPES on the return -> variant
 
     def target_item(self) -> Item:
         """The item a planted item-level defect sits on (the first whose state fits it)."""
@@ -374,6 +426,7 @@ class Generator:
         self.shapes: dict[str, int] = defaultdict(int)  # shape (or shape:variant) -> returns (orders) planted
         self.samples: dict[str, list[str]] = defaultdict(list)  # a few return ids per shape, for the tests
         self.turn: dict[str, int] = defaultdict(int)  # the next variant of each shape
+        self.dq_warnings = 0  # expected_dq_warnings written
 
     # --- driving ---------------------------------------------------------------------------
     def run(self, out: Path) -> dict:
@@ -422,6 +475,7 @@ class Generator:
         return {
             "returns": made,
             "exceptions": dict(self.counts),
+            "dq_warnings": self.dq_warnings,
             "path": str(out),
             "messy": dict(self.shapes),
             "messy_samples": {k: list(v) for k, v in self.samples.items()},
@@ -598,7 +652,8 @@ class Generator:
         if late:
             self._schedule_late_restock(sale, late[0], order_number, currency)
         elif len(returns) == 1 and returns[0].plant is None and rng.random() < self.cfg.event_fraction:
-            unshaped = returns[0].shape is None  # a shaped return keeps its own timeline
+            # a shaped return keeps its own timeline; so does a lenient one (its key is of its initial state)
+            unshaped = returns[0].shape is None and not returns[0].lenient
             if unshaped:
                 self._schedule_receipt(sale, returns[0], order_number, currency)
 
@@ -666,7 +721,34 @@ class Generator:
             ret.defects = [(plant, ret.target_item() if plant in ITEM_LEVEL else None)]
         if self.messy:
             self._shape(ret, plan, currency, order_number)
+            self._lenient(ret)
         return ret
+
+    def _lenient(self, ret: Return) -> None:
+        """Overlay the Reveni-read-leniently shapes (LENIENT_SHAPES) the return is eligible for, each at its rate."""
+        if ret.plant == "invalid_record":  # quarantined whole: nothing of it is staged or reconciled
+            return
+        eligible = {
+            # the status decides whether an exchange order is due; its event changes the status
+            "unknown_status": all(i.exchange_sku is None for i in ret.items)
+            and not (ret.shape == "instant_received_later" and ret.variant == 1),
+            "no_created_at": True,
+            "no_return_point": all(kind in NO_POINT_COMPATIBLE for kind, _ in ret.defects)
+            and ret.shape != "multi_defect",
+            "refund_without_id": bool(ret.refunded_items),
+        }
+        for name in LENIENT_SHAPES:
+            rate = self.messy.get(name, 0.0)
+            if not (rate and eligible[name] and self.rng.random() < rate):
+                continue
+            variant = self.turn[name] % LENIENT_VARIANTS.get(name, 1)
+            self.turn[name] += 1
+            ret.lenient[name] = variant
+            self._note_shape(name, ret.return_id)
+            if name == "unknown_status":
+                self._note_shape(f"unknown_status:{UNKNOWN_STATUS_VARIANTS[variant]}", ret.return_id)
+            if name == "no_created_at":
+                self._note_shape(f"no_created_at:{'no_updated_at' if variant else 'updated_at'}", ret.return_id)
 
     def _shape_profile(self, plan: Plan, kind, instant, rtype, status, old):
         """The profile of a messy shape: where its defects (if any), and nothing else, are wrong."""
@@ -1369,6 +1451,7 @@ class Generator:
         if ret.has("invalid_record"):
             record["amount"] = "N/A"
             record["currency"] = None
+        self._apply_lenient(ret, record)
         for kind, target in ret.defects:
             if kind != "unknown_sku_cin7" or target is None:  # an item-level defect: never None
                 continue
@@ -1376,12 +1459,48 @@ class Generator:
             items[ret.items.index(target)]["sku"] = variant  # record["return_items"]
         return record
 
+    @staticmethod
+    def unknown_status(ret: Return) -> str | None:
+        """The status an unknown_status return is served with (None: none at all)."""
+        variant = UNKNOWN_STATUS_VARIANTS[ret.lenient["unknown_status"]]
+        if variant == "dashboard":  # the dashboard's label (reveni_api.md "Status lifecycle" [R-C])
+            return ret.status.replace("_", " ").title()
+        return "on_hold" if variant == "peer" else None
+
+    def _apply_lenient(self, ret: Return, record: dict) -> None:
+        """What Reveni leaves out (or spells otherwise) on a lenient return: LENIENT_SHAPES."""
+        if "unknown_status" in ret.lenient:
+            status = self.unknown_status(ret)
+            if status is None:
+                del record["status"]
+            else:
+                record["status"] = status
+        if "no_created_at" in ret.lenient:
+            del record["created_at"]
+            if ret.lenient["no_created_at"] == 1:
+                del record["updated_at"]
+        if "no_return_point" in ret.lenient:
+            del record["return_point"]
+        if "refund_without_id" in ret.lenient:
+            for refund in record["refunds"]:
+                del refund["id"]
+
     def _answer(self, ret: Return, unattributed: bool = False) -> None:
         """The answer key: every defect planted on the return, and unattributed_credit_note on every refunded return
         of a sale with a note made by hand that no return can be attributed (operating-model.md §1, §3)."""
         rows = [(kind, item.item_id if item else None) for kind, item in ret.defects]
         if unattributed and ("unattributed_credit_note", None) not in rows:
             rows.append(("unattributed_credit_note", None))
+        if "no_return_point" in ret.lenient:  # not in the location map, never defaulted: an exception (§1)
+            rows.append(("unmapped_location", None))
+        if "unknown_status" in ret.lenient:
+            # "an unknown status is kept and raised" (operating-model.md §2, last paragraph): a data-quality warning
+            # naming the return and the value as served (None: the return carries no status)
+            self.dq_warnings += 1
+            self.writer.write(
+                "expected_dq_warnings",
+                {"field": "status", "return_id": ret.return_id, "item_id": None, "value": self.unknown_status(ret)},
+            )
         for kind, item_id in rows:
             self.counts[kind] += 1
             self.writer.write("expected_exceptions", {"type": kind, "return_id": ret.return_id, "item_id": item_id})

@@ -28,6 +28,13 @@ if TYPE_CHECKING:
 MAX_PAGE_SIZE = 500
 
 
+def _listed_at(record: dict) -> str:
+    """Where a return sits in the list's ``updated_at`` order. A return without ``updated_at`` (the field is not
+    public, reveni_api.md §3 [R-I]; a scenario may leave it out: generator.py ``no_created_at``) sorts first: a read
+    without ``updated_since`` lists it, one with it does not (the list's filter is our assumption too)."""
+    return str(record.get("updated_at") or "")
+
+
 class ReveniState:
     def __init__(self, store_id: str, hub: WebhookHub | None = None) -> None:
         self.store_id = store_id
@@ -43,12 +50,12 @@ class ReveniState:
         record_id = str(record.get("id") or f"~no-id-{len(self.returns)}")
         old = self.returns.get(record_id)
         if old is not None:
-            key = (old["updated_at"], record_id)
+            key = (_listed_at(old), record_id)
             index = bisect.bisect_left(self._by_updated, key)
             if index < len(self._by_updated) and self._by_updated[index] == key:
                 del self._by_updated[index]
         self.returns[record_id] = record
-        bisect.insort(self._by_updated, (record["updated_at"], record_id))
+        bisect.insort(self._by_updated, (_listed_at(record), record_id))
         if touched_at is not None and self.hub is not None:  # a change, not a scenario's initial state
             # reveni_api.md L121: return.created for a new return, return.updated for any later change
             self.hub.reveni_return_changed(record, created=old is None, at=touched_at)

@@ -7,7 +7,8 @@ One JSON document::
      "cin7": {"products": [], "locations": [], "sales": [], "stock_transfers": [], "availability": []},
      "sitoo": {"products": [], "warehouses": [], "stores": [], "warehouse_items": [],
                "warehouse_transactions": [], "orders": []},
-     "location_map": [...], "expected_exceptions": [{"type", "return_id", "item_id"}]}
+     "location_map": [...], "expected_exceptions": [{"type", "return_id", "item_id"}],
+     "events": [...], "expected_dq_warnings": [{"field", "return_id", "item_id", "value"}]}
 
 For large scenarios the same content is written line by line (``.jsonl`` or ``.jsonl.gz``): a
 header line ``{"format": ..., "clock": ..., "seed": ..., "reveni_store_id": ...}`` then one line
@@ -45,6 +46,8 @@ COLLECTIONS = (
     "location_map",
     "expected_exceptions",
     "events",
+    # the data-quality warnings the spec says the scenario must raise (generator.py, LENIENT_SHAPES)
+    "expected_dq_warnings",
 )
 HEADER_KEYS = ("format", "clock", "seed", "reveni_store_id", "config")
 

@@ -54,6 +54,7 @@ class World:
         self.sitoo = SitooState(creds.sitoo_account_id, creds.sitoo_site_id)
         self.location_map: list[dict] = []
         self.expected_exceptions: list[dict] = []
+        self.expected_dq_warnings: list[dict] = []
         self.events: list[Event] = []
         self.header: dict = {}
 
@@ -111,6 +112,8 @@ class World:
             self.location_map.append(record)
         elif kind == "expected_exceptions":
             self.expected_exceptions.append(record)
+        elif kind == "expected_dq_warnings":
+            self.expected_dq_warnings.append(record)
         else:
             raise ValueError(f"unknown resource kind {kind!r}")
 
