@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) -m local_stack
 SCENARIO ?=
+# `make demo MERCHANTS=2` (1 to 5): that many demo merchants from a merchants file (docs/merchants.md); empty: one
+MERCHANTS ?=
 # `make up EXECUTOR=celery`: Airflow on the CeleryExecutor (docs/executors.md); empty: the LocalExecutor
 EXECUTOR ?=
 PYTEST_ARGS ?=
@@ -17,6 +19,7 @@ OUT ?= .local/scenarios/scenario-$(RETURNS)-$(SEED).json
 
 help:
 	@echo "make demo           run the main job end to end on embedded defaults"
+	@echo "make demo MERCHANTS=2   the same for two merchants (a merchants file), one summary each"
 	@echo "make test           lint (ruff, mypy, sqlfluff), the whole test suite (unit and integration), then the fault suite"
 	@echo "make browser        Debian's Chromium for the browser tests, if /usr/bin/chromium is missing (part of make test)"
 	@echo "make chaos          the fault suite alone, with its tally (part of make test)"
@@ -53,7 +56,7 @@ redis:
 	@tools/bin/debian-package redis-server redis-server "the Celery broker of make up EXECUTOR=celery"
 
 demo: venv
-	$(STACK) demo --scenario "$(SCENARIO)"
+	$(STACK) demo --scenario "$(SCENARIO)" --merchants "$(MERCHANTS)"
 
 test: venv lint browser redis
 	$(PY) -m pytest -n 2 -m "not faults" $(PYTEST_ARGS)
@@ -72,7 +75,7 @@ lint: venv
 	$(VENV)/bin/mypy
 
 up: venv $(if $(filter celery,$(EXECUTOR)),redis)
-	$(STACK) up --scenario "$(SCENARIO)" --executor "$(EXECUTOR)"
+	$(STACK) up --scenario "$(SCENARIO)" --executor "$(EXECUTOR)" --merchants "$(MERCHANTS)"
 
 simulate: venv
 	$(STACK) simulate --scenario "$(SCENARIO)"

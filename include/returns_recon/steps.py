@@ -46,12 +46,8 @@ def migrate_warehouse(conn: psycopg.Connection, reader_role: str | None = None) 
     merchants file's merchant), make it the database's only reader (``warehouse.roles``)."""
     from returns_recon.warehouse.migrate import apply_migrations
 
-    applied = apply_migrations(conn)
+    applied = apply_migrations(conn, reader_role=reader_role)
     log.info("migrations applied now: %s", applied or "none, already up to date")
-    if reader_role is not None:
-        from returns_recon.warehouse.roles import isolate_reader
-
-        isolate_reader(conn, reader_role)
     return applied
 
 

@@ -63,6 +63,8 @@ def merchant_env(simulators, north: Database, south: Database, tmp_path: Path, s
     return {
         "RECON_MERCHANTS_PATH": str(path),
         "RECON_EMAIL_RECIPIENTS": json.dumps({"data": ["data@agency.example"]}),
+        # set explicitly: a merchant's migration fails unless it can give its own reader the timeout
+        "RECON_READER_IDLE_TIMEOUT_SECONDS": "240",
         "AIRFLOW_CONN_RECON_WAREHOUSE_NORTH": north.airflow_conn_json(),
         "AIRFLOW_CONN_REVENI_NORTH": sims["AIRFLOW_CONN_REVENI_DEFAULT"],
         "AIRFLOW_CONN_CIN7_CORE_NORTH": sims["AIRFLOW_CONN_CIN7_CORE_DEFAULT"],
@@ -110,7 +112,17 @@ def test_two_merchants_runs_data_mails_and_readers_stay_apart(
     assert set(digests.values()) <= {"finance@north.example", "ops@north.example", "data@agency.example"}
     assert all(s.startswith("[returns recon · North Shop]") for s in digests), list(digests)
 
-    # each merchant's reader: its own warehouse only
+    # each merchant's reader: its own warehouse only, with the idle timeout in it
+    for db, role in ((north, "recon_reader_north"), (south, "recon_reader_south")):
+        assert (
+            count(
+                db,
+                "SELECT count(*) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole"
+                f" WHERE r.rolname = '{role}' AND 'idle_in_transaction_session_timeout=240000ms' = ANY(s.setconfig)"
+                " AND s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )
+            == 1
+        ), role
     with psycopg.connect(embedded_server.superuser_dsn(), autocommit=True) as conn:
         for role in ("recon_reader_north", "recon_reader_south"):
             conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD 'reader-pw'").format(sql.Identifier(role)))

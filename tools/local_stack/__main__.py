@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from local_stack import stack, world
+from local_stack import merchants_demo, stack, world
 from local_stack.env import ROOT, project_env
 from local_stack.settings import api_url, reader_url, run_dir, warehouse_conn
 
@@ -33,6 +33,10 @@ def cmd_reader_url(env: dict[str, str], _: argparse.Namespace) -> int:
 def cmd_demo(env: dict[str, str], args: argparse.Namespace) -> int:
     from local_stack.summary import print_summary
 
+    if args.merchants:  # MERCHANTS=N: N merchants from a merchants file, one summary each
+        if args.scenario:
+            raise SystemExit("SCENARIO names one merchant's scenario: leave it out with MERCHANTS")
+        return merchants_demo.demo(env, args.merchants)
     conn = stack.start_warehouse(env, fresh=True)
     scenario = Path(args.scenario) if args.scenario else stack.default_scenario(env)
     stack.use_location_map_of(env, scenario)
@@ -58,19 +62,27 @@ def cmd_up(env: dict[str, str], args: argparse.Namespace) -> int:
     celery = args.executor == "celery"
     if celery:
         celery_mode.redis_server()  # missing: say so before anything starts
-    chosen = world.choose(env, args.scenario)
-    stack.start_warehouse(env, fresh=chosen.new)
+    # a world of several merchants (`make demo MERCHANTS=N` recorded it, or MERCHANTS=N): local_stack.merchants_demo
+    merchants = merchants_demo.for_up(env, args.merchants, args.scenario)
+    chosen = world.choose(env, args.scenario) if merchants is None else None
+    stack.start_warehouse(env, fresh=chosen.new if chosen else False)
     metadata = celery_mode.configure(env) if celery else ""  # the metadata database, the broker, the results
-    stack.use_location_map_of(env, chosen.scenario)
-    if chosen.new:
-        stack.start_simulators(env, chosen.scenario)
-    world.record(env, chosen.scenario)
-    print(chosen.describe(env))
+    first_runs: list[str] = []
+    if merchants is not None:
+        first_runs = merchants_demo.up(env, args.merchants, merchants[0])
+    elif chosen is not None:
+        stack.use_location_map_of(env, chosen.scenario)
+        if chosen.new:
+            stack.start_simulators(env, chosen.scenario)
+        world.record(env, chosen.scenario)
+        print(chosen.describe(env))
+        if chosen.new and not env.get("RECON_MERCHANTS_PATH"):  # your own merchants file: no single-merchant DAGs
+            first_runs = list(DAGS[:2])
     mail = stack.start_smtp_sink(env, clear=False)
-    stack.ensure_airflow_db(env)
+    stack.ensure_airflow_db(env)  # with a merchants file, its pools too
     logins = airflow_services.user_passwords(env)
-    if chosen.new:  # a new world: its first runs, as `make demo` does, so the workbench shows its exceptions
-        for dag_id in DAGS[:2]:
+    if first_runs:  # a new world: its first runs, as `make demo` does, so the workbench shows its exceptions
+        for dag_id in first_runs:
             log_path = run_dir(env) / f"first-run-{dag_id}.log"
             log_path.parent.mkdir(parents=True, exist_ok=True)
             print(f"first run of {dag_id} (airflow dags test; output in {log_path}) ...", flush=True)
@@ -78,7 +90,7 @@ def cmd_up(env: dict[str, str], args: argparse.Namespace) -> int:
                 done = stack.run([sys.executable, "-m", "local_stack.dag_test", dag_id], env, stdout=log, stderr=log)
             print(f"  {dag_id}: {'success' if done.returncode == 0 else 'FAILED, see ' + str(log_path)}", flush=True)
     airflow_services.start(env, celery=celery)
-    hooks = webhooks.subscribe(env)
+    hooks = webhooks.subscribe(env) if chosen else None
     where = env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
     print(f"Airflow UI: {api_url(env)} (logs: {run_dir(env)}); `make stop` stops everything")
     if celery:
@@ -97,7 +109,10 @@ def cmd_up(env: dict[str, str], args: argparse.Namespace) -> int:
             print(f"  log in as {user} ({role}); the password is in {where} (mode 600)")
     print(f"  the exception workbench: {api_url(env)}/plugin/returns-recon (finance acts, auditor reads)")
     print(f"  mails (exception emails, failure alerts) are saved in {mail} as .eml files")
-    print(f"  the simulators send their webhooks to {hooks['reveni']} and {hooks['cin7']} (returns_recon_events)")
+    if hooks:
+        print(f"  the simulators send their webhooks to {hooks['reveni']} and {hooks['cin7']} (returns_recon_events)")
+    else:
+        print("\n".join(merchants_demo.describe(env)))
     return 0
 
 
@@ -114,7 +129,7 @@ def cmd_stop(env: dict[str, str], _: argparse.Namespace) -> int:
     stopped = airflow_services.stop(env)
     if stopped:
         print(f"stopped airflow ({', '.join(stopped)})")
-    for name in ("simulators", "smtp_sink"):
+    for name in ("simulators", *merchants_demo.process_names(env), "smtp_sink"):
         if stack.stop_background(env, name):
             print(f"stopped {name}")
     stack.stop_warehouse(env)
@@ -128,6 +143,19 @@ def cmd_run(env: dict[str, str], args: argparse.Namespace) -> int:
     return 0
 
 
+MERCHANTS_HELP = (
+    f"1 to {merchants_demo.MAX_MERCHANTS}: that many demo merchants from a merchants file, each with its own "
+    "scenario, simulators and warehouse (empty: the single merchant)"
+)
+
+
+def _merchants_count(value: str) -> int:
+    try:
+        return merchants_demo.count_arg(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local_stack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -136,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("reader-url", help="print finance's libpq URL (recon_reader)").set_defaults(fn=cmd_reader_url)
     demo = sub.add_parser("demo", help="run the main job end to end on embedded defaults")
     demo.add_argument("--scenario", default="", help="scenario file for the simulators")
+    demo.add_argument("--merchants", default="", type=_merchants_count, help=MERCHANTS_HELP)
     demo.set_defaults(fn=cmd_demo)
     up = sub.add_parser("up", help="Airflow UI with our DAGs on http://127.0.0.1:$AIRFLOW__API__PORT")
     up.add_argument("--scenario", default="", help="scenario file for the simulators")
@@ -146,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=("", "local", "celery"),
         help="celery: the CeleryExecutor, a Redis broker and two Celery workers (default: the LocalExecutor)",
     )
+    up.add_argument("--merchants", default="", type=_merchants_count, help=MERCHANTS_HELP)
     up.set_defaults(fn=cmd_up)
     simulate = sub.add_parser("simulate", help="serve the simulators in the foreground")
     simulate.add_argument("--scenario", default="", help="scenario file (default: a fresh demo scenario)")

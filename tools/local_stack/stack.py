@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -81,12 +82,38 @@ def ensure_airflow_db(env: dict[str, str]) -> None:
 
 
 def create_pools(env: dict[str, str]) -> None:
-    """The API pools the DAGs use (idempotent)."""
+    """The API pools the DAGs use (idempotent); with a merchants file (RECON_MERCHANTS_PATH), every merchant's too."""
     from returns_recon.orchestration.defaults import POOLS
 
     for name, slots in POOLS.items():
         description = f"concurrent tasks calling the {name.removesuffix('_api')} API"
         airflow(["pools", "set", name, str(slots), description], env, capture_output=True, check=True)
+    if env.get("RECON_MERCHANTS_PATH"):
+        create_merchant_pools(env, Path(env["RECON_MERCHANTS_PATH"]))
+
+
+def create_merchant_pools(env: dict[str, str], path: Path) -> dict[str, int]:
+    """The pools of the merchants file at ``path`` (``reveni__<connection id>``, ...), in one `airflow pools import`."""
+    from returns_recon.merchants import MerchantsFileError, load_merchants
+
+    try:
+        merchants = load_merchants(path)
+    except MerchantsFileError as err:
+        raise SystemExit(f"the merchants file (RECON_MERCHANTS_PATH) cannot be used:\n{err}") from None
+    pools = merchants.pools() if merchants else {}
+    spec = {}
+    for name, slots in pools.items():
+        system, _, conn_id = name.partition("__")
+        spec[name] = {"slots": slots, "description": f"concurrent tasks calling the {system} API account {conn_id}"}
+    if spec:
+        run_dir(env).mkdir(parents=True, exist_ok=True)
+        listing = run_dir(env) / "merchant-pools.json"
+        listing.write_text(json.dumps(spec, indent=1) + "\n")
+        result = airflow(["pools", "import", str(listing)], env, capture_output=True, text=True)
+        if result.returncode != 0:
+            sys.stderr.write(result.stdout[-2000:] + result.stderr[-2000:])
+            raise SystemExit(f"airflow pools import {listing} failed (output above)")
+    return pools
 
 
 # --- background processes -----------------------------------------------------------------
@@ -216,22 +243,23 @@ def use_location_map_of(env: dict[str, str], scenario: Path) -> None:
         env["RECON_LOCATION_MAP_PATH"] = str(csv_path)
 
 
-def start_simulators(env: dict[str, str], scenario: Path) -> None:
-    """(Re)start the three simulators in the background on ``scenario`` and wait until they answer."""
-    stop_background(env, "simulators")
+def start_simulators(env: dict[str, str], scenario: Path, name: str = "simulators") -> None:
+    """(Re)start the three simulators in the background on ``scenario`` and wait until they answer (``name``: of
+    their pid and log files under run/; a demo merchant's simulators have their own, local_stack.merchants_demo)."""
+    stop_background(env, name)
     cmd = [sys.executable, "-m", "recon_simulators", "--scenario", str(scenario)]
-    start_background("simulators", cmd, env)
+    start_background(name, cmd, env)
     health = f"http://127.0.0.1:{env.get('SIM_REVENI_PORT', '18081')}/_sim/health"
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(health, timeout=2) as response:
                 if response.status == 200:
-                    print(f"simulators ready on scenario {scenario} (log: {log_file(env, 'simulators')})")
+                    print(f"simulators ready on scenario {scenario} (log: {log_file(env, name)})")
                     return
         except OSError:
             time.sleep(0.3)
-    raise SystemExit(f"the simulators did not start; see {log_file(env, 'simulators')}")
+    raise SystemExit(f"the simulators did not start; see {log_file(env, name)}")
 
 
 def start_smtp_sink(env: dict[str, str], clear: bool = True) -> Path:

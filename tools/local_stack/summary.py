@@ -20,7 +20,18 @@ UNION ALL SELECT 'quarantined payloads', count(*) FROM raw.quarantine WHERE supe
 """
 
 
-def print_summary(conn: ConnFields, outcomes: dict[str, bool], docs_index: str | None = None) -> None:
+DEFAULT_QUERY = '  query it:                          psql "$(make -s warehouse-url)"; `make stop` stops it'
+
+
+def print_summary(
+    conn: ConnFields,
+    outcomes: dict[str, bool],
+    docs_index: str | None = None,
+    merchant: str | None = None,
+    query: str | None = None,
+) -> None:
+    """``merchant`` (`make demo MERCHANTS=N`): whose summary it is, in its heading; ``query``: how to query its
+    warehouse (default: `make warehouse-url`)."""
     with psycopg.connect(conn.libpq_url()) as db:
         migrations = one_row(db.execute("SELECT count(*), max(name) FROM public.schema_migrations"))
         counts = db.execute(STAGING_COUNTS).fetchall()
@@ -43,7 +54,8 @@ def print_summary(conn: ConnFields, outcomes: dict[str, bool], docs_index: str |
                GROUP BY source ORDER BY source"""
         ).fetchall()
     line = "=" * 72
-    print(f"\n{line}\nReturns reconciliation demo: summary\n{line}")
+    heading = "Returns reconciliation demo: summary" + (f" of {merchant}" if merchant else "")
+    print(f"\n{line}\n{heading}\n{line}")
     for dag_id, ok in outcomes.items():
         print(f"  {dag_id:<34} {'succeeded' if ok else 'FAILED (see the output above)'}")
     print(f"  warehouse                          {conn.host}:{conn.port}/{conn.schema}")
@@ -75,7 +87,7 @@ def print_summary(conn: ConnFields, outcomes: dict[str, bool], docs_index: str |
                 f"      {currency}  refunded {refunded:>12,.2f}   credited {credited:>12,.2f}   "
                 f"difference {credited - refunded:>10,.2f}"
             )
-    print('  query it:                          psql "$(make -s warehouse-url)"; `make stop` stops it')
+    print(f"  query it:                          {query}" if query else DEFAULT_QUERY)
     print(line)
 
 

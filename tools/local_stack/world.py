@@ -55,6 +55,31 @@ def record(env: dict[str, str], scenario: Path) -> None:
     _marker(env).write_text(json.dumps(marker, indent=1) + "\n")
 
 
+def record_merchants(env: dict[str, str], merchants: list[dict]) -> None:
+    """Remember a world of several merchants (`make demo MERCHANTS=N`, local_stack/merchants_demo.py): each one's
+    scenario (``scenario``, with its digest added) and simulator ports. It names no scenario of the single
+    merchant's warehouse: `make up` continues it while the merchants' simulators serve it, else starts a new world."""
+    entries = [{**entry, "sha256": _digest(Path(entry["scenario"]))} for entry in merchants]
+    marker = {"warehouse": _warehouse_id(env), "merchants": entries}
+    _marker(env).parent.mkdir(parents=True, exist_ok=True)
+    _marker(env).write_text(json.dumps(marker, indent=1) + "\n")
+
+
+def recorded_merchants(env: dict[str, str]) -> list[dict] | None:
+    """The recorded merchants world (as given to ``record_merchants``), if every scenario file is still there
+    unchanged."""
+    try:
+        marker = json.loads(_marker(env).read_text())
+        merchants = marker["merchants"]
+        if marker["warehouse"] == _warehouse_id(env) and all(
+            _digest(Path(entry["scenario"])) == entry["sha256"] for entry in merchants
+        ):
+            return merchants
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
 def recorded_scenario(env: dict[str, str]) -> Path | None:
     """The scenario file the warehouse was loaded from, if it is still there unchanged."""
     try:

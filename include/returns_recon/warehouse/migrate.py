@@ -61,10 +61,15 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 
 
 def apply_migrations(
-    conn: psycopg.Connection, directory: Path = MIGRATIONS_DIR, settings: ReconSettings | None = None
+    conn: psycopg.Connection,
+    directory: Path = MIGRATIONS_DIR,
+    settings: ReconSettings | None = None,
+    reader_role: str | None = None,
 ) -> list[str]:
     """Apply pending migrations, then the reader role's idle timeout of ``settings`` (default: from the
-    environment); return the names applied (empty when up to date)."""
+    environment); return the names applied (empty when up to date). ``reader_role``: a merchants file's
+    merchant's own reader, made the database's only reader (``roles.isolate_reader``) and given the timeout
+    instead of ``recon_reader``, which cannot connect to that database."""
     migrations = discover(directory)
     settings = settings if settings is not None else load_settings()
     applied_now: list[str] = []
@@ -94,17 +99,22 @@ def apply_migrations(
                 )
             log.info("applied migration %s", migration.name)
             applied_now.append(migration.name)
-        apply_reader_timeout(conn, settings)
+        if reader_role is not None:
+            from returns_recon.warehouse.roles import isolate_reader
+
+            isolate_reader(conn, reader_role)
+        apply_reader_timeout(conn, settings, reader_role or READER)
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied_now
 
 
+READER = "recon_reader"
 _READER_SETTING = """
     SELECT current_database(), current_user, (
         SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
         WHERE d.datname = current_database() AND s.setrole = r.oid)
-    FROM pg_roles r WHERE r.rolname = 'recon_reader'"""
+    FROM pg_roles r WHERE r.rolname = %s"""
 _TIMEOUT = "idle_in_transaction_session_timeout"
 _UNIT_MS = {"us": 0.001, "ms": 1, "": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d|)\s*$")
@@ -119,28 +129,29 @@ def _stored_timeout_ms(config: list[str] | None) -> float | None:
     return None
 
 
-def apply_reader_timeout(conn: psycopg.Connection, settings: ReconSettings) -> None:
-    """Give recon_reader's sessions in this database the configured idle_in_transaction_session_timeout.
+def apply_reader_timeout(conn: psycopg.Connection, settings: ReconSettings, role: str = READER) -> None:
+    """Give the reader's sessions (``recon_reader``, or a merchant's own reader) in this database the configured
+    idle_in_transaction_session_timeout.
 
-    Needs the ADMIN option on recon_reader (the login has it when it created the role). Without it a
+    Needs the ADMIN option on the role (the login has it when it created the role). Without it a
     configured value (RECON_READER_IDLE_TIMEOUT_SECONDS set) fails the migration saying what to do; the
     default only warns, as the pipeline still works (a blocked publish then fails naming the reader)."""
-    row = conn.execute(_READER_SETTING).fetchone()
+    row = conn.execute(_READER_SETTING, (role,)).fetchone()
     if row is None:  # no reader role (a migrations directory without 0001)
         return
     database, login, config = row
     wanted_ms = round(settings.reader_idle_timeout_seconds * 1000)
     if _stored_timeout_ms(config) == wanted_ms:
         return
-    statement = sql.SQL("ALTER ROLE recon_reader IN DATABASE {} SET {} = {}").format(
-        sql.Identifier(database), sql.Identifier(_TIMEOUT), sql.Literal(f"{wanted_ms}ms")
+    statement = sql.SQL("ALTER ROLE {} IN DATABASE {} SET {} = {}").format(
+        sql.Identifier(role), sql.Identifier(database), sql.Identifier(_TIMEOUT), sql.Literal(f"{wanted_ms}ms")
     )
     try:
         conn.execute(statement)
     except psycopg.errors.InsufficientPrivilege as err:
         message = (
-            f"cannot set recon_reader's {_TIMEOUT} to {wanted_ms} ms: the login {login} lacks the ADMIN option "
-            f"on recon_reader. A superuser can run `{statement.as_string(conn)}` (or `GRANT recon_reader TO "
+            f"cannot set {role}'s {_TIMEOUT} to {wanted_ms} ms: the login {login} lacks the ADMIN option "
+            f"on {role}. A superuser can run `{statement.as_string(conn)}` (or `GRANT {role} TO "
             f"{sql.Identifier(login).as_string(conn)} WITH ADMIN OPTION`); until then a reader idle in a "
             "transaction can hold up publishing for RECON_PUBLISH_LOCK_WAIT_SECONDS"
         )
@@ -148,4 +159,4 @@ def apply_reader_timeout(conn: psycopg.Connection, settings: ReconSettings) -> N
             raise MigrationError(message + " (or unset RECON_READER_IDLE_TIMEOUT_SECONDS)") from err
         log.warning(message)
         return
-    log.info("recon_reader's %s in %s is now %d ms", _TIMEOUT, database, wanted_ms)
+    log.info("%s's %s in %s is now %d ms", role, _TIMEOUT, database, wanted_ms)
