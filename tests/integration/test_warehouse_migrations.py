@@ -90,3 +90,40 @@ def test_reader_role_reads_recon_only(warehouse_db, embedded_server) -> None:
             reader.execute("INSERT INTO recon.published VALUES (2)")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             reader.execute("CREATE TABLE recon.mine (id int)")
+
+
+def test_several_warehouses_on_a_new_server_migrate_at_once(tmp_path_factory) -> None:
+    """A merchants file's first runs migrate every merchant's warehouse at once: the server-wide recon_reader is
+    created by one of them, and none fails on the race (the migrations' lock is one database's)."""
+    import shutil
+    import tempfile
+    import uuid
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    from local_stack.warehouse import EmbeddedWarehouse
+    from tests.fixtures.warehouse import TestDatabase, _free_port
+
+    base = Path(tempfile.mkdtemp(prefix="recon-test-pg-race-"))
+    base.chmod(0o755)
+    server = EmbeddedWarehouse(base / "data", port=_free_port())
+    try:
+        server.start(owner=True)
+        databases = []
+        for i in range(6):
+            name, password = f"m{i}_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+            server.ensure_database(name, password, name)
+            databases.append(TestDatabase(server.host, server.port, name, password, name))
+
+        def migrate(db: TestDatabase) -> list[str]:
+            with db.connect() as conn:
+                return apply_migrations(conn)
+
+        with ThreadPoolExecutor(len(databases)) as pool:
+            applied = list(pool.map(migrate, databases))
+        assert all(names and names[0].startswith("0001") for names in applied)
+        with psycopg.connect(server.superuser_dsn()) as conn:
+            assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'recon_reader'").fetchone()[0] == 1
+    finally:
+        server.discard()
+        shutil.rmtree(base, ignore_errors=True)

@@ -197,3 +197,68 @@ def test_the_stack_is_the_benchs_own(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     for name in bench.PORTS:  # every port its own: a free one each
         assert env[name].isdigit()
     assert len({env[name] for name in bench.PORTS}) == len(bench.PORTS)
+
+
+class _Server:
+    def discard(self) -> None:
+        pass
+
+
+def _bench_run_without_its_parts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, merchants) -> Path:
+    """``bench.run.main`` with its scale and hourly parts and its warehouse replaced; ``merchants`` in place of
+    ``bench_merchants``. Returns where latest.json goes."""
+    import bench.run as run
+
+    monkeypatch.setattr(run, "interrupt_on_sigterm", lambda: None)
+    monkeypatch.setattr(run, "bench_warehouse", _Server)
+    monkeypatch.setattr(run, "scale", lambda server, work, results, returns: results.update(recon_1m_seconds=50.0))
+    monkeypatch.setattr(run, "hourly_and_postings", lambda *args: None)
+    monkeypatch.setattr(run, "bench_merchants", merchants)
+    monkeypatch.setattr(run, "RESULTS", tmp_path)
+    return tmp_path / "latest.json"
+
+
+def test_make_bench_writes_the_merchants_figures_and_their_verdict(monkeypatch, tmp_path: Path) -> None:
+    import bench.run as run
+
+    asked = []
+
+    def merchants(**kwargs):
+        asked.append(kwargs)
+        return {"merchants_10_hourly_seconds": 170.0, "merchants_1_hourly_seconds": 16.0}
+
+    monkeypatch.setenv("BENCH_MERCHANTS", "3")
+    latest = _bench_run_without_its_parts(monkeypatch, tmp_path, merchants)
+    run.main()
+    assert asked == [{"count": 3, "returns": 5000, "changed": 500, "parallelism": 8, "seed": 31, "timeout": 1800.0}]
+    written = json.loads(latest.read_text())
+    assert written["merchants_10_hourly_seconds"] == 170.0
+    assert written["targets"]["recon_1m_seconds"] == "met (<= 60)"
+    assert written["targets"]["merchants_10_hourly_seconds"] == "MISSED (<= 10 x merchants_1_hourly_seconds = 160.0)"
+
+
+def test_a_failed_merchants_run_fails_make_bench_after_the_other_figures_are_written(monkeypatch, tmp_path) -> None:
+    import bench.run as run
+
+    def merchants(**kwargs):
+        raise bench.BenchFailed("1 of 10 runs failed: returns_recon_m04_hourly\n--- its log ends: boom")
+
+    latest = _bench_run_without_its_parts(monkeypatch, tmp_path, merchants)
+    with pytest.raises(SystemExit, match="m04_hourly"):
+        run.main()
+    written = json.loads(latest.read_text())
+    assert written["recon_1m_seconds"] == 50.0  # the figures measured before it are kept
+    assert "boom" in written["merchants_error"]
+    assert written["targets"]["merchants_10_hourly_seconds"].startswith("MISSED")
+
+
+def test_bench_merchants_0_leaves_the_merchants_out(monkeypatch, tmp_path: Path) -> None:
+    import bench.run as run
+
+    def merchants(**kwargs):
+        raise AssertionError("not to be run")
+
+    monkeypatch.setenv("BENCH_MERCHANTS", "0")
+    latest = _bench_run_without_its_parts(monkeypatch, tmp_path, merchants)
+    run.main()
+    assert "merchants_10_hourly_seconds" not in json.loads(latest.read_text())["targets"]

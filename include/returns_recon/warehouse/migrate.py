@@ -84,6 +84,8 @@ def apply_migrations(
                    applied_at timestamptz NOT NULL DEFAULT now())"""
         )
         done: dict[int, str] = dict(conn.execute("SELECT version, checksum FROM public.schema_migrations").fetchall())
+        if any(m.version not in done for m in migrations):
+            _ensure_shared_reader(conn)
         for migration in migrations:
             if migration.version in done:
                 if done[migration.version] != migration.checksum:
@@ -110,6 +112,22 @@ def apply_migrations(
 
 
 READER = "recon_reader"
+
+
+def _ensure_shared_reader(conn: psycopg.Connection) -> None:
+    """Create ``recon_reader`` before the migrations that grant to it, tolerating a race: roles belong to the whole
+    server while the migrations' lock is one database's, so the first migrations of several merchants' warehouses
+    on one server may create it at the same time (a unique violation for all but one of them). Without
+    CREATEROLE nothing is done here: migration 0001 then says what is missing."""
+    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (READER,)).fetchone():
+        return
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(READER)))
+    except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject):
+        log.info("%s was created by another warehouse's migration at the same moment", READER)
+    except psycopg.errors.InsufficientPrivilege:
+        pass
 _READER_SETTING = """
     SELECT current_database(), current_user, (
         SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
