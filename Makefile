@@ -23,7 +23,7 @@ help:
 	@echo "make test           lint (ruff, mypy, sqlfluff), the whole test suite (unit and integration), then the fault suite"
 	@echo "make browser        Debian's Chromium for the browser tests, if /usr/bin/chromium is missing (part of make test)"
 	@echo "make chaos          the fault suite alone, with its tally (part of make test)"
-	@echo "make bench          benchmarks at scale (about 20 minutes), bench/results/latest.json"
+	@echo "make bench          benchmarks at scale (about 20 minutes, and 9-13 more for the merchants part), bench/results/latest.json"
 	@echo "make bench-events   300 webhook events through a local Airflow of its own (under 10 minutes), bench/results/events.json"
 	@echo "make up             Airflow UI with our DAGs on http://127.0.0.1:8080 (AIRFLOW__API__PORT), login admin"
 	@echo "make up EXECUTOR=celery   the same on the CeleryExecutor: its own Redis broker, two Celery workers"
