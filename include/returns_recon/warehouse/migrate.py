@@ -128,6 +128,8 @@ def _ensure_shared_reader(conn: psycopg.Connection) -> None:
         log.info("%s was created by another warehouse's migration at the same moment", READER)
     except psycopg.errors.InsufficientPrivilege:
         pass
+
+
 _READER_SETTING = """
     SELECT current_database(), current_user, (
         SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
