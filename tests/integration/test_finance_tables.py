@@ -31,6 +31,7 @@ FINANCE = set(publish.PUBLISHED) | {
     "exceptions",
     "exception_details",
     "exception_events",
+    "credit_note_approvals",
     "dim_exception_types",
     "recon_runs",
     "postings",
